@@ -1,0 +1,165 @@
+"""Runs properties with hypothesis and collects one result per (op, property, dtype).
+
+Profiles fix the number of examples; ``quick`` and ``ci`` are derandomized
+(the same examples on every run), ``thorough`` draws fresh ones. A failing
+property is shrunk by hypothesis; the result keeps the smallest input found.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from refimpl.backend import backend_namespace
+
+from .checks import Context, generic_properties, impl_of
+from .registry import Op, Property
+
+__all__ = ["PROFILES", "Result", "properties_of", "run_op", "run_property", "run_suite"]
+
+PROFILES = {
+    "quick": dict(max_examples=8, derandomize=True),
+    "ci": dict(max_examples=25, derandomize=True),
+    "thorough": dict(max_examples=300, derandomize=False),
+}
+
+
+@dataclass
+class Result:
+    """Outcome of one property on one backend and dtype."""
+
+    op: str
+    property: str
+    backend: str
+    dtype: str
+    examples: int = 0
+    max_error: float = 0.0
+    tolerance: float = 0.0
+    passed: bool = True
+    message: str = ""
+    counterexample: str = ""
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "FAIL"
+
+
+class _PropertyFailed(AssertionError):
+    pass
+
+
+def properties_of(op: Op) -> list[Property]:
+    """Generic properties followed by the op's own invariants."""
+    return generic_properties(op) + list(op.properties)
+
+
+def _settings(profile: str, max_examples: int | None, seed: int | None):
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    opts = dict(PROFILES[profile])
+    if max_examples is not None:
+        opts["max_examples"] = max_examples
+    if seed is not None:
+        opts["derandomize"] = False
+    return settings(
+        deadline=None,
+        database=None,
+        print_blob=False,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        **opts,
+    ), seed
+
+
+def run_property(
+    op: Op,
+    prop: Property,
+    backend: str,
+    dtype: str,
+    *,
+    profile: str = "ci",
+    impl=None,
+    max_examples: int | None = None,
+    tolerance: float | None = None,
+    seed: int | None = None,
+) -> Result:
+    """Run one property through hypothesis; never raises for a failing check."""
+    ctx = Context(backend_namespace(backend), dtype)
+    impl = impl or impl_of(op)
+    tol = tolerance if tolerance is not None else (prop.tolerance or op.tolerance)[dtype]
+    result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
+    last_failure: list = []
+    conf, seed = _settings(profile, max_examples, seed)
+
+    @conf
+    @given((prop.cases or op.cases)())
+    def body(case):
+        result.examples += 1
+        try:
+            err = float(prop.check(impl, case, ctx))
+        except Exception as exc:  # a candidate that raises fails this check, it does not crash
+            last_failure[:] = [case, _describe_exception(exc)]
+            raise _PropertyFailed(str(exc)) from exc
+        if not math.isnan(err):
+            result.max_error = max(result.max_error, err)
+        if not err <= tol:  # NaN fails too
+            last_failure[:] = [case, f"error {err:.3g} > tolerance {tol:.3g}"]
+            raise _PropertyFailed(last_failure[1])
+
+    start = time.perf_counter()
+    try:
+        (hypothesis_seed(seed)(body) if seed is not None else body)()
+    except Exception as exc:
+        result.passed = False
+        if last_failure:
+            case, message = last_failure
+            result.message = message
+            result.counterexample = case.describe()
+            result.extra["case"] = case
+        else:
+            result.message = _describe_exception(exc)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _describe_exception(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"), progress=None):
+    """All properties of one op on one backend, each for the dtypes it supports."""
+    results = []
+    for prop in properties_of(op):
+        for dtype in dtypes:
+            if dtype not in prop.dtypes:
+                continue
+            if progress:
+                progress(op, prop, backend, dtype)
+            results.append(run_property(op, prop, backend, dtype, profile=profile))
+    return results
+
+
+def run_suite(
+    ops: list[Op],
+    backends: list[str],
+    *,
+    profile="ci",
+    dtypes=("float64", "float32"),
+    progress: Callable | None = None,
+) -> list[Result]:
+    """Every property of every op on every backend."""
+    results = []
+    for backend in backends:
+        for op in ops:
+            results += run_op(op, backend, profile=profile, dtypes=dtypes, progress=progress)
+    return results
