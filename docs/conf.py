@@ -16,6 +16,13 @@ nitpicky = False
 suppress_warnings = []
 
 
+def _text(s):
+    """Plain text for RST: registry strings use |x| for norms and * for products."""
+    for ch in ("\\", "|", "*", "`", "_"):
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
 def _write_registry_table(app):
     """docs/_generated/registry.rst: one section per registered op, from its record."""
     from verify.engine import properties_of
@@ -28,15 +35,16 @@ def _write_registry_table(app):
         title = f"``{op.name}``"
         lines += [title, "-" * len(title), "",
                   f"Module :mod:`refimpl.{op.module}`; primals ``{', '.join(op.primals)}``.", "",
-                  op.convention, "",
+                  _text(op.convention), "",
                   ".. list-table::", "   :header-rows: 1", "",
                   "   * - property", "     - dtypes", "     - what it checks"]
         for p in properties_of(op):
-            lines += [f"   * - {p.name}", f"     - {', '.join(p.dtypes)}", f"     - {p.description}"]
+            lines += [f"   * - {_text(p.name)}", f"     - {', '.join(p.dtypes)}",
+                      f"     - {_text(p.description)}"]
         tol = ", ".join(f"{k}: {v:g}" for k, v in op.tolerance.items())
         lines += ["", f"Tolerance (normwise relative): {tol}.", ""]
         if op.references:
-            lines += ["References:", ""] + [f"* {r}" for r in op.references] + [""]
+            lines += ["References:", ""] + [f"* {_text(r)}" for r in op.references] + [""]
     with open(os.path.join(out, "registry.rst"), "w") as fh:
         fh.write("\n".join(lines))
 

@@ -41,33 +41,44 @@ from .backend import get_namespace
 
 __all__ = [
     "METHODS",
+    "HouseholderResiduals",
+    "HouseholderWY",
     "default_block_size",
     "householder_matrix",
     "householder_product",
+    "householder_product_bwd",
+    "householder_product_fwd",
     "householder_product_vjp",
+    "householder_wy",
+    "householder_wy_apply",
 ]
 
 METHODS = ("wy", "sequential", "dense")
 
 
 def default_block_size(n: int) -> int:
-    """Block size used when ``block_size=None``.
+    """Block size used when ``block_size=None``: ``min(n, 32)``.
 
-    Measured with ``asv_benchmarks`` (float64, one BLAS thread): 32 is within a
-    few percent of the best block size for d in 64..1024 and m in 1..256;
-    smaller blocks leave BLAS-3 speed unused, larger ones pay ``O(d k^2)``
-    for T and the in-block triangle.
+    Measured with ``asv_benchmarks`` (float64, one BLAS thread, d in 64..1024,
+    m in 1..256): smaller blocks leave BLAS-3 speed unused, larger ones pay
+    ``2 d n k`` flops for the ``V_b V_b^T`` of the build; see
+    ``docs/blocks/householder.rst`` for the figures.
     """
     return max(1, min(n, 32))
 
 
-@dataclass
-class _Inputs:
-    xp: object
-    V: object
-    X: object
-    tau: object  # always an array here: the default is filled in
-    default_tau: bool
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+
+
+def _squared_norms(xp, V, check_finite):
+    """Row norms squared; with ``check_finite`` this pass doubles as V's finiteness check."""
+    sq_norms = xp.vecdot(V, V)
+    if check_finite and not bool(xp.all(xp.isfinite(sq_norms))):
+        require_finite("V", V)
+        raise ValueError("V has a row whose squared norm overflows; rescale the reflectors")
+    return sq_norms
 
 
 def _reflectors(V, tau, check_finite, others=()) -> tuple:
@@ -87,12 +98,14 @@ def _reflectors(V, tau, check_finite, others=()) -> tuple:
             f"tau must have shape V.shape[:-1] = {tuple(V.shape[:-1])}, got {tuple(tau.shape)}"
         )
     if check_finite:
-        for name, arr in named:
+        for name, arr in named[1:]:
             if arr is not None:
                 require_finite(name, arr)
     if tau is not None:
+        if check_finite:
+            _squared_norms(xp, V, check_finite)
         return xp, tau, False
-    sq_norms = xp.sum(V * V, axis=-1)
+    sq_norms = _squared_norms(xp, V, check_finite)
     if not bool(xp.all(sq_norms > 0)):
         raise ValueError(
             "V has a zero row: a zero reflector is undefined with the default "
@@ -101,23 +114,27 @@ def _reflectors(V, tau, check_finite, others=()) -> tuple:
     return xp, 2.0 / sq_norms, True
 
 
-def _prepare(V, X, tau, check_finite, G=None) -> _Inputs:
-    """Validate the arguments of a product (and its cotangent ``G``)."""
+def _check_rhs(name, V, X):
+    """``X`` must be ``(..., d, m)`` with ``d = V.shape[-1]`` and a batch that broadcasts."""
     if X is None or not hasattr(X, "shape"):
-        raise TypeError(f"X must be an array, got {type(X).__name__}")
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
-    require_ndim("X", X, 2, "(..., d, m)")
+        raise TypeError(f"{name} must be an array, got {type(X).__name__}")
+    require_ndim(name, X, 2, "(..., d, m)")
     d = V.shape[-1]
     if X.shape[-2] != d:
         raise ValueError(
-            f"X must have shape (..., d, m) with d = V.shape[-1] = {d}, got shape {tuple(X.shape)}"
+            f"{name} must have shape (..., d, m) with d = V.shape[-1] = {d}, "
+            f"got shape {tuple(X.shape)}"
         )
-    batch = broadcast_batch(V=V.shape[:-2], X=X.shape[:-2])
-    if G is not None:
-        expected = batch + (d, X.shape[-1])
-        if tuple(G.shape) != expected:
-            raise ValueError(f"G must have the output's shape {expected}, got {tuple(G.shape)}")
-    return _Inputs(xp, V, X, tau_full, default_tau)
+    return broadcast_batch(V=V.shape[:-2], **{name: X.shape[:-2]}) + tuple(X.shape[-2:])
+
+
+def _check_operand(name, V, arr, check_finite):
+    """An extra array (``X`` or ``G``) must match ``V``'s namespace, device and dtype."""
+    require_real_floating(name, arr)
+    get_namespace(V, arr)
+    require_same_dtype(V=V, **{name: arr})
+    if check_finite:
+        require_finite(name, arr)
 
 
 def _check_method(method, block_size, n):
@@ -136,7 +153,7 @@ def _check_method(method, block_size, n):
 
 
 @dataclass
-class _Blocks:
+class _Factors:
     """Reflectors cut into ``nb`` blocks of ``k`` rows, with their WY factors.
 
     ``V`` is ``(..., nb, k, d)`` and ``tau`` ``(..., nb, k)``: the last block is
@@ -152,7 +169,7 @@ class _Blocks:
     T: object
 
 
-def _wy_blocks(xp, V, tau, k) -> _Blocks:
+def _wy_factors(xp, V, tau, k) -> _Factors:
     n, d = V.shape[-2], V.shape[-1]
     nb = -(-n // k)
     pad = nb * k - n
@@ -166,11 +183,53 @@ def _wy_blocks(xp, V, tau, k) -> _Blocks:
     eye = xp.eye(k, dtype=V.dtype, device=V.device)
     # I + D S is unit upper triangular: LU without pivoting is back substitution.
     Minv = xp.linalg.solve(eye + taub[..., :, None] * S, xp.broadcast_to(eye, S.shape))
-    return _Blocks(Vb, taub, S, Minv, Minv * taub[..., None, :])
+    return _Factors(Vb, taub, S, Minv, Minv * taub[..., None, :])
 
 
-def _block(blocks: _Blocks, j):
-    return blocks.V[..., j, :, :], blocks.T[..., j, :, :]
+@dataclass
+class HouseholderWY:
+    """Compact WY representation of ``U = H(v_1) ... H(v_n)``, built once, applied often.
+
+    Made by :func:`householder_wy`; applied by :func:`householder_wy_apply`.
+    Building costs about ``2 d n k`` flops (the ``V_b V_b^T`` of each block),
+    applying ``4 d n m``.
+    """
+
+    xp: object
+    V: object  # the reflectors as given, (..., n, d)
+    tau: object  # (..., n), the default 2 / ||v||^2 filled in
+    default_tau: bool
+    factors: _Factors
+
+    @property
+    def block_size(self) -> int:
+        return self.factors.V.shape[-2]
+
+
+def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> HouseholderWY:
+    r"""Build the compact WY blocks of ``U = H(v_1) ... H(v_n)``.
+
+    Each block of ``k`` reflectors becomes ``B = I - V_b^T T V_b`` with
+    ``T = (I + D S)^{-1} D``, ``S = striu(V_b V_b^T)``, ``D = diag(tau_b)``.
+
+    Parameters
+    ----------
+    V : (..., n, d) array
+        Reflectors as rows.
+    tau : (..., n) array, optional
+        LAPACK-style scalars; default ``2 / ||v_i||^2``.
+    block_size : int, optional
+        Reflectors per block (need not divide ``n``); default :func:`default_block_size`.
+    check_finite : bool
+        Raise ``ValueError`` on NaN or infinity.
+    """
+    xp, tau_full, default_tau = _reflectors(V, tau, check_finite)
+    k = _check_method("wy", block_size, V.shape[-2])
+    return HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
+
+
+def _block(f: _Factors, j):
+    return f.V[..., j, :, :], f.T[..., j, :, :]
 
 
 def _block_order(nb, transpose):
@@ -178,18 +237,27 @@ def _block_order(nb, transpose):
     return range(nb) if transpose else range(nb - 1, -1, -1)
 
 
-def _apply_blocks(xp, blocks: _Blocks, X, transpose, keep_inputs=False):
+def _apply_blocks(xp, f: _Factors, X, transpose, keep_inputs=False):
     """Apply all blocks to X; optionally return each block's input and ``V_b X``."""
-    nb = blocks.V.shape[-3]
+    nb = f.V.shape[-3]
     inputs = []
     for j in _block_order(nb, transpose):
-        Vj, Tj = _block(blocks, j)
+        Vj, Tj = _block(f, j)
         A = Vj @ X
         if keep_inputs:
             inputs.append((j, X, A))
         Tj = xp.matrix_transpose(Tj) if transpose else Tj
         X = X - xp.matrix_transpose(Vj) @ (Tj @ A)
     return X, inputs
+
+
+def householder_wy_apply(wy: HouseholderWY, X, *, transpose=False, check_finite=True):
+    """``U @ X`` (or ``U^T @ X``) from prebuilt WY blocks; see :func:`householder_product`."""
+    if not isinstance(wy, HouseholderWY):
+        raise TypeError(f"wy must come from householder_wy, got {type(wy).__name__}")
+    _check_operand("X", wy.V, X, check_finite)
+    _check_rhs("X", wy.V, X)
+    return _apply_blocks(wy.xp, wy.factors, X, transpose)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -206,12 +274,11 @@ def _sequential(xp, V, tau, X, transpose):
     return X
 
 
-def _matrix(xp, V, tau):
-    """Dense ``U = I - V^T T V`` (all reflectors in one WY block)."""
-    blocks = _wy_blocks(xp, V, tau, V.shape[-2])
-    V1, T1 = _block(blocks, 0)
-    d = V.shape[-1]
-    return xp.eye(d, dtype=V.dtype, device=V.device) - xp.matrix_transpose(V1) @ (T1 @ V1)
+def _dense_matrix(xp, V, tau):
+    """``U = I - V^T T V`` with all reflectors in one block."""
+    V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
+    eye = xp.eye(V.shape[-1], dtype=V.dtype, device=V.device)
+    return eye - xp.matrix_transpose(V1) @ (T1 @ V1)
 
 
 def householder_matrix(V, tau=None, *, check_finite=True):
@@ -231,7 +298,7 @@ def householder_matrix(V, tau=None, *, check_finite=True):
         Raise ``ValueError`` on NaN or infinity.
     """
     xp, tau_full, _ = _reflectors(V, tau, check_finite)
-    return _matrix(xp, V, tau_full)
+    return _dense_matrix(xp, V, tau_full)
 
 
 def householder_product(
@@ -270,25 +337,29 @@ def householder_product(
         Same namespace, device and dtype as the inputs; batch shape is the
         broadcast of ``V``'s and ``X``'s.
 
+    See Also
+    --------
+    householder_wy, householder_wy_apply : build the WY blocks once, apply them often.
+
     Examples
     --------
     >>> import numpy as np
     >>> from refimpl.householder import householder_product, householder_matrix
     >>> rng = np.random.default_rng(0)
     >>> V, X = rng.standard_normal((5, 5)), rng.standard_normal((5, 2))
-    >>> np.allclose(householder_product(V, X), householder_matrix(V) @ X)
+    >>> bool(np.allclose(householder_product(V, X), householder_matrix(V) @ X))
     True
     """
-    inp = _prepare(V, X, tau, check_finite)
-    xp = inp.xp
-    k = _check_method(method, block_size, inp.V.shape[-2])
+    xp, tau_full, _ = _reflectors(V, tau, check_finite, (("X", X),))
+    _check_rhs("X", V, X)
+    n = V.shape[-2]
+    k = _check_method(method, block_size, n)
     if method == "sequential":
-        return _sequential(xp, inp.V, inp.tau, inp.X, transpose)
+        return _sequential(xp, V, tau_full, X, transpose)
     if method == "dense":
-        U = _matrix(xp, inp.V, inp.tau)
-        return (xp.matrix_transpose(U) if transpose else U) @ inp.X
-    Y, _ = _apply_blocks(xp, _wy_blocks(xp, inp.V, inp.tau, k), inp.X, transpose)
-    return Y
+        U = _dense_matrix(xp, V, tau_full)
+        return (xp.matrix_transpose(U) if transpose else U) @ X
+    return _apply_blocks(xp, _wy_factors(xp, V, tau_full, k), X, transpose)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -296,45 +367,121 @@ def householder_product(
 # ---------------------------------------------------------------------------
 
 
-def _block_vjp(xp, Vj, Tj, Minv_j, S_j, tau_j, X_in, A, G, transpose):
-    r"""Cotangents of one block ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``.
+@dataclass
+class HouseholderResiduals:
+    """What :func:`householder_product_fwd` keeps for :func:`householder_product_bwd`.
 
-    With ``A = V X`` and ``G_v = V G``, let ``(P, Q) = (G_v, A)`` for ``B`` and
-    ``(A, G_v)`` for ``B^T``; ``P~ = T^T P = D M^{-T} P``, ``Q~ = T Q``,
-    ``C = P~ Q~^T``, ``E = striu(C)``. Then (docs/householder.rst)
+    The WY blocks, and each block's input ``X_j`` and ``V_b X_j``: ``n/k``
+    arrays of the shape of ``X`` (the backward then needs no recomputation).
+    """
 
-    * ``dX = G - V^T P~`` (``B``) or ``G - V^T Q~`` (``B^T``),
-    * ``dV = -(Q~ G^T + P~ X^T) + (E + E^T) V`` (roles of P~, Q~ swapped for ``B^T``),
-    * ``dtau_i = [M^{-T} P]_i . [S Q~ - Q]_i`` (row-wise dot products).
+    wy: HouseholderWY
+    X: object
+    transpose: bool
+    inputs: list
+    out_shape: tuple
+
+
+def householder_product_fwd(
+    V, X, *, tau=None, transpose=False, method="wy", block_size=None, check_finite=True
+):
+    """``(Y, residuals)``: :func:`householder_product` and what its backward needs.
+
+    ``method`` is ``"wy"`` or ``"dense"`` (all reflectors in one block). With
+    :func:`householder_product_bwd` this is the forward/backward split of
+    ``jax.custom_vjp``: build and forward once, then one backward per cotangent.
+    """
+    if method == "sequential":
+        raise ValueError("householder_product_fwd supports method 'wy' or 'dense'; "
+                         "the sequential reference VJP is householder_product_vjp(method='sequential')")
+    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X),))
+    out_shape = _check_rhs("X", V, X)
+    n = V.shape[-2]
+    k = n if method == "dense" else _check_method(method, block_size, n)
+    wy = HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
+    Y, inputs = _apply_blocks(wy.xp, wy.factors, X, transpose, keep_inputs=True)
+    return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
+
+
+def _propagate(xp, f: _Factors, res, G):
+    """Sequential part of the backward: ``G`` through each block, in reverse.
+
+    Returns ``G = dL/dX`` and, stacked over blocks in block order, each block's
+    output cotangent ``G_j``, ``P_j`` and ``M_j^{-T} P_j`` (see :func:`_block_cotangents`).
     """
     mT = xp.matrix_transpose
-    Gv = Vj @ G
-    P, Q = (A, Gv) if transpose else (Gv, A)
-    W = mT(Minv_j) @ P
-    Pt = tau_j[..., :, None] * W
-    Qt = Tj @ Q
+    nb = f.V.shape[-3]
+    outs, Ps, Ws = [None] * nb, [None] * nb, [None] * nb
+    for j, X_in, A in reversed(res.inputs):
+        Vj = f.V[..., j, :, :]
+        Gv = Vj @ G
+        P = A if res.transpose else Gv
+        W = mT(f.Minv[..., j, :, :]) @ P
+        # dX of this block: G - V^T T^T P (B) or G - V^T T Gv (B^T)
+        step = f.T[..., j, :, :] @ Gv if res.transpose else f.tau[..., j, :, None] * W
+        outs[j], Ps[j], Ws[j] = G, P, W
+        G = G - mT(Vj) @ step
+    return G, xp.stack(outs, axis=-3), xp.stack(Ps, axis=-3), xp.stack(Ws, axis=-3)
+
+
+def _block_cotangents(xp, f: _Factors, X_in, A, G_out, P, W, transpose):
+    r"""``dV`` and ``dtau`` of all blocks at once (batched over the block axis).
+
+    For one block ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``, with
+    ``A = V X`` and ``G_v = V G``: ``(P, Q) = (G_v, A)`` for ``B`` and
+    ``(A, G_v)`` for ``B^T``; ``W = M^{-T} P``, ``P~ = D W = T^T P``,
+    ``Q~ = T Q``, ``E = striu(P~ Q~^T)``. Then (docs/blocks/householder.rst)
+
+    * ``dV = (E + E^T) V - Q~ G^T - P~ X^T`` for ``B``; ``P~`` and ``Q~`` swap for ``B^T``,
+    * ``dtau_i = W_i . (S Q~ - Q)_i`` (row-wise dot products),
+    * ``dX = G - V^T P~`` for ``B``, ``G - V^T Q~`` for ``B^T`` (in :func:`_propagate`).
+    """
+    mT = xp.matrix_transpose
+    Q = (f.V @ G_out) if transpose else A
+    Pt = f.tau[..., :, None] * W
+    Qt = f.T @ Q
     E = xp.triu(Pt @ mT(Qt), k=1)
     first, second = (Pt, Qt) if transpose else (Qt, Pt)
-    dV = (E + mT(E)) @ Vj - first @ mT(G) - second @ mT(X_in)
-    dtau = xp.sum(W * (S_j @ Qt - Q), axis=-1)
-    dX = G - mT(Vj) @ second
-    return dV, dtau, dX
+    dV = (E + mT(E)) @ f.V - first @ mT(G_out) - second @ mT(X_in)
+    dtau = xp.sum(W * (f.S @ Qt - Q), axis=-1)
+    return dV, dtau
 
 
-def _wy_vjp(xp, V, tau, X, G, transpose, k):
-    blocks = _wy_blocks(xp, V, tau, k)
-    _, inputs = _apply_blocks(xp, blocks, X, transpose, keep_inputs=True)
-    dV_blocks, dtau_blocks = {}, {}
-    for j, X_in, A in reversed(inputs):
-        Vj, Tj = _block(blocks, j)
-        dV_blocks[j], dtau_blocks[j], G = _block_vjp(
-            xp, Vj, Tj, blocks.Minv[..., j, :, :], blocks.S[..., j, :, :],
-            blocks.tau[..., j, :], X_in, A, G, transpose,
-        )
-    nb, n = len(inputs), V.shape[-2]
-    dV = xp.concat([dV_blocks[j] for j in range(nb)], axis=-2)[..., :n, :]
-    dtau = xp.concat([dtau_blocks[j] for j in range(nb)], axis=-1)[..., :n]
-    return dV, dtau, G
+def householder_product_bwd(res: HouseholderResiduals, G, *, check_finite=True):
+    """Cotangents ``(dV, dX)`` (and ``dtau`` for an explicit ``tau``) from residuals.
+
+    Walks the blocks in reverse for ``dX`` (three GEMMs per block), then forms
+    ``dV`` and ``dtau`` of all blocks in batched products: about ``8 d n m``
+    flops in all. See :func:`householder_product_vjp` for the conventions.
+    """
+    if not isinstance(res, HouseholderResiduals):
+        raise TypeError(f"res must come from householder_product_fwd, got {type(res).__name__}")
+    wy, xp = res.wy, res.wy.xp
+    _check_operand("G", wy.V, G, check_finite)
+    if tuple(G.shape) != res.out_shape:
+        raise ValueError(f"G must have the output's shape {res.out_shape}, got {tuple(G.shape)}")
+    f = wy.factors
+    dX, G_out, P, W = _propagate(xp, f, res, G)
+    order = sorted(range(len(res.inputs)), key=lambda i: res.inputs[i][0])
+    # The first block's input is X itself, whose batch may be narrower than the output's.
+    X_in = xp.stack([xp.broadcast_to(res.inputs[i][1], res.out_shape) for i in order], axis=-3)
+    A = xp.stack([res.inputs[i][2] for i in order], axis=-3)
+    dV, dtau = _block_cotangents(xp, f, X_in, A, G_out, P, W, res.transpose)
+    n, d = wy.V.shape[-2], wy.V.shape[-1]
+    dV = xp.reshape(dV, dV.shape[:-3] + (-1, d))[..., :n, :]
+    dtau = xp.reshape(dtau, dtau.shape[:-2] + (-1,))[..., :n]
+    return _finish_cotangents(xp, wy.V, wy.tau, wy.default_tau, res.X, dV, dtau, dX)
+
+
+def _finish_cotangents(xp, V, tau, default_tau, X, dV, dtau, dX):
+    """Sum broadcast batch axes; with the default tau, chain ``dtau`` into ``dV``."""
+    dV = sum_to_shape(xp, dV, tuple(V.shape))
+    dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
+    dX = sum_to_shape(xp, dX, tuple(X.shape))
+    if default_tau:
+        # tau = 2 / ||v||^2 gives d tau / d v = -tau^2 v.
+        return dV - (tau * tau * dtau)[..., None] * V, dX
+    return dV, dX, dtau
 
 
 def _sequential_vjp(xp, V, tau, X, G, transpose):
@@ -368,10 +515,9 @@ def householder_product_vjp(
 
     With the default ``tau = 2 / ||v||^2`` the dependence of ``tau`` on ``V``
     is included, ``dV_i += -tau_i^2 dtau_i v_i``, so that ``v_i . dV_i = 0``
-    (scale invariance). The ``"wy"`` backward walks the blocks in reverse with
-    the inputs stored by a forward pass: about ``8 d n m`` flops, all GEMMs
-    with one dimension ``k``. ``method="sequential"`` is the per-reflector
-    reference and ``"dense"`` treats all reflectors as one block.
+    (scale invariance). ``"wy"`` and ``"dense"`` run
+    :func:`householder_product_fwd` then :func:`householder_product_bwd`;
+    ``method="sequential"`` is the per-reflector reference.
 
     Parameters
     ----------
@@ -380,18 +526,13 @@ def householder_product_vjp(
     G : (..., d, m) array
         Cotangent of the output, of the output's shape.
     """
-    inp = _prepare(V, X, tau, check_finite, G=G)
-    xp = inp.xp
-    n = inp.V.shape[-2]
-    k = _check_method(method, block_size, n)
-    if method == "sequential":
-        dV, dtau, dX = _sequential_vjp(xp, inp.V, inp.tau, inp.X, G, transpose)
-    else:
-        k = n if method == "dense" else k
-        dV, dtau, dX = _wy_vjp(xp, inp.V, inp.tau, inp.X, G, transpose, k)
-    dV = sum_to_shape(xp, dV, tuple(V.shape))
-    dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
-    dX = sum_to_shape(xp, dX, tuple(X.shape))
-    if inp.default_tau:
-        return dV - (inp.tau * inp.tau * dtau)[..., None] * inp.V, dX
-    return dV, dX, dtau
+    if method != "sequential":
+        _, res = householder_product_fwd(V, X, tau=tau, transpose=transpose, method=method,
+                                          block_size=block_size, check_finite=check_finite)
+        return householder_product_bwd(res, G, check_finite=check_finite)
+    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
+    out_shape = _check_rhs("X", V, X)
+    if tuple(G.shape) != out_shape:
+        raise ValueError(f"G must have the output's shape {out_shape}, got {tuple(G.shape)}")
+    dV, dtau, dX = _sequential_vjp(xp, V, tau_full, X, G, transpose)
+    return _finish_cotangents(xp, V, tau_full, default_tau, X, dV, dtau, dX)

@@ -73,6 +73,47 @@ def test_bad_input(kwargs, error, match):
         hh.householder_product(args.pop("V"), args.pop("X"), **args)
 
 
+def test_prebuilt_wy_blocks_match_the_product(V, X):
+    wy = hh.householder_wy(V, block_size=3)
+    assert wy.block_size == 3
+    for transpose in (False, True):
+        np.testing.assert_allclose(hh.householder_wy_apply(wy, X, transpose=transpose),
+                                   hh.householder_product(V, X, transpose=transpose, method="sequential"),
+                                   atol=1e-14)
+
+
+def test_fwd_bwd_split_matches_one_shot_vjp(V, X):
+    G = np.random.default_rng(2).standard_normal((5, 3))
+    tau = 2 / np.sum(V * V, axis=1)
+    tau[1] = 0.0
+    Y, res = hh.householder_product_fwd(V, X, tau=tau, transpose=True, block_size=3)
+    np.testing.assert_allclose(Y, hh.householder_product(V, X, tau=tau, transpose=True), atol=1e-14)
+    for got, expected in zip(hh.householder_product_bwd(res, G),
+                             hh.householder_product_vjp(V, X, G, tau=tau, transpose=True,
+                                                        method="sequential")):
+        np.testing.assert_allclose(got, expected, atol=1e-13)
+
+
+def test_split_api_rejects_foreign_objects(V, X):
+    with pytest.raises(TypeError, match="wy must come from householder_wy"):
+        hh.householder_wy_apply(V, X)
+    with pytest.raises(TypeError, match="res must come from householder_product_fwd"):
+        hh.householder_product_bwd(V, X)
+    with pytest.raises(ValueError, match="sequential reference VJP"):
+        hh.householder_product_fwd(V, X, method="sequential")
+    _, res = hh.householder_product_fwd(V, X)
+    with pytest.raises(ValueError, match="G must have the output's shape"):
+        hh.householder_product_bwd(res, np.ones((5, 4)))
+    with pytest.raises(TypeError, match="share one dtype"):
+        hh.householder_product_bwd(res, np.ones((5, 3), dtype=np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_overflowing_norm_is_not_reported_as_nan():
+    with pytest.raises(ValueError, match="squared norm overflows"):
+        hh.householder_product(np.full((1, 2), 1e200), np.ones((2, 1)))
+
+
 def test_bad_cotangent_shape(V, X):
     with pytest.raises(ValueError, match="G must have the output's shape"):
         hh.householder_product_vjp(V, X, np.ones((5, 2)))
@@ -95,23 +136,23 @@ def _failing(op_name, monkeypatch, target, replacement):
 
 
 def test_wrong_sign_in_T_is_caught(monkeypatch):
-    original = hh._wy_blocks
+    original = hh._wy_factors
 
     def wrong_sign(xp, V, tau, k):
         b = original(xp, V, tau, k)
         flipped = b.T - 2 * xp.triu(b.T, k=1)  # off-diagonal of T with the wrong sign
-        return hh._Blocks(b.V, b.tau, b.S, b.Minv, flipped)
+        return hh._Factors(b.V, b.tau, b.S, b.Minv, flipped)
 
-    failed = _failing("householder_product", monkeypatch, "_wy_blocks", wrong_sign)
+    failed = _failing("householder_product", monkeypatch, "_wy_factors", wrong_sign)
     assert {"matches ground truth", "orthogonality", "methods agree"} <= failed
 
 
 def test_stale_gradient_term_is_caught(monkeypatch):
-    original = hh._block_vjp
+    original = hh._block_cotangents
 
-    def stale_term(xp, Vj, Tj, Minv_j, S_j, tau_j, X_in, A, G, transpose):
-        dV, dtau, dX = original(xp, Vj, Tj, Minv_j, S_j, tau_j, X_in, A, G, transpose)
-        return dV + 0.1 * (S_j @ Vj), dtau, dX  # a spurious in-block triangle term
+    def stale_term(xp, f, *args):
+        dV, dtau = original(xp, f, *args)
+        return dV + 0.1 * (f.S @ f.V), dtau  # a spurious in-block triangle term
 
-    failed = _failing("householder_product", monkeypatch, "_block_vjp", stale_term)
+    failed = _failing("householder_product", monkeypatch, "_block_cotangents", stale_term)
     assert {"vjp: dot-product test", "vjp: autograd", "methods agree"} <= failed
