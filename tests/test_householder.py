@@ -128,23 +128,26 @@ def test_non_finite_allowed_when_unchecked(V, X):
 # -- the checks have teeth: a planted bug in the WY code must make the suite fail ----------
 
 
-def _failing(op_name, monkeypatch, target, replacement):
-    monkeypatch.setattr(hh, target, replacement)
+def _failing(op_name):
     op = get_op(op_name)
     return {p.name for p in properties_of(op)
             if not run_property(op, p, "numpy", "float64", profile="quick").passed}
 
 
-def test_wrong_sign_in_T_is_caught(monkeypatch):
+@pytest.fixture
+def wrong_sign_in_T(monkeypatch):
+    """Plant a bug in the WY build: the off-diagonal of T with the wrong sign."""
     original = hh._wy_factors
 
     def wrong_sign(xp, V, tau, k):
         b = original(xp, V, tau, k)
-        flipped = b.T - 2 * xp.triu(b.T, k=1)  # off-diagonal of T with the wrong sign
-        return hh._Factors(b.V, b.tau, b.S, b.Minv, flipped)
+        return hh._Factors(b.V, b.tau, b.S, b.Minv, b.T - 2 * xp.triu(b.T, k=1))
 
-    failed = _failing("householder_product", monkeypatch, "_wy_factors", wrong_sign)
-    assert {"matches ground truth", "orthogonality", "methods agree"} <= failed
+    monkeypatch.setattr(hh, "_wy_factors", wrong_sign)
+
+
+def test_wrong_sign_in_T_is_caught(wrong_sign_in_T):
+    assert {"matches ground truth", "orthogonality", "methods agree"} <= _failing("householder_product")
 
 
 def test_stale_gradient_term_is_caught(monkeypatch):
@@ -154,5 +157,16 @@ def test_stale_gradient_term_is_caught(monkeypatch):
         dV, dtau = original(xp, f, *args)
         return dV + 0.1 * (f.S @ f.V), dtau  # a spurious in-block triangle term
 
-    failed = _failing("householder_product", monkeypatch, "_block_cotangents", stale_term)
+    monkeypatch.setattr(hh, "_block_cotangents", stale_term)
+    failed = _failing("householder_product")
     assert {"vjp: dot-product test", "vjp: autograd", "methods agree"} <= failed
+
+
+def test_planted_bug_fails_the_main_job(wrong_sign_in_T, capsys):
+    from verify.cli import main
+
+    status = main(["--op", "householder_product", "--profile", "quick", "--no-progress"])
+    report = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL householder_product / orthogonality on numpy float64" in report
+    assert "smallest failing input: V: shape" in report
