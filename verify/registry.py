@@ -78,6 +78,10 @@ class Op:
         Text for the report and the docs.
     bench_case : callable or None
         ``bench_case(size) -> Case`` for asv, ``size`` from ``bench_sizes``.
+    options : tuple of str
+        Keyword params that select a refimpl implementation (method, block
+        size) rather than the mathematical function: they are not passed to
+        candidates (:func:`verify.check`) nor written to golden vectors.
     """
 
     name: str
@@ -94,6 +98,7 @@ class Op:
     references: tuple[str, ...] = ()
     bench_case: Callable | None = None
     bench_sizes: tuple = ()
+    options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Op] = {}
