@@ -132,11 +132,14 @@ class Teeth:
     """Planted-bug candidates for one op, and a correct independent one.
 
     ``correct`` must pass :func:`verify.check`; every candidate in
-    ``mutants`` (a short description of the bug -> candidate) must fail it.
+    ``mutants`` (a short description of the bug -> candidate) must fail it,
+    at least on the properties named in ``caught_by[description]`` when
+    given; together the mutants must fail every property of the op.
     ``options`` go to :func:`verify.check` for all of them (``cases``,
-    ``properties``, ``max_examples``).
+    ``max_examples``, ``dtype``).
     """
 
     correct: Candidate
     mutants: dict[str, Candidate]
+    caught_by: dict[str, set] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
