@@ -220,8 +220,9 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
         Only these properties (names as in the report).
     cases : callable, optional
         Returns a hypothesis strategy of :class:`~verify.registry.Case`,
-        replacing the op's: restricts the inputs to a domain the candidate
-        supports (LAPACK-form reflectors, say).
+        replacing the op's (properties with their own strategy keep it):
+        restricts the inputs to a domain the candidate supports
+        (LAPACK-form reflectors, say).
 
     Returns
     -------

@@ -119,7 +119,7 @@ def run_property(
     conf, seed = _settings(profile, max_examples, seed, shrink)
 
     @conf
-    @given((cases or prop.cases or op.cases)())
+    @given((prop.cases or cases or op.cases)())
     def body(case):
         if result.skipped:
             return
