@@ -19,7 +19,6 @@ that need a ``vjp`` are skipped when none is given.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import SimpleNamespace
@@ -315,9 +314,8 @@ def _import_line(fn, alias: str) -> str:
 
 
 def _literal(a: np.ndarray) -> str:
-    body = np.array2string(np.asarray(a), separator=", ", floatmode="unique",
-                           threshold=sys.maxsize, max_line_width=100)
-    return f"np.array({body})"
+    # Python's float repr is the shortest string that round-trips exactly.
+    return f"np.array({np.asarray(a).tolist()!r})"
 
 
 def reproducer(op: Op, prop: Property, case: Case, candidate: Candidate, dtype: str) -> str:
