@@ -17,6 +17,10 @@ def correct_vjp(V, X, G, *, transpose=False):
     return householder_product_vjp(V, X, G, transpose=transpose)
 
 
+def as_float32(x):
+    return x.astype("float32")
+
+
 def buggy(V, X, *, transpose=False):
     return householder_product(V, X, transpose=not transpose)
 
@@ -59,7 +63,9 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["check", "test_verify_cli:correct", "--op", "nope"], "no op 'nope'"),
     (["check", "test_verify_cli:correct", "--op", "householder_product", "--from-numpy", "mx"],
-     "unknown framework 'mx'"),
+     "'mx' is not an import path"),
+    (["check", "test_verify_cli:correct", "--op", "householder_product", "--from-numpy",
+      "torch:nodevice"], "nodevice"),
     (["export-vectors", "--out", "unused", "--op", "nope"], "no op 'nope'"),
     (["list", "--op", "nope"], "no op 'nope'"),
     (["--backend", "tensorflow"], "unknown backend"),
@@ -67,6 +73,11 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_from_numpy_import_path(capsys):
+    code = main(CHECK + ["test_verify_cli:correct", "--from-numpy", "test_verify_cli:as_float32"])
+    assert code == 2 and "turned a float64 array into float32" in capsys.readouterr().err
 
 
 def test_list_gives_signatures_and_conventions(capsys):

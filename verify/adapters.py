@@ -29,7 +29,7 @@ from refimpl.backend import Backend, backend_namespace
 from refimpl.backend import from_numpy as backend_from_numpy
 from refimpl.backend import to_numpy as backend_to_numpy
 
-__all__ = ["Adapter", "adapter", "default_to_numpy"]
+__all__ = ["FRAMEWORKS", "Adapter", "adapter", "default_to_numpy"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,13 @@ class Adapter:
 
     def backend(self, dtype: str) -> Backend:
         """The namespace and device of this adapter's arrays (probed once)."""
-        probe = self.put(np.zeros(1, dtype=dtype))
+        try:
+            probe = self.put(np.zeros(1, dtype=dtype))
+        except TypeError:
+            raise
+        except Exception as exc:  # a bad device name, a framework without this dtype, ...
+            raise ValueError(f"from_numpy ({self.name}) cannot convert a {dtype} array: "
+                             f"{type(exc).__name__}: {exc}") from exc
         return Backend(self.name, array_api_compat.array_namespace(probe),
                        array_api_compat.device(probe))
 
@@ -96,6 +102,9 @@ _FRAMEWORKS = {
 }
 
 
+FRAMEWORKS = (*_FRAMEWORKS, "array_api_strict")
+
+
 def _from_numpy_named(name: str) -> Callable:
     lib, _, device = name.partition(":")
     if lib in _FRAMEWORKS:
@@ -107,7 +116,7 @@ def _from_numpy_named(name: str) -> Callable:
         return _refimpl_backend(name)
     raise ValueError(
         f"unknown framework {name!r} for from_numpy; give a callable or one of "
-        f"{', '.join(list(_FRAMEWORKS) + ['array_api_strict'])}"
+        f"{', '.join(FRAMEWORKS)}"
     )
 
 

@@ -20,7 +20,7 @@ import sys
 
 from refimpl.backend import available_backends, backend_namespace
 
-from . import registry
+from . import adapters, registry
 from .candidate import Candidate, candidate_properties, check
 from .engine import PROFILES, run_suite
 from .report import format_table, to_json, to_junit
@@ -158,7 +158,7 @@ def _check_parser() -> argparse.ArgumentParser:
 def _check(argv) -> int:
     args = _check_parser().parse_args(argv)
     from_numpy = args.from_numpy
-    if from_numpy is not None and ":" in from_numpy and "." in from_numpy.split(":")[0]:
+    if from_numpy is not None and from_numpy.partition(":")[0] not in adapters.FRAMEWORKS:
         from_numpy = load_callable(from_numpy)
     candidate = Candidate(
         load_callable(args.forward),
