@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import array_api_strict as xps
 import numpy as np
@@ -78,6 +79,8 @@ def _raises(V, X, *, transpose=False):
     (lambda V, X, transpose=False: forward(V, X, transpose=transpose) * np.nan, "error inf"),
     (lambda V, X, transpose=False: forward(V, X, transpose=transpose).tolist(), "not an array"),
     (lambda V, X, transpose=False: None, "not an array but NoneType"),
+    (lambda V, X, transpose=False: SimpleNamespace(shape=X.shape, dtype=X.dtype),
+     "is a SimpleNamespace, not an array of"),
     (lambda V, X: forward(V, X), "TypeError"),  # does not accept the op's keyword params
 ])
 def test_bad_candidate_fails_the_check_and_does_not_crash(candidate, message):

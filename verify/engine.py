@@ -69,7 +69,7 @@ def properties_of(op: Op) -> list[Property]:
     return generic_properties(op) + list(op.properties)
 
 
-def _settings(profile: str, max_examples: int | None, seed: int | None, shrink: bool = True):
+def _settings(profile: str, max_examples: int | None, seed: int | None):
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     opts = dict(PROFILES[profile])
@@ -81,7 +81,7 @@ def _settings(profile: str, max_examples: int | None, seed: int | None, shrink: 
         deadline=None,
         database=None,
         print_blob=False,
-        phases=(Phase.explicit, Phase.reuse, Phase.generate) + ((Phase.shrink,) if shrink else ()),
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
         **opts,
     ), seed
@@ -101,7 +101,6 @@ def run_property(
     context: Context | None = None,
     cases=None,
     atol: float = 0.0,
-    shrink: bool = True,
 ) -> Result:
     """Run one property through hypothesis; never raises for a failing check.
 
@@ -116,7 +115,7 @@ def run_property(
     tol = tolerance if tolerance is not None else (prop.tolerance or op.tolerance)[dtype]
     result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
     last_failure: list = []
-    conf, seed = _settings(profile, max_examples, seed, shrink)
+    conf, seed = _settings(profile, max_examples, seed)
 
     @conf
     @given((prop.cases or cases or op.cases)())
