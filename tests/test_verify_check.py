@@ -12,6 +12,7 @@ import pytest
 
 import verify
 from refimpl import householder_product, householder_product_vjp
+from verify.adapters import default_to_numpy
 from verify.testing import _Check
 
 OP = "householder_product"
@@ -217,3 +218,17 @@ def test_parametrize_with_checks_ids_and_marks():
     assert "householder_product_tau-vjp:_dot-product_test-float32" not in ids  # float64 only
     assert len(ids) == len(set(ids))
     assert all(isinstance(p.values[0], _Check) for p in mark.args[1])
+
+
+def test_default_to_numpy_falls_back_to_dlpack():
+    class Foreign:  # an array type verify does not know, speaking DLPack
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kw):
+            return self.a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return self.a.__dlpack_device__()
+
+    np.testing.assert_array_equal(default_to_numpy(Foreign(np.arange(3.0))), np.arange(3.0))

@@ -6,8 +6,8 @@ Its :class:`Adapter` has two conversions:
 * ``from_numpy`` -- NumPy (already in the check's dtype) to the candidate's
   arrays. A callable, or a framework name: ``"numpy"`` (the default: NumPy
   arrays, which every framework can read zero-copy with ``from_dlpack``),
-  ``"torch"`` / ``"torch:DEVICE"`` (through DLPack), ``"jax"`` (through
-  DLPack), ``"cupy"`` / ``"cupy:N"`` (host to GPU copy), or a refimpl backend
+  ``"torch"`` / ``"torch:DEVICE"`` (through DLPack), ``"jax"`` / ``"jax:gpu"``
+  (through DLPack), ``"cupy"`` / ``"cupy:N"`` (host to GPU copy), or a refimpl backend
   name such as ``"array_api_strict:device1"``;
 * ``to_numpy`` -- back to NumPy. The default recognises PyTorch tensors
   (detached, copied to the host), JAX and CuPy arrays, array-api-strict and
@@ -75,8 +75,9 @@ def _torch(device):
 
 
 def _jax(device):
-    jnp = importlib.import_module("jax.numpy")
-    return lambda x: jnp.from_dlpack(x) if device is None else jnp.asarray(x, device=device)
+    jax = importlib.import_module("jax")
+    target = jax.devices(device)[0] if device else None  # "jax:gpu": the first GPU
+    return lambda x: jax.device_put(jax.numpy.from_dlpack(x), target)
 
 
 def _cupy(device):
