@@ -7,9 +7,12 @@ the wrong namespace, device, shape or dtype: those are checked before values.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -21,6 +24,8 @@ from .registry import Property
 __all__ = [
     "CheckError",
     "Context",
+    "NotProvided",
+    "absolute_floor",
     "generic_properties",
     "impl_of",
     "rel_error",
@@ -35,14 +40,22 @@ class CheckError(AssertionError):
 
 @dataclass(frozen=True)
 class Context:
-    """Where a check runs: a backend and a dtype, plus conversions both ways."""
+    """Where a check runs: a backend and a dtype, plus conversions both ways.
+
+    With an ``adapter`` (see :mod:`verify.adapters`) the arrays are a
+    candidate framework's: ``put`` goes through ``adapter.from_numpy`` and
+    ``take`` through ``adapter.to_numpy``, after the same contract checks.
+    """
 
     backend: Backend
     dtype: str
+    adapter: Any = None
 
     def put(self, x):
         """A float64 NumPy input as a backend array of this context's dtype."""
-        return from_numpy(x, self.backend, dtype=self.dtype)
+        if self.adapter is None:
+            return from_numpy(x, self.backend, dtype=self.dtype)
+        return self.adapter.put(np.asarray(x, dtype=self.dtype))
 
     def rounded(self, x) -> np.ndarray:
         """``x`` rounded to this dtype and back to float64: what the op really saw."""
@@ -53,7 +66,11 @@ class Context:
         if not hasattr(out, "shape") or not hasattr(out, "dtype"):
             raise CheckError(f"{what} is not an array but {type(out).__name__}")
         expected_ns = self.backend.xp
-        got_ns = array_api_compat.array_namespace(out)
+        try:
+            got_ns = array_api_compat.array_namespace(out)
+        except TypeError:
+            raise CheckError(f"{what} is a {type(out).__name__}, not an array of "
+                             f"{expected_ns.__name__}") from None
         if got_ns is not expected_ns:
             raise CheckError(
                 f"{what} is in namespace {got_ns.__name__}, expected {expected_ns.__name__}"
@@ -68,7 +85,29 @@ class Context:
             raise CheckError(f"{what} has dtype {got_dtype}, expected {self.dtype}")
         if tuple(out.shape) != tuple(shape):
             raise CheckError(f"{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
-        return to_numpy(out).astype(np.float64)
+        convert = to_numpy if self.adapter is None else self.adapter.to_numpy
+        return np.asarray(convert(out)).astype(np.float64)
+
+
+class NotProvided(Exception):
+    """A check needs a function the candidate does not have (its ``vjp``): skip it."""
+
+
+_ABSOLUTE_FLOOR = contextvars.ContextVar("absolute_floor", default=0.0)
+
+
+@contextlib.contextmanager
+def absolute_floor(floor: float):
+    """Within the block, :func:`rel_error` divides by at least ``floor``.
+
+    With ``floor = atol / rtol`` a check ``rel_error(a, b) <= rtol`` passes
+    exactly when ``||a - b|| <= max(rtol ||b||, atol)``.
+    """
+    token = _ABSOLUTE_FLOOR.set(floor)
+    try:
+        yield
+    finally:
+        _ABSOLUTE_FLOOR.reset(token)
 
 
 def rel_error(actual, expected, scale=None) -> float:
@@ -77,7 +116,8 @@ def rel_error(actual, expected, scale=None) -> float:
     if not np.all(np.isfinite(actual)):
         return float("inf")
     denom = np.linalg.norm(expected) if scale is None else max(scale, np.linalg.norm(expected))
-    return float(np.linalg.norm(actual - expected) / max(denom, _TINY["float64"]))
+    denom = max(denom, _ABSOLUTE_FLOOR.get(), _TINY["float64"])
+    return float(np.linalg.norm(actual - expected) / denom)
 
 
 def impl_of(op) -> SimpleNamespace:

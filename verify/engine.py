@@ -18,7 +18,7 @@ from hypothesis import seed as hypothesis_seed
 
 from refimpl.backend import backend_namespace
 
-from .checks import Context, generic_properties, impl_of
+from .checks import Context, NotProvided, absolute_floor, generic_properties, impl_of
 from .registry import Op, Property
 
 __all__ = ["PROFILES", "Result", "properties_of", "run_op", "run_property", "run_suite"]
@@ -46,10 +46,18 @@ class Result:
     counterexample: str = ""
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    skipped: bool = False
+    reproducer: str = ""
+    xfail: str = ""
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.passed else "FAIL"
+        """``pass``, ``FAIL``, ``skip`` (nothing to check) or ``xfail`` (an expected failure)."""
+        if self.skipped:
+            return "skip"
+        if self.passed:
+            return "pass"
+        return "xfail" if self.xfail else "FAIL"
 
 
 class _PropertyFailed(AssertionError):
@@ -90,9 +98,19 @@ def run_property(
     max_examples: int | None = None,
     tolerance: float | None = None,
     seed: int | None = None,
+    context: Context | None = None,
+    cases=None,
+    atol: float = 0.0,
 ) -> Result:
-    """Run one property through hypothesis; never raises for a failing check."""
-    ctx = Context(backend_namespace(backend), dtype)
+    """Run one property through hypothesis; never raises for a failing check.
+
+    ``context`` replaces the backend's (a candidate's arrays, see
+    :func:`verify.check`; ``backend`` is then only the report's label),
+    ``cases`` the op's strategy, ``atol`` adds an absolute floor to every
+    relative error (:func:`verify.checks.absolute_floor`). A check that
+    raises :class:`~verify.checks.NotProvided` is reported as skipped.
+    """
+    ctx = context or Context(backend_namespace(backend), dtype)
     impl = impl or impl_of(op)
     tol = tolerance if tolerance is not None else (prop.tolerance or op.tolerance)[dtype]
     result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
@@ -100,14 +118,21 @@ def run_property(
     conf, seed = _settings(profile, max_examples, seed)
 
     @conf
-    @given((prop.cases or op.cases)())
+    @given((prop.cases or cases or op.cases)())
     def body(case):
-        result.examples += 1
+        if result.skipped:
+            return
         try:
-            err = float(prop.check(impl, case, ctx))
+            with absolute_floor(atol / tol if atol else 0.0):
+                err = float(prop.check(impl, case, ctx))
+        except NotProvided as exc:
+            result.skipped, result.message = True, str(exc)
+            return
         except Exception as exc:  # a candidate that raises fails this check, it does not crash
             last_failure[:] = [case, _describe_exception(exc)]
             raise _PropertyFailed(str(exc)) from exc
+        finally:
+            result.examples += not result.skipped
         if not math.isnan(err):
             result.max_error = max(result.max_error, err)
         if not err <= tol:  # NaN fails too

@@ -78,6 +78,10 @@ class Op:
         Text for the report and the docs.
     bench_case : callable or None
         ``bench_case(size) -> Case`` for asv, ``size`` from ``bench_sizes``.
+    options : tuple of str
+        Keyword params that select a refimpl implementation (method, block
+        size) rather than the mathematical function: they are not passed to
+        candidates (:func:`verify.check`) nor written to golden vectors.
     """
 
     name: str
@@ -94,6 +98,7 @@ class Op:
     references: tuple[str, ...] = ()
     bench_case: Callable | None = None
     bench_sizes: tuple = ()
+    options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Op] = {}
@@ -115,6 +120,9 @@ def _load() -> None:
     package = importlib.import_module("verify.ops")
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"verify.ops.{info.name}")
+    # Importing the subpackage verify.ops bound it as the attribute `verify.ops`,
+    # hiding the function that verify/__init__.py exports under that name.
+    importlib.import_module("verify").ops = ops
 
 
 def ops(names=None) -> list[Op]:

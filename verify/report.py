@@ -1,16 +1,17 @@
-"""Reports: a terminal table and JSON, from a list of engine results."""
+"""Reports: a terminal table, JSON and JUnit XML, from a list of engine results."""
 
 from __future__ import annotations
 
 import json
 import platform
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import scipy
 
 from .engine import Result
 
-__all__ = ["format_table", "summary", "to_json"]
+__all__ = ["format_table", "summary", "to_json", "to_junit"]
 
 _COLUMNS = ("op", "property", "backend", "dtype", "examples", "max err / tol", "verdict")
 
@@ -28,17 +29,25 @@ def format_table(results: list[Result]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     failures = [r for r in results if not r.passed]
     for r in failures:
-        lines += ["", f"FAIL {r.op} / {r.property} on {r.backend} {r.dtype}: {r.message}"]
+        lines += ["", f"{r.verdict} {r.op} / {r.property} on {r.backend} {r.dtype}: {r.message}"]
+        if r.xfail:
+            lines.append(f"     expected failure: {r.xfail}")
         if r.counterexample:
             lines.append(f"     smallest failing input: {r.counterexample}")
+        if r.reproducer:
+            lines += ["     reproduce with:"] + ["       " + x for x in r.reproducer.splitlines()]
     lines += ["", summary(results)]
     return "\n".join(lines)
 
 
 def summary(results: list[Result]) -> str:
-    failed = sum(not r.passed for r in results)
+    """``"N passed, M failed (T s)"``, plus skipped and expected failures when there are any."""
+    counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "FAIL", "skip", "xfail")}
     seconds = sum(r.seconds for r in results)
-    return f"{len(results) - failed} passed, {failed} failed ({seconds:.1f} s)"
+    extra = "".join(f", {counts[v]} {word}" for v, word in (("skip", "skipped"),
+                                                          ("xfail", "expected failures"))
+                    if counts[v])
+    return f"{counts['pass']} passed, {counts['FAIL']} failed{extra} ({seconds:.1f} s)"
 
 
 def to_json(results: list[Result], **meta) -> str:
@@ -57,6 +66,7 @@ def to_json(results: list[Result], **meta) -> str:
                 "op": r.op, "property": r.property, "backend": r.backend, "dtype": r.dtype,
                 "examples": r.examples, "max_error": r.max_error, "tolerance": r.tolerance,
                 "verdict": r.verdict, "message": r.message, "counterexample": r.counterexample,
+                "reproducer": r.reproducer, "expected_failure": r.xfail,
                 "seconds": round(r.seconds, 4),
             }
             for r in results
@@ -64,3 +74,27 @@ def to_json(results: list[Result], **meta) -> str:
         "summary": summary(results),
     }
     return json.dumps(payload, indent=2)
+
+
+def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
+    """JUnit XML for CI systems: one ``testsuite`` per op, one ``testcase`` per result."""
+    root = ET.Element("testsuites", name=name)
+    for op in dict.fromkeys(r.op for r in results):
+        mine = [r for r in results if r.op == op]
+        suite = ET.SubElement(
+            root, "testsuite", name=op, tests=str(len(mine)),
+            failures=str(sum(r.verdict == "FAIL" for r in mine)),
+            skipped=str(sum(r.verdict in ("skip", "xfail") for r in mine)),
+            time=f"{sum(r.seconds for r in mine):.3f}",
+        )
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"{op}.{r.backend}.{r.dtype}",
+                                 name=r.property, time=f"{r.seconds:.3f}")
+            detail = f"max error {r.max_error:.3g}, tolerance {r.tolerance:.3g}, {r.examples} examples"
+            if r.verdict == "FAIL":
+                text = "\n".join(x for x in (r.counterexample, r.reproducer) if x)
+                ET.SubElement(case, "failure", message=r.message, type="PropertyFailed").text = text
+            elif r.verdict in ("skip", "xfail"):
+                ET.SubElement(case, "skipped", message=r.xfail or r.message)
+            ET.SubElement(case, "system-out").text = detail
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)

@@ -6,6 +6,12 @@ Used by refimpl's own tests (``tests/test_<module>.py``)::
     def test_property(op, prop, backend, dtype):
         assert_property(op, prop, backend, dtype)
 
+and by a framework's test suite, one test per (op, check) of its candidates::
+
+    @verify.parametrize_with_checks({"householder_product_tau": Candidate(fn, vjp=fn_vjp)})
+    def test_against_refimpl(check):
+        check()
+
 The profile comes from ``REFIMPL_VERIFY_PROFILE`` (default ``ci``;
 ``thorough`` for long runs).
 """
@@ -16,10 +22,13 @@ import os
 
 from refimpl.backend import available_backends
 
-from .engine import properties_of, run_property
-from .registry import ops
+from dataclasses import dataclass, field
 
-__all__ = ["assert_property", "property_cases", "test_profile"]
+from .candidate import Candidate, _as_candidate, candidate_properties, check
+from .engine import properties_of, run_property
+from .registry import Op, Property, get_op, ops
+
+__all__ = ["Teeth", "assert_property", "parametrize_with_checks", "property_cases", "test_profile"]
 
 
 def test_profile() -> str:
@@ -40,7 +49,7 @@ def property_cases(*, module: str):
         for prop in properties_of(op):
             for backend in available_backends(devices=True):
                 for dtype in prop.dtypes:
-                    test_id = f"{op.name}-{prop.name.replace(' ', '_')}-{backend}-{dtype}"
+                    test_id = _test_id(op.name, prop.name, backend, dtype)
                     params.append(pytest.param(op, prop, backend, dtype, id=test_id))
     if not params:
         raise LookupError(f"no registered op belongs to module {module!r}")
@@ -54,3 +63,83 @@ def assert_property(op, prop, backend, dtype) -> None:
         f"{op.name}: {prop.name} failed on {backend} {dtype} after {r.examples} examples: "
         f"{r.message}\n  smallest failing input: {r.counterexample or '(none)'}"
     )
+
+
+def _test_id(*parts) -> str:
+    return "-".join(parts).replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One (op, property, dtype) of a candidate; calling it runs the check under pytest."""
+
+    op: Op
+    prop: Property
+    candidate: Candidate
+    dtype: str
+    options: dict
+
+    def __call__(self) -> None:
+        import pytest
+
+        report = check(self.candidate, self.op, dtype=self.dtype, properties=[self.prop.name],
+                       **self.options)
+        (r,) = report.results
+        if r.skipped:
+            pytest.skip(r.message)
+        assert r.passed, "\n".join(
+            x for x in (
+                f"{self.op.name}: {r.property} failed ({self.dtype}, {r.examples} examples): "
+                f"{r.message}",
+                r.counterexample and f"smallest failing input: {r.counterexample}",
+                r.reproducer and "reproduce with:\n" + r.reproducer,
+            ) if x
+        )
+
+
+def parametrize_with_checks(candidates, *, expected_failures=None, dtypes=("float64",),
+                            **options):
+    """``pytest.mark.parametrize("check", ...)`` with one test per (op, check[, dtype]).
+
+    ``candidates`` maps op names to a callable or a :class:`~verify.Candidate`;
+    ``expected_failures`` maps op names to a reason, and marks that op's
+    checks ``xfail`` (not strict: a buggy op fails some checks, not all).
+    Other keywords go to :func:`verify.check` (``max_examples``, ``rtol``,
+    ``from_numpy``, ``cases``, ...). Test ids are ``<op>-<property>``, with
+    ``-<dtype>`` appended when more than one dtype is asked for.
+    """
+    import pytest
+
+    expected = dict(expected_failures or {})
+    selected = options.pop("properties", None)
+    params = []
+    for name, cand in candidates.items():
+        op, cand = get_op(name), _as_candidate(cand)
+        marks = [pytest.mark.xfail(reason=expected[name], strict=False)] if name in expected else []
+        for prop in candidate_properties(op):
+            if selected is not None and prop.name not in selected:
+                continue
+            for dtype in dtypes:
+                if dtype in prop.dtypes:
+                    test_id = _test_id(name, prop.name, *([dtype] if len(dtypes) > 1 else []))
+                    params.append(pytest.param(_Check(op, prop, cand, dtype, options),
+                                               id=test_id, marks=marks))
+    return pytest.mark.parametrize("check", params)
+
+
+@dataclass(frozen=True)
+class Teeth:
+    """Planted-bug candidates for one op, and a correct independent one.
+
+    ``correct`` must pass :func:`verify.check`; every candidate in
+    ``mutants`` (a short description of the bug -> candidate) must fail it,
+    at least on the properties named in ``caught_by[description]`` when
+    given; together the mutants must fail every property of the op.
+    ``options`` go to :func:`verify.check` for all of them (``cases``,
+    ``max_examples``, ``dtype``).
+    """
+
+    correct: Candidate
+    mutants: dict[str, Candidate]
+    caught_by: dict[str, set] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)

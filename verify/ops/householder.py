@@ -274,6 +274,7 @@ register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 32), (1024, 32)),
+    options=("method", "block_size"),
 ))
 
 
@@ -298,4 +299,5 @@ register(Op(
     tolerance=TOL,
     convention=CONVENTION + " Explicit LAPACK tau (tau = 0: identity) as the third primal.",
     references=REFERENCES,
+    options=("method", "block_size"),
 ))

@@ -1,0 +1,234 @@
+"""verify.check / check_all / replay / parametrize_with_checks on candidates, good and bad."""
+
+import contextlib
+import io
+import json
+import xml.etree.ElementTree as ET
+from types import SimpleNamespace
+
+import array_api_strict as xps
+import numpy as np
+import pytest
+
+import verify
+from refimpl import householder_product, householder_product_vjp
+from verify.adapters import default_to_numpy
+from verify.testing import _Check
+
+OP = "householder_product"
+
+
+def forward(V, X, *, transpose=False):
+    return householder_product(V, X, transpose=transpose, method="sequential")
+
+
+def vjp(V, X, G, *, transpose=False):
+    return householder_product_vjp(V, X, G, transpose=transpose, method="sequential")
+
+
+def tau_forward(V, X, tau, *, transpose=False):
+    return householder_product(V, X, tau=tau, transpose=transpose)
+
+
+def tau_vjp(V, X, tau, G, *, transpose=False):
+    return householder_product_vjp(V, X, G, tau=tau, transpose=transpose)
+
+
+def negated(V, X, *, transpose=False):
+    return -forward(V, X, transpose=transpose)
+
+
+def perturbed(V, X, *, transpose=False):
+    return forward(V, X, transpose=transpose) * (1 + 1e-9)
+
+
+def _report(candidate, **kw):
+    return verify.check(candidate, OP, max_examples=kw.pop("max_examples", 6), **kw)
+
+
+def test_correct_candidate_passes_every_check():
+    report = _report(forward, vjp=vjp)
+    assert report.passed, str(report)
+    names = [r.property for r in report.results]
+    assert names[:5] == ["matches ground truth", "matches refimpl forward",
+                         "vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl"]
+    own = {p.name for p in verify.get_op(OP).properties}
+    refimpl_only = {p.name for p in verify.get_op(OP).properties if p.refimpl_only}
+    assert set(names) >= own - refimpl_only and not set(names) & refimpl_only
+    assert all(r.examples >= 6 and r.max_error <= r.tolerance for r in report.results)
+
+
+def test_without_vjp_gradient_checks_are_skipped():
+    report = _report(forward)
+    skipped = {r.property for r in report.results if r.verdict == "skip"}
+    assert skipped == {"vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl",
+                       "gradient orthogonal to v"}
+    assert report.passed and "4 skipped" in report.summary()
+
+
+def _raises(V, X, *, transpose=False):
+    raise RuntimeError("kernel not implemented")
+
+
+@pytest.mark.parametrize("candidate, message", [
+    (_raises, "RuntimeError: kernel not implemented"),
+    (lambda V, X, transpose=False: forward(V, X, transpose=transpose)[..., :1], "has shape"),
+    (lambda V, X, transpose=False: forward(V, X, transpose=transpose).astype(np.float32),
+     "has dtype float32, expected float64"),
+    (lambda V, X, transpose=False: xps.asarray(forward(V, X, transpose=transpose)),
+     "in namespace array_api_strict, expected"),
+    (lambda V, X, transpose=False: forward(V, X, transpose=transpose) * np.nan, "error inf"),
+    (lambda V, X, transpose=False: forward(V, X, transpose=transpose).tolist(), "not an array"),
+    (lambda V, X, transpose=False: None, "not an array but NoneType"),
+    (lambda V, X, transpose=False: SimpleNamespace(shape=X.shape, dtype=X.dtype),
+     "is a SimpleNamespace, not an array of"),
+    (lambda V, X: forward(V, X), "TypeError"),  # does not accept the op's keyword params
+])
+def test_bad_candidate_fails_the_check_and_does_not_crash(candidate, message):
+    report = _report(candidate, properties=["matches ground truth"])
+    (r,) = report.results
+    assert r.verdict == "FAIL" and message in r.message, r.message
+    assert r.counterexample.startswith("V: shape")
+
+
+@pytest.mark.parametrize("bad_vjp, message", [
+    (lambda V, X, G, transpose=False: vjp(V, X, G, transpose=transpose)[:1], "must return 2"),
+    (lambda V, X, G, transpose=False: vjp(V, X, G, transpose=transpose)[0], "tuple of 2"),
+    (lambda V, X, G, transpose=False: (vjp(V, X, G, transpose=transpose)[0].T,
+                                        vjp(V, X, G, transpose=transpose)[1]), "cotangent of V"),
+])
+def test_bad_vjp_fails_the_gradient_checks(bad_vjp, message):
+    report = _report(forward, vjp=bad_vjp, properties=["vjp: autograd", "vjp: matches refimpl"])
+    assert not report.passed
+    assert all(message in r.message for r in report.results), [r.message for r in report.results]
+
+
+def test_wrong_device_is_a_failure():
+    """Inputs on array_api_strict's device1, output moved back to the default device."""
+    def leaks(V, X, transpose=False):
+        return householder_product(V, X, transpose=transpose).to_device(xps.Device("CPU_DEVICE"))
+
+    report = _report(leaks, from_numpy="array_api_strict:device1",
+                     properties=["matches ground truth"])
+    assert "is on device" in report.results[0].message
+
+
+def test_candidate_in_another_framework_converts_both_ways():
+    """refimpl itself on array_api_strict's second device, as a foreign framework."""
+    report = _report(householder_product, vjp=householder_product_vjp, dtype="float32",
+                     from_numpy="array_api_strict:device1")
+    assert report.passed, str(report)
+    assert report.results[0].backend == "array_api_strict:device1"
+
+
+def test_adapter_errors_are_usage_errors():
+    with pytest.raises(ValueError, match="unknown framework 'mxnet'"):
+        _report(forward, from_numpy="mxnet")
+    with pytest.raises(TypeError, match="turned a float64 array into float32"):
+        _report(forward, from_numpy=lambda x: x.astype(np.float32))
+    with pytest.raises(ValueError, match="unknown properties"):
+        _report(forward, properties=["orthogonalty"])
+    with pytest.raises(KeyError, match="no op 'householder'"):
+        verify.check(forward, "householder")
+
+
+def test_failure_has_smallest_input_and_a_reproducer_that_replays_it():
+    report = _report(negated)
+    failure = report.failures[0]
+    assert "from test_verify_check import negated as forward" in failure.reproducer
+    assert "V: shape (1, 1)" in failure.counterexample  # shrunk to the smallest case
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(failure.reproducer, namespace)
+    assert namespace["error"] > failure.tolerance
+    assert float(out.getvalue()) == namespace["error"]
+
+
+def test_replay_propagates_the_candidates_exception():
+    case = verify.Case({"V": np.ones((1, 2)), "X": np.ones((2, 1))}, {"transpose": False})
+    with pytest.raises(RuntimeError, match="kernel not implemented"):
+        verify.replay(_raises, OP, "matches ground truth", case)
+    assert verify.replay(forward, OP, "matches ground truth", case) < 1e-15
+
+
+def test_rtol_and_atol():
+    assert not _report(perturbed, properties=["matches ground truth"]).passed
+    assert _report(perturbed, properties=["matches ground truth"], rtol=1e-8).passed
+    # atol: ||error|| <= atol passes whatever ||expected|| is (here ~1e-9 * ||X|| < 1e-6).
+    assert _report(perturbed, properties=["matches ground truth"], atol=1e-6).passed
+    loose = _report(forward, vjp=vjp, rtol=1e-8, properties=["vjp: dot-product test"])
+    assert loose.results[0].tolerance == pytest.approx(1e-6 * 1e-8 / 1e-12)
+
+
+def test_seed_fixes_the_drawn_inputs():
+    errors = [_report(perturbed, seed=s, properties=["matches ground truth"], rtol=1e-8)
+              .results[0].max_error for s in (3, 3, 4)]
+    assert errors[0] == errors[1] != errors[2]
+
+
+def test_check_all_with_expected_failures():
+    report = verify.check_all({OP: negated, "householder_product_tau": tau_forward},
+                              expected_failures={OP: "upstream bug #123"}, max_examples=4)
+    assert report.op_verdicts() == {OP: "xfail", "householder_product_tau": "pass"}
+    assert report.passed
+    assert {r.verdict for r in report.results if r.op == OP} <= {"pass", "skip", "xfail"}
+    assert "expected failure: upstream bug #123" in str(report)
+
+    xpass = verify.check_all({OP: forward}, expected_failures={OP: "fixed?"}, max_examples=4)
+    assert xpass.op_verdicts() == {OP: "XPASS"} and not xpass.passed
+    assert "XPASS householder_product" in str(xpass)
+    with pytest.raises(ValueError, match="without a candidate"):
+        verify.check_all({OP: forward}, expected_failures={"householder_product_tau": "?"})
+
+
+def test_report_as_json_and_junit():
+    report = _report(negated, properties=["matches ground truth", "orthogonality"])
+    payload = json.loads(report.to_json())
+    assert payload["passed"] is False and payload["ops"] == {OP: "FAIL"}
+    failed = [r for r in payload["results"] if r["verdict"] == "FAIL"]
+    assert failed and failed[0]["reproducer"].startswith("import numpy as np")
+    root = ET.fromstring(report.to_junit())
+    suite = root.find("testsuite")
+    assert suite.get("name") == OP and suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert root.find(".//failure").get("message").startswith("error")
+
+
+CANDIDATES = {
+    OP: verify.Candidate(forward, vjp=vjp),
+    "householder_product_tau": verify.Candidate(tau_forward, vjp=tau_vjp),
+}
+
+
+@verify.parametrize_with_checks(CANDIDATES, max_examples=4)
+def test_parametrize_with_checks(check):
+    check()
+
+
+@verify.parametrize_with_checks({OP: negated}, expected_failures={OP: "planted bug"},
+                                max_examples=3, properties=["matches ground truth"])
+def test_parametrize_with_expected_failures(check):
+    check()
+
+
+def test_parametrize_with_checks_ids_and_marks():
+    mark = verify.parametrize_with_checks(CANDIDATES, dtypes=("float64", "float32"))
+    ids = [p.id for p in mark.args[1]]
+    assert "householder_product-matches_ground_truth-float64" in ids
+    assert "householder_product_tau-vjp:_dot-product_test-float64" in ids
+    assert "householder_product_tau-vjp:_dot-product_test-float32" not in ids  # float64 only
+    assert len(ids) == len(set(ids))
+    assert all(isinstance(p.values[0], _Check) for p in mark.args[1])
+
+
+def test_default_to_numpy_falls_back_to_dlpack():
+    class Foreign:  # an array type verify does not know, speaking DLPack
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kw):
+            return self.a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return self.a.__dlpack_device__()
+
+    np.testing.assert_array_equal(default_to_numpy(Foreign(np.arange(3.0))), np.arange(3.0))

@@ -1,0 +1,106 @@
+"""Golden vectors: export, hashes, allow_pickle=False, and that they reproduce refimpl."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import verify
+from verify.vectors import FORMAT
+
+OPS = ["householder_product", "householder_product_tau"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vectors")
+    manifest = verify.export_vectors(out, OPS, examples=3, seed=1)
+    return out, manifest
+
+
+def test_manifest_describes_every_file(exported):
+    out, manifest = exported
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert manifest["format"] == FORMAT and manifest["seed"] == 1
+    assert {"refimpl", "convention_version", "numpy", "scipy"} <= set(manifest)
+    assert len(manifest["files"]) == 6
+    for entry in manifest["files"]:
+        data = (out / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert "method" not in entry["params"] and "transpose" in entry["params"]
+        primals = manifest["ops"][entry["op"]]["primals"]
+        expected_keys = ({f"input_{p}" for p in primals} | {f"vjp_{p}" for p in primals}
+                         | {"output", "cotangent"})
+        assert set(entry["arrays"]) == expected_keys
+        assert set(entry["tolerance"]) == {"output"} | {f"vjp_{p}" for p in primals}
+        assert entry["tolerance"]["output"]["float64"]["rtol"] == 1e-12
+
+
+def test_vectors_reproduce_refimpl_and_an_independent_implementation(exported):
+    from teeth_householder import Reflectors
+
+    vectors = verify.load_vectors(exported[0])
+    assert [v.op for v in vectors] == [op for op in OPS for _ in range(3)]
+    for v in vectors:
+        op = verify.get_op(v.op)
+        independent = Reflectors(explicit_tau="tau" in v.inputs)
+        args = list(v.inputs.values())
+        for impl in (op, independent):
+            out = impl.forward(*args, **v.params)
+            tol = v.tolerance["output"]["float64"]
+            assert np.linalg.norm(out - v.output) <= tol["atol"]
+            grads = impl.vjp(*args, v.cotangent, **v.params)
+            for name, g in zip(v.inputs, grads):
+                assert np.linalg.norm(g - v.vjp[name]) <= v.tolerance[f"vjp_{name}"]["float64"]["atol"]
+
+
+def test_same_seed_same_vectors(exported, tmp_path):
+    verify.export_vectors(tmp_path, OPS[:1], examples=3, seed=1)
+    again = verify.load_vectors(tmp_path)
+    first = [v for v in verify.load_vectors(exported[0]) if v.op == OPS[0]]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.inputs["V"], b.inputs["V"])
+        np.testing.assert_array_equal(a.vjp["X"], b.vjp["X"])
+
+
+def _copy(src, dst):
+    for p in src.iterdir():
+        (dst / p.name).write_bytes(p.read_bytes())
+    return json.loads((dst / "manifest.json").read_text())
+
+
+def test_changed_file_is_refused(exported, tmp_path):
+    manifest = _copy(exported[0], tmp_path)
+    name = manifest["files"][0]["file"]
+    with np.load(tmp_path / name) as data:
+        arrays = dict(data)
+    arrays["output"] = arrays["output"] + 1e-3
+    np.savez(tmp_path / name, **arrays)
+    with pytest.raises(ValueError, match=f"{name}: SHA-256 does not match"):
+        verify.load_vectors(tmp_path)
+
+
+def test_missing_file_is_refused(exported, tmp_path):
+    manifest = _copy(exported[0], tmp_path)
+    (tmp_path / manifest["files"][2]["file"]).unlink()
+    with pytest.raises(ValueError, match="is missing"):
+        verify.load_vectors(tmp_path)
+
+
+def test_pickled_arrays_are_not_loaded(exported, tmp_path):
+    """Even with a matching hash, an object array is refused (allow_pickle=False)."""
+    manifest = _copy(exported[0], tmp_path)
+    entry = manifest["files"][0]
+    np.savez(tmp_path / entry["file"], output=np.array([{"evil": 1}], dtype=object))
+    entry["sha256"] = hashlib.sha256((tmp_path / entry["file"]).read_bytes()).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        verify.load_vectors(tmp_path)
+
+
+def test_not_a_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a refimpl-golden-vectors manifest"):
+        verify.load_vectors(tmp_path)
