@@ -42,9 +42,9 @@ def _report(op_name, mutant=None, dtype="float64"):
 
 
 def test_every_registered_op_has_teeth():
-    missing = [op.name for op in verify.ops() if op.name not in TEETH]
+    missing = [op.name for op in verify.list_ops() if op.name not in TEETH]
     assert not missing, f"add Teeth entries (tests/teeth_<module>.py) for {missing}"
-    unknown = sorted(set(TEETH) - {op.name for op in verify.ops()})
+    unknown = sorted(set(TEETH) - {op.name for op in verify.list_ops()})
     assert not unknown, f"teeth for ops that are not registered: {unknown}"
 
 

@@ -11,7 +11,8 @@
 
 from .candidate import Candidate, Report, check, check_all, replay
 from .engine import PROFILES, Result, properties_of, run_property, run_suite
-from .registry import Case, Op, Property, get_op, ops, register
+from .registry import Case, Op, Property, get_op, register
+from .registry import ops as list_ops
 from .testing import parametrize_with_checks
 from .vectors import export_vectors, load_vectors
 
@@ -27,8 +28,8 @@ __all__ = [
     "check_all",
     "export_vectors",
     "get_op",
+    "list_ops",
     "load_vectors",
-    "ops",
     "parametrize_with_checks",
     "properties_of",
     "register",

@@ -120,9 +120,6 @@ def _load() -> None:
     package = importlib.import_module("verify.ops")
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"verify.ops.{info.name}")
-    # Importing the subpackage verify.ops bound it as the attribute `verify.ops`,
-    # hiding the function that verify/__init__.py exports under that name.
-    importlib.import_module("verify").ops = ops
 
 
 def ops(names=None) -> list[Op]:
