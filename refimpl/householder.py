@@ -56,15 +56,16 @@ __all__ = [
 METHODS = ("wy", "sequential", "dense")
 
 
-def default_block_size(n: int) -> int:
-    """Block size used when ``block_size=None``: ``min(n, 32)``.
+def default_block_size(n: int, m: int | None = None) -> int:
+    """Block size used when ``block_size=None``: 32, or 64 when ``m > 64`` columns.
 
-    Measured with ``asv_benchmarks`` (float64, one BLAS thread, d in 64..1024,
-    m in 1..256): smaller blocks leave BLAS-3 speed unused, larger ones pay
-    ``2 d n k`` flops for the ``V_b V_b^T`` of the build; see
-    ``docs/blocks/householder.rst`` for the figures.
+    A block of ``k`` reflectors costs ``2 d k^2`` flops to build (``V_b V_b^T``)
+    and ``4 d k m`` to apply, and GEMMs with a dimension ``k`` run faster for
+    larger ``k``; FastH takes ``k = m``. Measured (float64, one BLAS thread,
+    ``asv_benchmarks``): 32 is best or within a few percent for ``m <= 64``, 64
+    for ``m = 256``. See ``docs/blocks/householder.rst`` for the figures.
     """
-    return max(1, min(n, 32))
+    return max(1, min(n, 64 if m is not None and m > 64 else 32))
 
 
 # ---------------------------------------------------------------------------
@@ -137,11 +138,11 @@ def _check_operand(name, V, arr, check_finite):
         require_finite(name, arr)
 
 
-def _check_method(method, block_size, n):
+def _check_method(method, block_size, n, m=None):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if block_size is None:
-        return default_block_size(n)
+        return default_block_size(n, m)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     return min(block_size, n)
@@ -353,7 +354,7 @@ def householder_product(
     xp, tau_full, _ = _reflectors(V, tau, check_finite, (("X", X),))
     _check_rhs("X", V, X)
     n = V.shape[-2]
-    k = _check_method(method, block_size, n)
+    k = _check_method(method, block_size, n, X.shape[-1])
     if method == "sequential":
         return _sequential(xp, V, tau_full, X, transpose)
     if method == "dense":
@@ -397,7 +398,7 @@ def householder_product_fwd(
     xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X),))
     out_shape = _check_rhs("X", V, X)
     n = V.shape[-2]
-    k = n if method == "dense" else _check_method(method, block_size, n)
+    k = n if method == "dense" else _check_method(method, block_size, n, X.shape[-1])
     wy = HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
     Y, inputs = _apply_blocks(wy.xp, wy.factors, X, transpose, keep_inputs=True)
     return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
