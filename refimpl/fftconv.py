@@ -226,7 +226,10 @@ def kernel_spectrum(K, *, method="rfft"):
     require_real_floating("K", K)
     xp, _ = get_namespace(K)
     require_ndim("K", K, 1, "(N_1, ..., N_d)")
-    real = _check_method(method)
+    return _circular_spectrum(xp, K, _check_method(method))
+
+
+def _circular_spectrum(xp, K, real):
     grid, axes = tuple(K.shape), tuple(range(K.ndim))
     values = _fft(xp, K, grid, axes, real)
     return KernelSpectrum(values, grid, real, None, xp.max(xp.abs(values)), dtype_name(K))
@@ -311,7 +314,7 @@ def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
             raise ValueError(
                 f"K must have the shape of X along axes {axes}, {grid}, got {tuple(K.shape)}"
             )
-        spectrum = kernel_spectrum(K, method="rfft" if _check_method(method) else "complex")
+        spectrum = _circular_spectrum(xp, K, _check_method(method))
     else:
         _check_method(method, spectrum)
         if spectrum.channels is not None or spectrum.grid != grid:
