@@ -289,8 +289,12 @@ class _Circular:
     K_hat: Any  # spectrum broadcast against X's spectrum
 
 
-def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
-    """Validate ``X`` (and a cotangent of its shape) and ``K`` or its spectrum."""
+def _data_and_kernel(X, K, method, cotangents):
+    """Shared checks of ``X``, its cotangents and ``K`` (array or spectrum); ``(xp, spectrum)``.
+
+    ``spectrum`` is ``None`` when ``K`` is an array; a given spectrum is
+    checked against ``method`` and ``X``'s dtype.
+    """
     if X is None or not hasattr(X, "shape"):
         raise TypeError(f"X must be an array, got {type(X).__name__}")
     spectrum = K if isinstance(K, KernelSpectrum) else None
@@ -301,6 +305,16 @@ def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
         require_real_floating(name, arr)
     xp, _ = get_namespace(*named.values(), None if spectrum is None else spectrum.values)
     require_same_dtype(**named)
+    if spectrum is not None:
+        _check_method(method, spectrum)
+        if spectrum.dtype != dtype_name(X):
+            raise TypeError(f"arguments must share one dtype, got X: {dtype_name(X)}, K: {spectrum.dtype}")
+    return xp, spectrum
+
+
+def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
+    """Validate ``X`` (and a cotangent of its shape) and ``K`` or its spectrum."""
+    xp, spectrum = _data_and_kernel(X, K, method, cotangents)
     require_ndim("X", X, 1, "(..., N_1, ..., N_d)")
     axes = _normalize_axes(axes, X.ndim)
     grid = tuple(X.shape[a] for a in axes)
@@ -315,15 +329,11 @@ def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
                 f"K must have the shape of X along axes {axes}, {grid}, got {tuple(K.shape)}"
             )
         spectrum = _circular_spectrum(xp, K, _check_method(method))
-    else:
-        _check_method(method, spectrum)
-        if spectrum.channels is not None or spectrum.grid != grid:
-            raise ValueError(
-                f"K is a spectrum for grid {spectrum.grid} (channels {spectrum.channels}); "
-                f"X has grid {grid} along axes {axes}"
-            )
-        if spectrum.dtype != dtype_name(X):
-            raise TypeError(f"arguments must share one dtype, got X: {dtype_name(X)}, K: {spectrum.dtype}")
+    elif spectrum.channels is not None or spectrum.grid != grid:
+        raise ValueError(
+            f"K is a spectrum for grid {spectrum.grid} (channels {spectrum.channels}); "
+            f"X has grid {grid} along axes {axes}"
+        )
     shape = [1] * X.ndim
     for a, n in zip(axes, spectrum.values.shape):
         shape[a] = n
@@ -548,26 +558,14 @@ class _Periodic:
 
 
 def _periodic_inputs(X, K, method, square=False, **cotangents) -> _Periodic:
-    if X is None or not hasattr(X, "shape"):
-        raise TypeError(f"X must be an array, got {type(X).__name__}")
-    spectrum = K if isinstance(K, KernelSpectrum) else None
-    named = {"X": X, **cotangents}
-    if spectrum is None:
-        named["K"] = K
-    for name, arr in named.items():
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(*named.values(), None if spectrum is None else spectrum.values)
-    require_same_dtype(**named)
+    """Validate images ``X`` (and an output cotangent) and ``K`` or its spectrum."""
+    xp, spectrum = _data_and_kernel(X, K, method, cotangents)
     require_ndim("X", X, 3, "(..., c_in, H, W)")
     if spectrum is None:
         _require_periodic_kernel(K)
         spectrum = _periodic_spectrum(xp, K, _check_method(method))
-    else:
-        _check_method(method, spectrum)
-        if spectrum.channels is None:
-            raise ValueError("K is a circular-convolution spectrum; use periodic_kernel_spectrum")
-        if spectrum.dtype != dtype_name(X):
-            raise TypeError(f"arguments must share one dtype, got X: {dtype_name(X)}, K: {spectrum.dtype}")
+    elif spectrum.channels is None:
+        raise ValueError("K is a circular-convolution spectrum; use periodic_kernel_spectrum")
     c_out, c_in = spectrum.channels
     if square and c_out != c_in:
         raise ValueError(f"K must have c_out == c_in to be invertible, got channels ({c_out}, {c_in})")
