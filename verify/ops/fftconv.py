@@ -78,23 +78,24 @@ def _dense_periodic(np_, K):
     return np_.reshape(np_.transpose(blocks, (0, 2, 1, 3)), (c_out * H * W, c_in * H * W))
 
 
-def _grid_last(X, axes):
-    """``X`` with the grid axes moved to the end, flattened: ``(B, n)``, and the undo."""
-    batch = [a for a in range(X.ndim) if a not in axes]
-    order = batch + list(axes)
-    moved_shape = tuple(X.shape[a] for a in order)
-    flat = np.reshape(np.transpose(X, order), (-1, int(np.prod([X.shape[a] for a in axes]))))
-    return flat, order, moved_shape
-
-
-def _apply_dense(np_, M, X, axes):
-    """``M`` applied to the grid axes of ``X`` (batch axes anywhere)."""
+def _on_grid(np_, X, axes, fn):
+    """Apply ``fn`` to ``X`` flattened to ``(batch, grid)`` rows (batch axes anywhere)."""
     batch = [a for a in range(X.ndim) if a not in axes]
     order = batch + list(axes)
     moved = np_.transpose(X, order)
-    flat = np_.reshape(moved, (-1, M.shape[1]))
-    out = np_.reshape(np_.matmul(flat, np_.transpose(M)), moved.shape)
+    n = int(np.prod([X.shape[a] for a in axes]))
+    out = np_.reshape(fn(np_.reshape(moved, (-1, n))), moved.shape)
     return np_.transpose(out, list(np.argsort(order)))
+
+
+def _apply_dense(np_, M, X, axes):
+    """``M`` applied to the grid axes of ``X``."""
+    return _on_grid(np_, X, axes, lambda rows: np_.matmul(rows, np_.transpose(M)))
+
+
+def _solve_dense(np_, M, Z, axes):
+    """``M^{-1}`` applied to the grid axes of ``Z`` (LAPACK solve)."""
+    return _on_grid(np_, Z, axes, lambda rows: np_.transpose(np_.linalg.solve(M, np_.transpose(rows))))
 
 
 def _roll_sum(X, K, axes):
@@ -117,15 +118,6 @@ def _circular_inverse_reference(Z, K, axes=None, **_):
     return _solve_dense(np, _dense(K, K.shape), Z, tuple(axes))
 
 
-def _solve_dense(np_, M, Z, axes):
-    batch = [a for a in range(Z.ndim) if a not in axes]
-    order = batch + list(axes)
-    moved = np_.transpose(Z, order)
-    flat = np_.reshape(moved, (-1, M.shape[1]))
-    out = np_.reshape(np_.transpose(np_.linalg.solve(M, np_.transpose(flat))), moved.shape)
-    return np_.transpose(out, list(np.argsort(order)))
-
-
 def _circular_inverse_naive(Z, K, axes=None, **_):
     return _solve_dense(anp, _dense(K, K.shape), Z, tuple(axes))
 
@@ -135,22 +127,14 @@ def _slogdet_pair(np_, M):
     return np_.stack([sign, logabsdet], axis=-1)
 
 
-def _circular_slogdet_reference(K, axes=None, **_):
-    axes = tuple(range(K.ndim)) if axes is None else tuple(axes)
-    flat, _, moved = _grid_last(K, axes)
-    grid = moved[len(moved) - len(axes):]
-    pairs = [_slogdet_pair(np, _dense(k.reshape(grid), grid)) for k in flat]
-    return np.reshape(np.stack(pairs), moved[: len(moved) - len(axes)] + (2,))
-
-
-def _circular_slogdet_naive(K, axes=None, **_):
+def _circular_slogdet_dense(K, axes=None, np_=np, **_):
+    """``[sign, logabsdet]`` of the dense operator of each kernel in the batch."""
     axes = tuple(range(K.ndim)) if axes is None else tuple(axes)
     batch = [a for a in range(K.ndim) if a not in axes]
-    moved = anp.transpose(K, batch + list(axes))
     grid = tuple(K.shape[a] for a in axes)
-    flat = anp.reshape(moved, (-1,) + grid)
-    pairs = anp.stack([_slogdet_pair(anp, _dense(flat[b], grid)) for b in range(flat.shape[0])])
-    return anp.reshape(pairs, tuple(K.shape[a] for a in batch) + (2,))
+    kernels = np_.reshape(np_.transpose(K, batch + list(axes)), (-1,) + grid)
+    pairs = np_.stack([_slogdet_pair(np_, _dense(kernels[b], grid)) for b in range(kernels.shape[0])])
+    return np_.reshape(pairs, tuple(K.shape[a] for a in batch) + (2,))
 
 
 def _periodic_reference(X, K, **_):
@@ -173,16 +157,8 @@ def _periodic_inverse_reference(Z, K, np_=np, **_):
     return np_.reshape(np_.transpose(np_.linalg.solve(M, np_.transpose(flat))), Z.shape)
 
 
-def _periodic_inverse_naive(Z, K, **_):
-    return _periodic_inverse_reference(Z, K, np_=anp)
-
-
-def _periodic_slogdet_reference(K, **_):
-    return _slogdet_pair(np, _dense_periodic(np, K))
-
-
-def _periodic_slogdet_naive(K, **_):
-    return _slogdet_pair(anp, _dense_periodic(anp, K))
+def _periodic_slogdet_dense(K, np_=np, **_):
+    return _slogdet_pair(np_, _dense_periodic(np_, K))
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -233,7 +209,7 @@ def _circular_cases(draw, kernel="gaussian", max_d=3):
     gen = draw(rng())
     grid = _grid(draw, max_d)
     shape, axes = _with_batch(draw, grid)
-    K = {"gaussian": lambda: gen.standard_normal(grid), "near_identity": lambda: _near_identity(gen, grid)}[kernel]()
+    K = _near_identity(gen, grid) if kernel == "near_identity" else gen.standard_normal(grid)
     first = "Z" if kernel == "near_identity" else "X"
     return Case({first: gen.standard_normal(shape), "K": K},
                 {"axes": axes, "method": draw(st.sampled_from(fc.METHODS))})
@@ -362,10 +338,8 @@ def _cached_spectrum(spectrum_name):
 
 def _per_slice(X, axes, fn):
     """Apply ``fn`` to every grid slice of ``X`` (batch axes anywhere)."""
-    flat, order, moved = _grid_last(X, axes)
-    grid = moved[len(moved) - len(axes):]
-    out = np.stack([fn(x.reshape(grid)) for x in flat]).reshape(moved)
-    return np.transpose(out, np.argsort(order))
+    grid = tuple(X.shape[a] for a in axes)
+    return _on_grid(np, X, axes, lambda rows: np.stack([fn(r.reshape(grid)).ravel() for r in rows]))
 
 
 def _centre(K):
@@ -577,8 +551,8 @@ register(Op(
     vjp=_pair_vjp(fc.circular_conv_slogdet_vjp),
     primals=("K",),
     cases=_slogdet_cases,
-    reference=_circular_slogdet_reference,
-    naive=_circular_slogdet_naive,
+    reference=_circular_slogdet_dense,
+    naive=functools.partial(_circular_slogdet_dense, np_=anp),
     properties=(
         _PATHS,
         Property("3-D logdet == periodic logdet with channel-circulant kernel",
@@ -628,7 +602,7 @@ register(Op(
     primals=("Z", "K"),
     cases=lambda: _periodic_cases(kind="near_identity"),
     reference=_periodic_inverse_reference,
-    naive=_periodic_inverse_naive,
+    naive=functools.partial(_periodic_inverse_reference, np_=anp),
     properties=(
         Property("round trip (error / cond)", _round_trip(fc.periodic_conv),
                  "conv(inverse(Z)) = Z and inverse(conv(X)) = X, relative error / max_f cond(K_hat(f))",
@@ -648,8 +622,8 @@ register(Op(
     vjp=_pair_vjp(fc.periodic_conv_slogdet_vjp),
     primals=("K",),
     cases=lambda: _periodic_cases(kind="slogdet"),
-    reference=_periodic_slogdet_reference,
-    naive=_periodic_slogdet_naive,
+    reference=_periodic_slogdet_dense,
+    naive=functools.partial(_periodic_slogdet_dense, np_=anp),
     properties=(_PATHS,),
     tolerance=SLOGDET_TOL,
     convention="Forward returns stack([sign, logabsdet]); logabsdet = sum_f omega_f log|det K_hat(f)|, "
