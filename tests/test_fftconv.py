@@ -1,6 +1,7 @@
 """FFT convolutions: registered properties on every backend, singular kernels, bad input, teeth."""
 
 import dataclasses
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -37,18 +38,6 @@ def put(request):
     return lambda x: from_numpy(x, be)
 
 
-@pytest.mark.parametrize("method", fc.METHODS)
-def test_singular_circular_kernel_names_the_frequency(put, method):
-    K = put(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]]))  # K_hat[0, 0] = 0 exactly
-    X = put(np.ones((2, 3)))
-    for call in (lambda: fc.circular_conv_slogdet(K, method=method),
-                 lambda: fc.circular_conv_slogdet_vjp(K, put(np.array(1.0)), method=method),
-                 lambda: fc.circular_conv_inverse(X, K, method=method),
-                 lambda: fc.circular_conv_inverse_vjp(X, K, X, method=method)):
-        with pytest.raises(ValueError, match=r"singular at frequency \(0, 0\)"):
-            call()
-
-
 def test_numerically_singular_circular_kernel():
     """``|K_hat[0]| = 2^-52``: the inverse refuses (matrix_rank's tolerance), the logdet is finite."""
     K = np.array([1.0, -(1.0 - 2.0**-52)])
@@ -58,14 +47,23 @@ def test_numerically_singular_circular_kernel():
         fc.circular_conv_inverse(np.ones(2), K)
 
 
+# (kernel, data shape, ops, frequency): K_hat[0, 0] = 0 exactly; K_hat((2, 0)) singular exactly.
+_SINGULAR = [
+    (np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]]), (2, 3), "circular_conv", "(0, 0)"),
+    (_singular_periodic(), (2, 4, 4), "periodic_conv", "(2, 0)"),
+]
+
+
 @pytest.mark.parametrize("method", fc.METHODS)
-def test_singular_periodic_kernel_names_the_frequency(put, method):
-    K, Z = put(_singular_periodic()), put(np.ones((2, 4, 4)))
-    for call in (lambda: fc.periodic_conv_slogdet(K, method=method),
-                 lambda: fc.periodic_conv_slogdet_vjp(K, put(np.array(1.0)), method=method),
-                 lambda: fc.periodic_conv_inverse(Z, K, method=method),
-                 lambda: fc.periodic_conv_inverse_vjp(Z, K, Z, method=method)):
-        with pytest.raises(ValueError, match=r"singular at frequency \(2, 0\)"):
+@pytest.mark.parametrize("K, shape, prefix, freq", _SINGULAR, ids=["circular", "periodic"])
+def test_singular_kernel_names_the_frequency(put, method, K, shape, prefix, freq):
+    K, Z, g = put(K), put(np.ones(shape)), put(np.array(1.0))
+    op = {name: getattr(fc, f"{prefix}_{name}") for name in ("slogdet", "slogdet_vjp", "inverse", "inverse_vjp")}
+    for call in (lambda: op["slogdet"](K, method=method),
+                 lambda: op["slogdet_vjp"](K, g, method=method),
+                 lambda: op["inverse"](Z, K, method=method),
+                 lambda: op["inverse_vjp"](Z, K, Z, method=method)):
+        with pytest.raises(ValueError, match=rf"singular at frequency {re.escape(freq)}"):
             call()
 
 
