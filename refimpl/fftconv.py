@@ -386,6 +386,20 @@ def circular_conv(X, K, axes=None, *, method=None):
     -------
     Z : array
         Shape, namespace, device and dtype of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.ndimage
+    >>> from refimpl.fftconv import circular_conv, circular_conv_inverse, kernel_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> X, K = rng.standard_normal((8, 6, 3)), rng.standard_normal((8, 6, 3))
+    >>> Z = circular_conv(X, K)
+    >>> np.allclose(np.roll(Z, (-4, -3, -1), axis=(0, 1, 2)),
+    ...             scipy.ndimage.convolve(X, K, mode="wrap"))
+    True
+    >>> spec = kernel_spectrum(K)                # cache the kernel's FFT
+    >>> np.allclose(circular_conv_inverse(circular_conv(X, spec), spec), X)
+    True
     """
     c = _circular_inputs(X, K, axes, method)
     X_hat = _fft(c.xp, X, c.spec.grid, c.axes, c.spec.real)
@@ -634,6 +648,20 @@ def periodic_conv(X, K, *, method=None):
     Returns
     -------
     Z : (..., c_out, H, W) array
+
+    Examples
+    --------
+    A PyTorch-style 3x3 layer with circular padding, as a periodic convolution:
+
+    >>> import numpy as np, scipy.ndimage
+    >>> from refimpl.fftconv import embed_kernel, periodic_conv
+    >>> rng = np.random.default_rng(0)
+    >>> w, x = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal((2, 8, 8))
+    >>> z = periodic_conv(x, embed_kernel(w, (8, 8)))
+    >>> z_ref = [sum(scipy.ndimage.correlate(x[i], w[o, i], mode="wrap") for i in range(2))
+    ...          for o in range(4)]
+    >>> np.allclose(z, z_ref)
+    True
     """
     p = _periodic_inputs(X, K, method)
     return _from_frequencies(p, p.spec.values @ _to_frequencies(p, X))

@@ -136,6 +136,16 @@ def test_slogdet_batch_axes():
         assert (sign[b], logabsdet[b]) == pytest.approx((s1, l1), rel=1e-13)
 
 
+def test_periodic_slogdet_batch_axes():
+    K = np.random.default_rng(4).standard_normal((2, 3, 3, 2, 5))
+    sign, logabsdet = fc.periodic_conv_slogdet(K)
+    (dK,) = fc.periodic_conv_slogdet_vjp(K, np.array([1.0, -2.0]))
+    assert sign.shape == logabsdet.shape == (2,) and dK.shape == K.shape
+    for b, g in enumerate((1.0, -2.0)):
+        assert (sign[b], logabsdet[b]) == pytest.approx(fc.periodic_conv_slogdet(K[b]), rel=1e-13)
+        np.testing.assert_allclose(dK[b], g * fc.periodic_conv_slogdet_vjp(K[b], np.array(1.0))[0], rtol=1e-13)
+
+
 def test_glow_weight_from_scipy_lu_and_perm_sign():
     import scipy.linalg
 
@@ -258,15 +268,17 @@ def test_teeth_circular_conv(monkeypatch):
     _assert_fail({"3-D conv == periodic conv with channel-circulant kernel"}, "circular_conv", flipped)
 
 
-def test_teeth_wrong_hermitian_bins(monkeypatch):
+@pytest.mark.parametrize("op_name", ["circular_conv", "circular_conv_inverse",
+                                     "periodic_conv", "periodic_conv_inverse"])
+def test_teeth_wrong_hermitian_bins(monkeypatch, op_name):
     """Zeroing the imaginary part of bin 1 instead of N/2 breaks the rfft path only."""
     def wrong_bins(grid, axes, ndim):
         index = [slice(None)] * ndim
-        for a, n in zip(axes, grid):
+        for a in axes:
             index[a] = slice(0, 2)
         return tuple(index)
 
-    _assert_fail({"matches ground truth", "rfft path == complex path"}, "circular_conv",
+    _assert_fail({"matches ground truth", "rfft path == complex path"}, op_name,
                  monkeypatch=monkeypatch, patches=[("_self_conjugate", wrong_bins)])
 
 
