@@ -518,6 +518,7 @@ register(Op(
     tolerance=TOL,
     convention=CIRCULAR,
     references=REFERENCES,
+    options=("method",),
     bench_case=lambda size: Case({"X": np.random.default_rng(0).standard_normal(size),
                                   "K": np.random.default_rng(1).standard_normal(size)}),
     bench_sizes=((32, 32, 3), (64, 64, 16)),
@@ -542,6 +543,7 @@ register(Op(
     tolerance=INVERSE_TOL,
     convention="X = C(K)^{-1} Z = ifftn(fftn(Z) / K_hat). " + CIRCULAR,
     references=REFERENCES,
+    options=("method",),
 ))
 
 register(Op(
@@ -563,6 +565,7 @@ register(Op(
     convention="Forward returns stack([sign, logabsdet]); logabsdet = sum_f omega_f log|K_hat[f]|, "
                "sign = prod over self-conjugate f of sign(K_hat[f]). " + CIRCULAR,
     references=REFERENCES,
+    options=("method",),
 ))
 
 register(Op(
@@ -589,6 +592,7 @@ register(Op(
     tolerance=TOL,
     convention=PERIODIC,
     references=REFERENCES,
+    options=("method",),
     bench_case=lambda size: Case({"X": np.random.default_rng(0).standard_normal((size[0],) + size[1:]),
                                   "K": np.random.default_rng(1).standard_normal((size[0],) + size)}),
     bench_sizes=((4, 32, 32), (16, 32, 32)),
@@ -613,6 +617,7 @@ register(Op(
     tolerance=INVERSE_TOL,
     convention="x_hat(f) = solve(K_hat(f), z_hat(f)). " + PERIODIC,
     references=REFERENCES,
+    options=("method",),
 ))
 
 register(Op(
@@ -629,6 +634,7 @@ register(Op(
     convention="Forward returns stack([sign, logabsdet]); logabsdet = sum_f omega_f log|det K_hat(f)|, "
                "sign = prod over self-conjugate f of sign(det K_hat(f)). " + PERIODIC,
     references=REFERENCES,
+    options=("method",),
 ))
 
 
