@@ -140,7 +140,8 @@ def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=Non
 
 def _require_one_real_dtype(named):
     """The shared dtype checks; a set lookup first, as slogdet has a budget of microseconds."""
-    if len({getattr(arr, "dtype", None) for arr in named.values()}) == 1:
+    arrays = named.values()
+    if len({type(a) for a in arrays}) == 1 and len({getattr(a, "dtype", None) for a in arrays}) == 1:
         require_real_floating("s", named["s"])  # every argument has s's dtype
         return
     for name, arr in named.items():
@@ -389,9 +390,14 @@ def svd_linear_slogdet(Vu, s, Vv):
     if not bool(xp.all(xp.isfinite(logabsdet))):
         _require_invertible(xp, s)
     # (-1)^(n_u + n_v + number of negative s_i), by a count: cheaper than prod(sign(s)).
-    negatives = xp.count_nonzero(s < 0, axis=-1) + (Vu.shape[-2] + Vv.shape[-2])
+    negatives = xp.count_nonzero(s < 0, axis=-1) + _reflector_count(Vu, Vv)
     sign = 1.0 - 2.0 * xp.astype(negatives % 2, s.dtype)
     return _broadcast(xp, sign, lay.batch), _broadcast(xp, logabsdet, lay.batch)
+
+
+def _reflector_count(Vu, Vv) -> int:
+    """``n_u + n_v``: under the default tau every row is a proper reflector, ``det H = -1``."""
+    return Vu.shape[-2] + Vv.shape[-2]
 
 
 def _broadcast(xp, x, batch):
@@ -483,13 +489,17 @@ def condition_number_vjp(Vu, s, Vv, g):
     _require_invertible(xp, s)
     g = _unbroadcast_scalar(lay, g)
     big, small = _max_abs(xp, s), xp.min(xp.abs(s), axis=-1)
+    # g kappa / m, not g M / m^2: the two terms then cancel exactly when kappa = 1.
     ds = (_extreme_abs_vjp(xp, s, big, g / small)
-          - _extreme_abs_vjp(xp, s, small, g * big / (small * small)))
+          - _extreme_abs_vjp(xp, s, small, g * (big / small) / small))
     return _zero_factors(Vu, ds, Vv)
 
 
 def _normalized(xp, s):
     big = _max_abs(xp, s)
+    if not bool(xp.all(big > 0)):
+        raise ValueError("s is zero (in at least one batch entry): W = 0 has no spectral "
+                         "normalisation W / ||W||_2")
     return s / big[..., None], big
 
 
@@ -501,17 +511,8 @@ def spectral_normalize(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     ``s = 0`` everywhere is a ``ValueError`` (``W = 0`` has no direction).
     """
     lay = _prepare(Vu, s, Vv, X, block_size=block_size, check_finite=check_finite)
-    c, _ = _normalized_checked(lay)
+    c, _ = _normalized(lay.xp, s)
     return _sandwich(lay.xp, lay.U, c, lay.V, X)
-
-
-def _normalized_checked(lay):
-    xp = lay.xp
-    c, big = _normalized(xp, lay.s)
-    if not bool(xp.all(big > 0)):
-        raise ValueError("s is zero (in at least one batch entry): W = 0 has no spectral "
-                         "normalisation W / ||W||_2")
-    return c, big
 
 
 def spectral_normalize_vjp(Vu, s, Vv, X, G, *, block_size=None, check_finite=True):
@@ -525,7 +526,7 @@ def spectral_normalize_vjp(Vu, s, Vv, X, G, *, block_size=None, check_finite=Tru
     """
     lay = _prepare(Vu, s, Vv, X, G=G, block_size=block_size, check_finite=check_finite)
     xp = lay.xp
-    c, big = _normalized_checked(lay)
+    c, big = _normalized(xp, s)
     dVu, dc, dVv, dX = _sandwich_vjp(xp, lay.U, c, lay.V, X, G)
     g_big = -xp.sum(dc * s, axis=-1) / (big * big)
     return dVu, dc / big[..., None] + _extreme_abs_vjp(xp, s, big, g_big), dVv, dX
@@ -536,8 +537,11 @@ def spectral_normalize_vjp(Vu, s, Vv, X, G, *, block_size=None, check_finite=Tru
 # ---------------------------------------------------------------------------
 
 
-def _sym_apply(Vu, s, X, scale, block_size, check_finite, G=None):
+def _sym_apply(Vu, s, X, scale, block_size, check_finite, G=None, require=None):
+    """Validate a symmetric-layer call (and ``require(xp, s)``); return it and ``c = scale(s)``."""
     lay = _prepare(Vu, s, None, X, G=G, block_size=block_size, check_finite=check_finite)
+    if require is not None:
+        require(lay.xp, s)
     return lay, scale(lay.xp, s)
 
 
@@ -591,8 +595,8 @@ def sym_cayley_apply(Vu, s, X, *, block_size=None, check_finite=True):
     ``O(d n_u m)``; no linear system is solved. A singular value with
     ``1 + s_i = 0`` (``I + W`` singular) is a ``ValueError`` naming its index.
     """
-    lay, c = _sym_apply(Vu, s, X, _cayley, block_size, check_finite)
-    _require_cayley_defined(lay.xp, s)
+    lay, c = _sym_apply(Vu, s, X, _cayley, block_size, check_finite,
+                        require=_require_cayley_defined)
     return _sandwich(lay.xp, lay.U, c, lay.U, X)
 
 
@@ -602,7 +606,7 @@ def sym_cayley_apply_vjp(Vu, s, X, G, *, block_size=None, check_finite=True):
     As :func:`sym_expm_apply_vjp` with ``c = (1 - s) / (1 + s)`` and
     ``dc/ds = -2 / (1 + s)^2``.
     """
-    lay, c = _sym_apply(Vu, s, X, _cayley, block_size, check_finite, G=G)
-    _require_cayley_defined(lay.xp, s)
+    lay, c = _sym_apply(Vu, s, X, _cayley, block_size, check_finite, G=G,
+                        require=_require_cayley_defined)
     one_plus = 1.0 + s
     return _sym_vjp(lay, c, -2.0 / (one_plus * one_plus), X, G)
