@@ -52,6 +52,7 @@ from .householder import (
     _check_method,
     _reflectors,
     _wy_blocks,
+    default_block_size,
     householder_product_vjp,
 )
 
@@ -103,13 +104,26 @@ class _Layer:
     batch: tuple  # broadcast batch shape of all arguments
 
 
-def _factor(name, V, block_size, check_finite) -> _Factor:
+def _default_block_size(n, m) -> int:
+    """Householder's default for wide batches; 16 below ``m = 64``.
+
+    A product costs ``2 d n k`` flops to build its WY blocks and ``4 d n m``
+    to apply them; for narrow batches the build dominates, and halving ``k``
+    saved 20-30% of the inverse's time at d = 256 and 1024 with m <= 32 (one
+    BLAS thread, ``asv_benchmarks/benchmarks/bench_svd_linear.py``).
+    """
+    return min(max(n, 1), 16) if m < 64 else default_block_size(n)
+
+
+def _factor(name, V, block_size, m, check_finite) -> _Factor:
     """Householder's own checks of the reflectors ``V``, and their ``tau``."""
     try:
         _, tau, _ = _reflectors(V, None, check_finite)
     except ValueError as exc:  # its messages call every reflector array "V"
         raise ValueError(f"{name}: {exc}") from None
-    return _Factor(V, tau, _check_method("wy", block_size, V.shape[-2]))
+    n = V.shape[-2]
+    k = _check_method("wy", _default_block_size(n, m) if block_size is None else block_size, n)
+    return _Factor(V, tau, k)
 
 
 def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=None,
@@ -133,8 +147,9 @@ def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=Non
                 require_finite(name, named[name])
     if not factors:
         return _Layer(xp, None, None, s, batch)
-    U = _factor("Vu", Vu, block_size, check_finite)
-    V = U if Vv is None else _factor("Vv", Vv, block_size, check_finite)
+    m = Vu.shape[-1] if data is None else data.shape[-1]  # the dense matrix applies W to I
+    U = _factor("Vu", Vu, block_size, m, check_finite)
+    V = U if Vv is None else _factor("Vv", Vv, block_size, m, check_finite)
     return _Layer(xp, U, V, s, batch)
 
 
@@ -245,7 +260,9 @@ def svd_linear(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     X : (..., d, m) array
         Right-hand side. All leading axes are batch axes and broadcast.
     block_size : int, optional
-        Reflectors per compact WY block (:func:`refimpl.householder.default_block_size`).
+        Reflectors per compact WY block. Default: 16 for ``m < 64``, else
+        :func:`refimpl.householder.default_block_size`. Results do not depend
+        on it beyond rounding.
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity in the inputs.
 
