@@ -25,7 +25,7 @@ from .householder import _default_tau, _dense_product
 
 CONVENTION = (
     "W = U diag(s) V^T with U = H(u_1)...H(u_{n_u}) and V = H(v_1)...H(v_{n_v}) from the rows of "
-    "Vu and Vv (default tau = 2/||v||^2, CONVENTIONS section 1); s signed, W's singular values |s|. "
+    "Vu and Vv (default tau = 2 / norm(v)^2, CONVENTIONS section 1); s signed, W's singular values abs(s). "
     "sign det W = (-1)^(n_u + n_v) prod sign(s_i). Symmetric ops use W = U diag(s) U^T."
 )
 REFERENCES = (
@@ -300,32 +300,32 @@ _record(
     [Property("sign matches numpy.linalg.slogdet", _sign_matches_numpy,
               "sign det W = (-1)^(n_u + n_v) prod sign(s_i), against LU on the dense W",
               tolerance={"float64": 0.0, "float32": 0.0}, refimpl_only=True)],
-    convention="Forward: logabsdet = sum log|s_i| (the sign is checked as a property).",
+    convention="Forward: logabsdet = sum log abs(s_i) (the sign is checked as a property).",
 )
 _record(
     "svd_linear_matrix", svd.svd_linear_matrix, svd.svd_linear_matrix_vjp, ("Vu", "s", "Vv"),
     lambda: _cases(data=False), _ref_matrix, _naive_matrix,
-    [Property("singular values are |s|", _singular_values_are_abs_s,
-              "scipy.linalg.svdvals(W) == sorted |s| (U and V orthogonal)")],
+    [Property("singular values are abs(s)", _singular_values_are_abs_s,
+              "scipy.linalg.svdvals(W) == sorted abs(s) (U and V orthogonal)")],
 )
 _record(
     "spectral_norm", svd.spectral_norm, svd.spectral_norm_vjp, ("Vu", "s", "Vv"),
     lambda: _cases(data=False), _ref_spectral_norm, _naive_spectral_norm,
-    convention="||W||_2 = max|s|; reference max of scipy.linalg.svdvals(W).",
+    convention="norm2(W) = max abs(s); reference max of scipy.linalg.svdvals(W).",
 )
 _record(
     "condition_number", svd.condition_number, svd.condition_number_vjp, ("Vu", "s", "Vv"),
     # d = 1 has kappa = 1 identically: autograd's gradient of M / m is then pure rounding
     # noise against an exact zero (tests/test_svd_linear.py checks that zero directly).
     lambda: _cases(data=False, min_d=2), _ref_condition_number, _naive_condition_number,
-    convention="kappa_2(W) = max|s| / min|s|; reference from scipy.linalg.svdvals(W).",
+    convention="kappa2(W) = max abs(s) / min abs(s); reference from scipy.linalg.svdvals(W).",
 )
 _record(
     "spectral_normalize", svd.spectral_normalize, svd.spectral_normalize_vjp,
     ("Vu", "s", "Vv", "X"), _cases, _ref_normalize, _naive_normalize,
     [Property("normalised layer has spectral norm 1", _normalized_norm_is_one,
-              "max scipy.linalg.svdvals(W / ||W||_2) == 1")],
-    convention="(W / ||W||_2) X = U ((s / max|s|) * (V^T X)).",
+              "max scipy.linalg.svdvals(W / norm2(W)) == 1")],
+    convention="(W / norm2(W)) X = U ((s / max abs(s)) * (V^T X)).",
 )
 _record(
     "sym_expm_apply", svd.sym_expm_apply, svd.sym_expm_apply_vjp, ("Vu", "s", "X"),
