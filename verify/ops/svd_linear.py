@@ -11,17 +11,20 @@ exponential.
 
 from __future__ import annotations
 
+import importlib
+
 import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
 from hypothesis import strategies as st
 
-from refimpl import svd_linear as svd
-
 from ..checks import rel_error
 from ..registry import Case, Op, Property, register
 from ..strategies import batch_shapes, rng, rows_with_norms
 from .householder import _default_tau, _dense_product
+
+# The module, not the function refimpl.svd_linear that shares its name.
+svd = importlib.import_module("refimpl.svd_linear")
 
 CONVENTION = (
     "W = U diag(s) V^T with U = H(u_1)...H(u_{n_u}) and V = H(v_1)...H(v_{n_v}) from the rows of "
