@@ -174,7 +174,12 @@ def test_slogdet_does_not_read_the_reflectors():
 
 
 def _failing(op_name, monkeypatch, target, replacement):
+    """The properties of ``op_name`` that fail with ``svd.<target>`` replaced."""
     monkeypatch.setattr(svd, target, replacement)
+    return _failed_properties(op_name)
+
+
+def _failed_properties(op_name):
     op = get_op(op_name)
     return {p.name for p in properties_of(op)
             if not run_property(op, p, "numpy", "float64", profile="quick").passed}
@@ -189,10 +194,7 @@ def test_untransposed_right_factor_is_caught(monkeypatch):
     monkeypatch.setattr(svd, "_product", no_transpose)
     for name, prop in (("svd_linear", "inverse undoes forward"),
                        ("svd_linear_inverse", "forward undoes inverse")):
-        op = get_op(name)
-        failed = {p.name for p in properties_of(op)
-                  if not run_property(op, p, "numpy", "float64", profile="quick").passed}
-        assert {"matches ground truth", prop} <= failed
+        assert {"matches ground truth", prop} <= _failed_properties(name)
 
 
 def test_non_orthogonal_factor_is_caught(monkeypatch):
