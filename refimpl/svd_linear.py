@@ -36,6 +36,7 @@ that ``V^T`` needs, are in ``docs/blocks/svd_linear.rst``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ._validation import (
@@ -403,8 +404,10 @@ def svd_linear_slogdet(Vu, s, Vv):
     lay = _prepare(Vu, s, Vv, check_finite=False, factors=False)
     xp = lay.xp
     logabsdet = xp.sum(xp.log(xp.abs(s)), axis=-1)
-    # One O(batch) test covers every zero, infinite or NaN singular value.
-    if not bool(xp.all(xp.isfinite(logabsdet))):
+    # One scalar test covers every zero, infinite or NaN singular value: a sum of log|s_i|
+    # (and of the batch's entries) is finite iff every term is.
+    total = logabsdet if logabsdet.ndim == 0 else xp.sum(logabsdet)
+    if not math.isfinite(float(total)):
         _require_invertible(xp, s)
     # (-1)^(n_u + n_v + number of negative s_i), by a count: cheaper than prod(sign(s)).
     negatives = xp.count_nonzero(s < 0, axis=-1) + _reflector_count(Vu, Vv)
