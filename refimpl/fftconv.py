@@ -51,7 +51,6 @@ from .backend import get_namespace
 __all__ = [
     "KernelSpectrum",
     "LAYOUTS",
-    "METHODS",
     "circular_conv",
     "circular_conv_inverse",
     "circular_conv_inverse_vjp",

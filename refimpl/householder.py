@@ -40,7 +40,6 @@ from ._validation import (
 from .backend import get_namespace
 
 __all__ = [
-    "METHODS",
     "HouseholderResiduals",
     "HouseholderWY",
     "default_block_size",
