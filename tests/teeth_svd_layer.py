@@ -31,16 +31,17 @@ def _unbroadcast(g, shape):
     return np.sum(g, axis=stretched, keepdims=True) if stretched else g
 
 
-def _reflectors(V):
+def _reflectors(V, bug=None):
     d = V.shape[-1]
     v = V[..., :, :, None]
     t = 2.0 / np.sum(V * V, axis=-1)[..., None, None]
-    return np.eye(d) - t * (v @ T(v, -1, -2)), v, t
+    sign = 1.0 if bug == "reflector I + t v v^T" else -1.0
+    return np.eye(d, dtype=V.dtype) + sign * t * (v @ T(v, -1, -2)), v, t
 
 
 def _orthogonal(V, bug=None):
-    H = _reflectors(V)[0]
-    U = np.broadcast_to(np.eye(V.shape[-1]), V.shape[:-2] + (V.shape[-1],) * 2)
+    H = _reflectors(V, bug)[0]
+    U = np.broadcast_to(np.eye(V.shape[-1], dtype=V.dtype), V.shape[:-2] + (V.shape[-1],) * 2)
     for i in range(H.shape[-3] - (bug == "last reflector skipped")):
         U = U @ H[..., i, :, :]
     return U
@@ -50,7 +51,7 @@ def _orthogonal_vjp(V, dU, bug=None):
     """``dV`` from ``dL/dU``, ``U = A_i H_i B_i`` for every reflector ``i``."""
     H, v, t = _reflectors(V)
     n, d = H.shape[-3], V.shape[-1]
-    eye = np.broadcast_to(np.eye(d), H.shape[:-3] + (d, d))
+    eye = np.broadcast_to(np.eye(d, dtype=V.dtype), H.shape[:-3] + (d, d))
     prefix, suffix = [eye], [eye]
     for i in range(n):
         prefix.append(prefix[-1] @ H[..., i, :, :])
@@ -235,12 +236,17 @@ def _drop_none(cotangents):
 def _candidate_expm(bug=None):
     sign = -1.0 if bug == "exp(-s)" else 1.0
     slope = (lambda s: np.exp(-s)) if bug == "derivative exp(-s)" else (lambda s: sign * np.exp(sign * s))
+    if bug == "exp(|s|)":
+        return _symmetric(lambda s: np.exp(np.abs(s)), lambda s: np.sign(s) * np.exp(np.abs(s)))
     return _symmetric(lambda s: np.exp(sign * s), slope, bug)
 
 
 def _candidate_cayley(bug=None):
     if bug == "(1 + s) / (1 - s)":
         return _symmetric(lambda s: (1 + s) / (1 - s), lambda s: 2.0 / (1 - s) ** 2, bug)
+    if bug == "(1 - |s|) / (1 + |s|)":
+        return _symmetric(lambda s: (1 - np.abs(s)) / (1 + np.abs(s)),
+                          lambda s: -2.0 * np.sign(s) / (1 + np.abs(s)) ** 2)
     slope = (lambda s: 2.0 / (1 + s) ** 2) if bug == "derivative sign" else (lambda s: -2.0 / (1 + s) ** 2)
     return _symmetric(lambda s: (1 - s) / (1 + s), slope, bug)
 
@@ -252,9 +258,10 @@ TEETH = {
         correct=_candidate_matrix(),
         mutants={b: _candidate_matrix(b) for b in (
             "V used untransposed", "U and V swapped", "ds summed over the wrong axis",
-            *_REFLECTOR_BUGS)},
+            "reflector I + t v v^T", *_REFLECTOR_BUGS)},
         caught_by={"stale tau term dropped": {"vjp: dot-product test", "vjp: autograd",
-                                              "vjp: matches refimpl"}},
+                                              "vjp: matches refimpl"},
+                   "reflector I + t v v^T": {"singular values are abs(s)"}},
     ),
     "svd_linear": Teeth(
         correct=_candidate_linear(),
@@ -300,16 +307,19 @@ TEETH = {
     "sym_expm_apply": Teeth(
         correct=_candidate_expm(),
         mutants={b: _candidate_expm(b) for b in (
-            "exp(-s)", "derivative exp(-s)", "last reflector skipped")},
-        caught_by={"exp(-s)": {"matches ground truth"},
+            "exp(-s)", "derivative exp(-s)", "exp(|s|)", "last reflector skipped")},
+        caught_by={"exp(|s|)": {"expm(-W) undoes expm(W)"},
+                   "exp(-s)": {"matches ground truth"},
                    "derivative exp(-s)": {"vjp: dot-product test", "vjp: autograd",
                                           "vjp: matches refimpl"}},
     ),
     "sym_cayley_apply": Teeth(
         correct=_candidate_cayley(),
         mutants={b: _candidate_cayley(b) for b in (
-            "(1 + s) / (1 - s)", "derivative sign", "last reflector skipped")},
-        caught_by={"(1 + s) / (1 - s)": {"matches ground truth"},
+            "(1 + s) / (1 - s)", "derivative sign", "(1 - |s|) / (1 + |s|)",
+            "last reflector skipped")},
+        caught_by={"(1 - |s|) / (1 + |s|)": {"C(-W) undoes C(W)"},
+                   "(1 + s) / (1 - s)": {"matches ground truth"},
                    "derivative sign": {"vjp: dot-product test", "vjp: autograd",
                                        "vjp: matches refimpl"}},
     ),
