@@ -226,11 +226,7 @@ def _symmetric(f, fprime, bug=None):
     """``U diag(f(s)) U^T X``, ``f`` elementwise."""
     inner = _applied(Layer(f, _times_derivative(fprime), bug), bug)
     return Candidate(lambda Vu, s, X: inner.forward(Vu, s, None, X),
-                     vjp=lambda Vu, s, X, G: _drop_none(inner.vjp(Vu, s, None, X, G)))
-
-
-def _drop_none(cotangents):
-    return tuple(c for c in cotangents if c is not None)
+                     vjp=lambda Vu, s, X, G: inner.vjp(Vu, s, None, X, G))
 
 
 def _candidate_expm(bug=None):
