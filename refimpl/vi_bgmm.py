@@ -1,0 +1,635 @@
+r"""Bayesian Gaussian mixture fitted by CAVI: scikit-learn's ``BayesianGaussianMixture`` model.
+
+Convention (CONVENTIONS.md section 4). The model, priors, defaults and update
+order are those of scikit-learn's ``BayesianGaussianMixture`` (1.9), started
+from given responsibilities instead of k-means:
+
+.. math::
+    \pi &\sim \operatorname{Dir}(\alpha_0 \mathbf 1_K) \ \text{or stick-breaking }
+          v_k \sim \operatorname{Beta}(1, \alpha_0),\ \pi_k = v_k\textstyle\prod_{j<k}(1 - v_j), \\
+    \Lambda_k &\sim \mathcal W(W_0, \nu_0),\qquad
+    \mu_k \mid \Lambda_k \sim N(m_0, (\beta_0\Lambda_k)^{-1}),\qquad
+    x_n \mid z_n = k \sim N(\mu_k, \Lambda_k^{-1}),
+
+with the mean-field family ``q(z) q(pi) prod_k q(mu_k, Lambda_k)``,
+``q(mu_k, Lambda_k) = N(m_k, (beta_k Lambda_k)^{-1}) W(W_k, nu_k)``. The
+covariance types restrict the Wishart scale matrices: ``full`` (any SPD
+``W_k``), ``diag`` (diagonal ``W_0`` and ``W_k``) and ``spherical``
+(``W = w I``); within each family the M-step below is the exact coordinate
+optimum. scikit-learn's ``tied`` type is not offered: its updates
+(``nu = nu0 + N / K`` and a Wishart normaliser counted ``K`` times) do not
+correspond to one shared Wishart factor, so it has no full ELBO to report.
+
+Defaults (as scikit-learn): ``alpha0 = 1/K``, ``beta0 = 1``, ``m0 = mean(X)``,
+``nu0 = D``, ``W0^{-1} = cov(X)`` (``ddof = 1``; its diagonal for ``diag``,
+the mean of that for ``spherical``); ``reg_covar = 1e-6``, ``tol = 1e-3``,
+``max_iter = 100``; weight prior ``dirichlet_process``.
+
+Order: an M-step from ``resp_init``, then per iteration an E-step, an
+M-step, and both bounds at the new ``q`` with the ``resp`` of that E-step.
+Statistics use ``N_k = sum_n r_nk + 10 eps`` (scikit-learn's guard against
+empty components) and ``S_k + reg_covar I``. Convergence: the change of
+scikit-learn's bound is below ``tol`` (absolute), so iteration counts match.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._validation import require_finite, require_ndim, require_real_floating, require_same_dtype
+from .backend import get_namespace
+from .vi import _LOG_2PI, _digamma, _lgamma
+
+__all__ = [
+    "BGMMPrior",
+    "BGMMResult",
+    "COVARIANCE_TYPES",
+    "WEIGHT_PRIOR_TYPES",
+    "bgmm_cavi",
+    "predict",
+    "predict_proba",
+]
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+_LOG_PI = math.log(math.pi)
+
+
+@dataclass
+class BGMMPrior:
+    """The prior actually used (defaults filled in), in scikit-learn's names.
+
+    ``covariance`` is the inverse Wishart scale ``W0^{-1}``: ``(D, D)`` for
+    ``full``, ``(D,)`` for ``diag``, 0-d for ``spherical``.
+    """
+
+    weight_concentration: float
+    mean_precision: float
+    mean: Any
+    degrees_of_freedom: float
+    covariance: Any
+    covariance_type: str
+    weight_concentration_prior_type: str
+
+
+@dataclass
+class _Q:
+    """Variational parameters; ``scale_inv`` is ``W_k^{-1}`` (shape by covariance type)."""
+
+    covariance_type: str
+    weight_type: str
+    concentration: Any  # (K,) Dirichlet, or (2, K) stick-breaking Beta parameters
+    mean_precision: Any  # beta_k
+    means: Any  # m_k
+    dof: Any  # nu_k
+    scale_inv: Any  # W_k^{-1}
+    chol: Any  # full: inv(cholesky(W_k^{-1}))^T, so W_k = chol chol^T; else W_k itself
+    logdet_w: Any  # log |W_k|
+
+
+@dataclass
+class BGMMResult:
+    """Fitted ``q`` in scikit-learn's names, the two traces, and the final responsibilities.
+
+    Attributes
+    ----------
+    weights : (K,) array
+        ``E[pi]`` (stick-breaking: renormalised, as scikit-learn).
+    means : (K, D) array
+        ``m_k``.
+    covariances : array
+        ``W_k^{-1} / nu_k`` (scikit-learn's ``covariances_``): ``(K, D, D)``,
+        ``(K, D)`` or ``(K,)``.
+    precisions, precisions_cholesky : arrays
+        ``E[Lambda_k] = nu_k W_k`` and its Cholesky factor (scikit-learn's).
+    degrees_of_freedom, mean_precision : (K,) arrays
+        ``nu_k`` and ``beta_k``.
+    weight_concentration : array
+        Dirichlet ``alpha`` (K,), or the stick-breaking ``(gamma_1, gamma_2)`` as ``(2, K)``.
+    elbo : (n_iter,) array
+        The full ELBO (every constant) after each iteration.
+    lower_bounds : (n_iter,) array
+        scikit-learn's ``lower_bounds_``: same iterates, constants dropped.
+    n_iter : int
+    converged : bool
+    resp : (N, K) array
+        Responsibilities of a final E-step (scikit-learn's ``fit_predict``).
+    prior : BGMMPrior
+    """
+
+    weights: Any
+    means: Any
+    covariances: Any
+    precisions: Any
+    precisions_cholesky: Any
+    degrees_of_freedom: Any
+    mean_precision: Any
+    weight_concentration: Any
+    elbo: Any
+    lower_bounds: Any
+    n_iter: int
+    converged: bool
+    resp: Any
+    prior: BGMMPrior
+    _q: _Q
+
+
+# ---------------------------------------------------------------------------
+# Validation and priors
+# ---------------------------------------------------------------------------
+
+
+def _positive(name, value, bound=0.0, rule="positive"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if not value > bound:
+        raise ValueError(f"{name} must be {rule}, got {value}")
+    return float(value)
+
+
+def _check_data(X, resp_init, check_finite):
+    require_real_floating("X", X)
+    require_real_floating("resp_init", resp_init)
+    xp, device = get_namespace(X, resp_init)
+    require_same_dtype(X=X, resp_init=resp_init)
+    require_ndim("X", X, 2, "(N, D)")
+    if X.ndim != 2 or resp_init.ndim != 2 or resp_init.shape[0] != X.shape[0]:
+        raise ValueError(f"X must have shape (N, D) and resp_init (N, K), got {tuple(X.shape)} "
+                         f"and {tuple(resp_init.shape)}")
+    n, k = resp_init.shape
+    if k < 1 or n < k:
+        raise ValueError(f"X has {n} samples, fewer than the {k} components of resp_init "
+                         "(need N >= K >= 1)")
+    if check_finite:
+        require_finite("X", X)
+        require_finite("resp_init", resp_init)
+    tol = math.sqrt(float(xp.finfo(X.dtype).eps))
+    if not bool(xp.all(resp_init >= 0)):
+        raise ValueError("resp_init must be non-negative (responsibilities are probabilities)")
+    if not bool(xp.all(xp.abs(xp.sum(resp_init, axis=1) - 1.0) <= tol)):
+        raise ValueError(f"every row of resp_init must sum to one (to within {tol:.1e})")
+    return xp, device
+
+
+def _check_options(covariance_type, weight_type, reg_covar, tol, max_iter):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+                         + (" (tied has no full ELBO; see the module docstring)"
+                            if covariance_type == "tied" else ""))
+    if weight_type not in WEIGHT_PRIOR_TYPES:
+        raise ValueError(f"weight_concentration_prior_type must be one of {WEIGHT_PRIOR_TYPES}, "
+                         f"got {weight_type!r}")
+    _positive("reg_covar", reg_covar, -1e-300, "non-negative") if reg_covar != 0 else None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+
+
+def _as_array(xp, device, dtype, name, value, shape):
+    if value is None:
+        return None
+    if hasattr(value, "shape"):
+        get_namespace(value, xp.zeros((), device=device))  # same library and device as X
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+        return xp.astype(value, dtype)
+    if shape != ():
+        raise TypeError(f"{name} must be an array of shape {shape}")
+    return xp.asarray(_positive(name, value), dtype=dtype, device=device)
+
+
+def _check_covariance_prior(xp, cov, covariance_type):
+    if not bool(xp.all(xp.isfinite(cov))):
+        raise ValueError("covariance_prior must be finite")
+    if covariance_type == "full":
+        if not bool(xp.all(cov == xp.matrix_transpose(cov))):
+            raise ValueError("covariance_prior must be symmetric")
+        ok = bool(xp.all(xp.linalg.eigvalsh(cov) > 0))
+    else:
+        ok = bool(xp.all(cov > 0))
+    if not ok:
+        raise ValueError(f"covariance_prior must be positive definite (the inverse Wishart "
+                         f"scale W0^-1; {covariance_type}: "
+                         + ("all eigenvalues > 0)" if covariance_type == "full" else "all entries > 0)"))
+
+
+def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_prior,
+           mean_precision_prior, mean_prior, degrees_of_freedom_prior, covariance_prior):
+    n, d = X.shape
+    alpha0 = 1.0 / K if weight_concentration_prior is None else _positive(
+        "weight_concentration_prior", weight_concentration_prior)
+    beta0 = 1.0 if mean_precision_prior is None else _positive(
+        "mean_precision_prior", mean_precision_prior)
+    nu0 = float(d) if degrees_of_freedom_prior is None else _positive(
+        "degrees_of_freedom_prior", degrees_of_freedom_prior, d - 1.0, f"> D - 1 = {d - 1}")
+    m0 = _as_array(xp, device, X.dtype, "mean_prior", mean_prior, (d,))
+    if m0 is None:
+        m0 = xp.mean(X, axis=0)
+    elif not bool(xp.all(xp.isfinite(m0))):
+        raise ValueError("mean_prior must be finite")
+    shape = {"full": (d, d), "diag": (d,), "spherical": ()}[covariance_type]
+    cov = _as_array(xp, device, X.dtype, "covariance_prior", covariance_prior, shape)
+    if cov is None:
+        if n < 2:
+            raise ValueError("the default covariance_prior (the sample covariance) needs N >= 2")
+        Xc = X - xp.mean(X, axis=0)
+        cov = {
+            "full": lambda: xp.matmul(xp.matrix_transpose(Xc), Xc) / (n - 1),
+            "diag": lambda: xp.sum(Xc * Xc, axis=0) / (n - 1),
+            "spherical": lambda: xp.mean(xp.sum(Xc * Xc, axis=0) / (n - 1)),
+        }[covariance_type]()
+    _check_covariance_prior(xp, cov, covariance_type)
+    return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type)
+
+
+# ---------------------------------------------------------------------------
+# Wishart pieces by covariance type (W = chol chol^T, diagonal, or w I)
+# ---------------------------------------------------------------------------
+
+
+def _scale_factor(xp, scale_inv, covariance_type, d):
+    """``(chol, log|W|)`` from ``W^{-1}``; ``chol`` is the full factor, or ``W`` itself."""
+    if covariance_type == "full":
+        L = xp.linalg.cholesky(scale_inv)
+        logdet_inv = 2.0 * xp.sum(xp.log(xp.linalg.diagonal(L)), axis=-1)
+        return xp.matrix_transpose(xp.linalg.inv(L)), -logdet_inv
+    w = 1.0 / scale_inv
+    return w, (xp.sum(xp.log(w), axis=-1) if covariance_type == "diag" else d * xp.log(w))
+
+
+def _quad(xp, q: _Q, V):
+    """``v_k^T W_k v_k`` for ``V`` of shape ``(K, D)`` (one vector per component)."""
+    if q.covariance_type == "full":
+        y = xp.matmul(V[:, None, :], q.chol)[:, 0, :]
+        return xp.sum(y * y, axis=-1)
+    if q.covariance_type == "diag":
+        return xp.sum(q.chol * V * V, axis=-1)
+    return q.chol * xp.sum(V * V, axis=-1)
+
+
+def _mahalanobis(xp, q: _Q, Xc, mc):
+    """``(x_n - m_k)^T W_k (x_n - m_k)``, shape ``(N, K)``, from shifted ``Xc`` and ``mc``."""
+    if q.covariance_type == "full":
+        y = xp.matmul(Xc, q.chol) - xp.matmul(mc[:, None, :], q.chol)  # (K, N, D)
+        return xp.matrix_transpose(xp.sum(y * y, axis=-1))
+    W = q.chol if q.covariance_type == "diag" else q.chol[:, None] * xp.ones_like(mc)
+    mw = mc * W
+    return (xp.matmul(Xc * Xc, xp.matrix_transpose(W)) - 2.0 * xp.matmul(Xc, xp.matrix_transpose(mw))
+            + xp.sum(mc * mw, axis=-1))
+
+
+def _as_matrix(prior: BGMMPrior, d):
+    """The prior's ``W0^{-1}`` in the form :func:`_trace_w` takes (spherical: its trace)."""
+    return prior.covariance * d if prior.covariance_type == "spherical" else prior.covariance
+
+
+def _trace_w(xp, q: _Q, A):
+    """``tr(W_k A_k)``: ``A`` a matrix, a diagonal, or (spherical) a trace; may be shared."""
+    if q.covariance_type == "full":
+        W = xp.matmul(q.chol, xp.matrix_transpose(q.chol))
+        return xp.sum(xp.reshape(W * A, (W.shape[0], -1)), axis=-1)
+    if q.covariance_type == "diag":
+        return xp.sum(q.chol * A, axis=-1)
+    return q.chol * A
+
+
+def _e_log_det(xp, q: _Q, d):
+    """``E[log |Lambda_k|] = sum_{i<D} psi((nu_k - i)/2) + D log 2 + log |W_k|``."""
+    psi = sum(_digamma(xp, 0.5 * (q.dof - i)) for i in range(d))
+    return psi + d * math.log(2.0) + q.logdet_w
+
+
+def _log_wishart_norm(xp, dof, logdet_w, d, with_pi):
+    """``log B(W, nu)`` of the Wishart density (scikit-learn omits the ``log pi`` term)."""
+    lg = sum(_lgamma(xp, 0.5 * (dof - i)) for i in range(d))
+    out = -0.5 * dof * logdet_w - 0.5 * dof * d * math.log(2.0) - lg
+    return out - d * (d - 1) / 4.0 * _LOG_PI if with_pi else out
+
+
+def _wishart_entropy(xp, dof, logdet_w, e_log_det, d):
+    """``H[W(W, nu)] = -log B(W, nu) - (nu - D - 1)/2 E[log|Lambda|] + nu D / 2`` (Bishop B.82)."""
+    return (-_log_wishart_norm(xp, dof, logdet_w, d, True)
+            - 0.5 * (dof - d - 1.0) * e_log_det + 0.5 * dof * d)
+
+
+# ---------------------------------------------------------------------------
+# Weights: Dirichlet or truncated stick-breaking
+# ---------------------------------------------------------------------------
+
+
+def _lbeta(xp, a, b):
+    return _lgamma(xp, a) + _lgamma(xp, b) - _lgamma(xp, a + b)
+
+
+def _e_log_weights(xp, q: _Q):
+    """``E[log pi_k]``."""
+    if q.weight_type == "dirichlet_distribution":
+        alpha = q.concentration
+        return _digamma(xp, alpha) - _digamma(xp, xp.sum(alpha))
+    g1, g2 = q.concentration[0, :], q.concentration[1, :]
+    dsum = _digamma(xp, g1 + g2)
+    e_log_rest = _digamma(xp, g2) - dsum  # E[log(1 - v_k)]
+    before = xp.cumulative_sum(e_log_rest) - e_log_rest  # sum over j < k
+    return _digamma(xp, g1) - dsum + before
+
+
+def _dirichlet_entropy(xp, alpha):
+    """``H[Dir(alpha)] = log B(alpha) + (a - K) psi(a) - sum (alpha_k - 1) psi(alpha_k)``, ``a = sum alpha``."""
+    a = xp.sum(alpha)
+    log_b = xp.sum(_lgamma(xp, alpha)) - _lgamma(xp, a)
+    return log_b + (a - alpha.shape[0]) * _digamma(xp, a) - xp.sum((alpha - 1.0) * _digamma(xp, alpha))
+
+
+def _beta_entropy(xp, a, b):
+    """``H[Beta(a, b)] = log B(a, b) - (a-1) psi(a) - (b-1) psi(b) + (a+b-2) psi(a+b)``."""
+    return (_lbeta(xp, a, b) - (a - 1.0) * _digamma(xp, a) - (b - 1.0) * _digamma(xp, b)
+            + (a + b - 2.0) * _digamma(xp, a + b))
+
+
+def _weight_terms(xp, q: _Q, alpha0, K):
+    """``E[log p(pi)] + H[q(pi)]`` for the full ELBO."""
+    if q.weight_type == "dirichlet_distribution":
+        e_log_pi = _e_log_weights(xp, q)
+        log_c0 = math.lgamma(K * alpha0) - K * math.lgamma(alpha0)
+        return log_c0 + (alpha0 - 1.0) * xp.sum(e_log_pi) + _dirichlet_entropy(xp, q.concentration)
+    g1, g2 = q.concentration[0, :], q.concentration[1, :]
+    e_log_rest = _digamma(xp, g2) - _digamma(xp, g1 + g2)
+    prior = K * math.log(alpha0) + (alpha0 - 1.0) * xp.sum(e_log_rest)  # Beta(1, alpha0) sticks
+    return prior + xp.sum(_beta_entropy(xp, g1, g2))
+
+
+def _log_weight_norm(xp, q: _Q):
+    """scikit-learn's ``log_norm_weight``: Dirichlet ``log C(alpha)``, DP ``-sum log B(g1, g2)``."""
+    if q.weight_type == "dirichlet_distribution":
+        alpha = q.concentration
+        return _lgamma(xp, xp.sum(alpha)) - xp.sum(_lgamma(xp, alpha))
+    return -xp.sum(_lbeta(xp, q.concentration[0, :], q.concentration[1, :]))
+
+
+def _weights(xp, q: _Q):
+    """``E[pi]``; stick-breaking ``E[v_k] prod_{j<k} E[1 - v_j]``, renormalised (scikit-learn)."""
+    if q.weight_type == "dirichlet_distribution":
+        return q.concentration / xp.sum(q.concentration)
+    g1, g2 = q.concentration[0, :], q.concentration[1, :]
+    log_rest = xp.log(g2) - xp.log(g1 + g2)
+    w = g1 / (g1 + g2) * xp.exp(xp.cumulative_sum(log_rest) - log_rest)
+    return w / xp.sum(w)
+
+
+# ---------------------------------------------------------------------------
+# M-step and E-step
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    nk: Any  # sum_n r_nk + 10 eps
+    xbar: Any  # weighted means, shifted coordinates
+    scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T (diagonal / trace for diag / spherical)
+
+
+def _statistics(xp, Xc, resp, covariance_type):
+    """``N_k``, ``xbar_k`` and the weighted scatter of ``resp`` (without ``reg_covar``)."""
+    nk = xp.sum(resp, axis=0) + 10.0 * float(xp.finfo(resp.dtype).eps)
+    xbar = xp.matmul(xp.matrix_transpose(resp), Xc) / nk[:, None]
+    if covariance_type == "full":
+        diff = Xc[None, :, :] - xbar[:, None, :]  # (K, N, D)
+        weighted = diff * xp.matrix_transpose(resp)[:, :, None]
+        scatter = xp.matmul(xp.matrix_transpose(weighted), diff)
+    else:  # scikit-learn's one-pass diagonal: E_r[x^2] - xbar^2
+        scatter = xp.matmul(xp.matrix_transpose(resp), Xc * Xc) - nk[:, None] * xbar * xbar
+        if covariance_type == "spherical":
+            scatter = xp.sum(scatter, axis=-1)
+    return _Stats(nk, xbar, scatter)
+
+
+def _m_step(xp, stats: _Stats, prior: BGMMPrior, m0c, reg_covar, d) -> _Q:
+    """Coordinate optimum of ``q(pi) prod q(mu_k, Lambda_k)`` given the statistics."""
+    nk, ct = stats.nk, prior.covariance_type
+    if prior.weight_concentration_prior_type == "dirichlet_distribution":
+        concentration = prior.weight_concentration + nk
+    else:
+        tail = xp.flip(xp.cumulative_sum(xp.flip(nk, axis=0)), axis=0)  # sum_{j >= k}
+        after = xp.concat([tail[1:], xp.zeros((1,), dtype=nk.dtype, device=_device(nk))])
+        concentration = xp.stack([1.0 + nk, prior.weight_concentration + after])
+    beta = prior.mean_precision + nk
+    means = (prior.mean_precision * m0c + nk[:, None] * stats.xbar) / beta[:, None]
+    diff = stats.xbar - m0c
+    shrink = prior.mean_precision * nk / beta
+    if ct == "full":
+        eye = xp.eye(d, dtype=nk.dtype, device=_device(nk))
+        scale_inv = (prior.covariance + stats.scatter + reg_covar * nk[:, None, None] * eye
+                     + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :])
+    elif ct == "diag":
+        scale_inv = (prior.covariance + stats.scatter + reg_covar * nk[:, None]
+                     + shrink[:, None] * diff * diff)
+    else:
+        scale_inv = prior.covariance + (stats.scatter / d + nk * reg_covar
+                                        + shrink * xp.mean(diff * diff, axis=-1))
+    chol, logdet_w = _scale_factor(xp, scale_inv, ct, d)
+    return _Q(ct, prior.weight_concentration_prior_type, concentration, beta, means,
+              prior.degrees_of_freedom + nk, scale_inv, chol, logdet_w)
+
+
+def _device(x):
+    return get_namespace(x)[1]
+
+
+def _log_rho(xp, q: _Q, Xc, mc, d):
+    """``log rho_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k) - nu_k/2 maha``."""
+    const = (_e_log_weights(xp, q) + 0.5 * _e_log_det(xp, q, d) - 0.5 * d * _LOG_2PI
+             - 0.5 * d / q.mean_precision)
+    return const - 0.5 * q.dof * _mahalanobis(xp, q, Xc, mc)
+
+
+def _log_softmax(xp, a):
+    top = xp.max(a, axis=1, keepdims=True)
+    return a - (top + xp.log(xp.sum(xp.exp(a - top), axis=1, keepdims=True)))
+
+
+# ---------------------------------------------------------------------------
+# The two bounds
+# ---------------------------------------------------------------------------
+
+
+def _sklearn_bound(xp, q: _Q, resp, log_resp, d):
+    """scikit-learn's ``_compute_lower_bound`` (total, constants dropped)."""
+    log_wishart = xp.sum(_log_wishart_norm(xp, q.dof, q.logdet_w, d, False))
+    return (-xp.sum(resp * log_resp) - log_wishart - _log_weight_norm(xp, q)
+            - 0.5 * d * xp.sum(xp.log(q.mean_precision)))
+
+
+def _full_elbo(xp, q: _Q, stats: _Stats, prior: BGMMPrior, m0c, resp, log_resp, d):
+    """Bishop (10.70)-(10.77) with every constant, for sklearn's model and families.
+
+    ``E[log p(X|Z,mu,Lambda)] + E[log p(Z|pi)] + E[log p(pi)] + E[log p(mu,Lambda)]
+    - E[log q(Z)] - E[log q(pi)] - E[log q(mu,Lambda)]``. The data term uses
+    ``sum_n r_nk (x_n - m_k)(x_n - m_k)^T = scatter_k + N_k (xbar_k - m_k)(xbar_k - m_k)^T``
+    (the ``10 eps`` guard in ``N_k`` counts as rounding).
+    """
+    nk, beta, nu = stats.nk, q.mean_precision, q.dof
+    e_log_det = _e_log_det(xp, q, d)
+    e_log_pi = _e_log_weights(xp, q)
+    data = 0.5 * xp.sum(nk * (e_log_det - d / beta - d * _LOG_2PI)
+                        - nu * (_trace_w(xp, q, stats.scatter) + nk * _quad(xp, q, stats.xbar - q.means)))
+    assignments = xp.sum(xp.matmul(resp, e_log_pi[:, None])) - xp.sum(resp * log_resp)
+    beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
+    logdet_w0 = _logdet_w0(xp, prior, d)
+    prior_mu_lam = xp.sum(
+        0.5 * (d * math.log(beta0 / (2 * math.pi)) + e_log_det - d * beta0 / beta
+               - beta0 * nu * _quad(xp, q, q.means - m0c))
+        + _log_wishart_norm(xp, xp.asarray(nu0, dtype=nk.dtype, device=_device(nk)), logdet_w0, d, True)
+        + 0.5 * (nu0 - d - 1.0) * e_log_det - 0.5 * nu * _trace_w(xp, q, _as_matrix(prior, d)))
+    entropy_mu_lam = xp.sum(-0.5 * e_log_det - 0.5 * d * (xp.log(beta) - _LOG_2PI) + 0.5 * d
+                            + _wishart_entropy(xp, nu, q.logdet_w, e_log_det, d))
+    K = nk.shape[0]
+    return data + assignments + _weight_terms(xp, q, prior.weight_concentration, K) \
+        + prior_mu_lam + entropy_mu_lam
+
+
+def _logdet_w0(xp, prior: BGMMPrior, d):
+    """``log |W_0|`` from the prior's ``W0^{-1}``."""
+    cov = prior.covariance
+    if prior.covariance_type == "full":
+        return -xp.sum(xp.log(xp.linalg.eigvalsh(cov)))
+    if prior.covariance_type == "diag":
+        return -xp.sum(xp.log(cov))
+    return -d * xp.log(cov)
+
+
+# ---------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------
+
+
+def bgmm_cavi(
+    X, resp_init, *, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
+    weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+    degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6, tol=1e-3,
+    max_iter=100, check_finite=True,
+):
+    r"""Fit scikit-learn's Bayesian Gaussian mixture by CAVI, starting from ``resp_init``.
+
+    One M-step from ``resp_init``, then per iteration: E-step
+    (``r_nk ∝ exp(log rho_nk)``), M-step, and both bounds. With
+    ``N_k, xbar_k, S_k`` the weighted statistics of ``r``:
+
+    .. math::
+        \beta_k = \beta_0 + N_k,\quad m_k = \frac{\beta_0 m_0 + N_k\bar x_k}{\beta_k},\quad
+        \nu_k = \nu_0 + N_k,\quad
+        W_k^{-1} = W_0^{-1} + N_k S_k + \frac{\beta_0 N_k}{\beta_k}(\bar x_k - m_0)(\bar x_k - m_0)^T,
+
+    ``alpha_k = alpha0 + N_k`` (Dirichlet) or ``gamma_k = (1 + N_k,
+    alpha0 + sum_{j>k} N_j)`` (stick-breaking), and
+
+    .. math::
+        \log\rho_{nk} = E[\log\pi_k] + \tfrac12 E[\log|\Lambda_k|] - \tfrac D2\log 2\pi
+        - \frac{D}{2\beta_k} - \frac{\nu_k}2 (x_n - m_k)^T W_k (x_n - m_k).
+
+    Parameters
+    ----------
+    X : (N, D) array
+        Data, float32 or float64.
+    resp_init : (N, K) array
+        Starting responsibilities: non-negative rows summing to one, ``N >= K``.
+    covariance_type : {"full", "diag", "spherical"}
+        Family of the Wishart scale matrices.
+    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
+        Stick-breaking (truncated at ``K``) or symmetric Dirichlet weights.
+    weight_concentration_prior, mean_precision_prior, degrees_of_freedom_prior : float, optional
+        ``alpha0 > 0`` (default ``1/K``), ``beta0 > 0`` (1), ``nu0 > D - 1`` (``D``).
+    mean_prior : (D,) array, optional
+        ``m0`` (default ``mean(X)``).
+    covariance_prior : array or float, optional
+        ``W0^{-1}``, positive definite: ``(D, D)`` full, ``(D,)`` diag, scalar
+        spherical (default: the sample covariance, ``ddof = 1``, reduced likewise).
+    reg_covar : float
+        Added to the diagonal of every ``S_k`` (scikit-learn's regulariser).
+    tol : float
+        Stop when scikit-learn's bound changes by less than ``tol``.
+    max_iter : int
+        Maximum number of iterations.
+    check_finite : bool
+        Reject NaN and infinity in ``X`` and ``resp_init``.
+
+    Returns
+    -------
+    BGMMResult
+        Fitted parameters, the full ELBO and scikit-learn's bound per
+        iteration, and the responsibilities of a final E-step.
+    """
+    xp, device = _check_data(X, resp_init, check_finite)
+    _check_options(covariance_type, weight_concentration_prior_type, reg_covar, tol, max_iter)
+    d, K = X.shape[1], resp_init.shape[1]
+    prior = _prior(xp, device, X, K, covariance_type, weight_concentration_prior_type,
+                   weight_concentration_prior, mean_precision_prior, mean_prior,
+                   degrees_of_freedom_prior, covariance_prior)
+    shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
+    Xc, m0c = X - shift, prior.mean - shift
+    q = _m_step(xp, _statistics(xp, Xc, resp_init, covariance_type), prior, m0c, reg_covar, d)
+    elbo, bounds, converged, it = [], [], False, 0
+    for it in range(1, max_iter + 1):
+        log_resp = _log_softmax(xp, _log_rho(xp, q, Xc, q.means, d))
+        resp = xp.exp(log_resp)
+        stats = _statistics(xp, Xc, resp, covariance_type)
+        q = _m_step(xp, stats, prior, m0c, reg_covar, d)
+        bounds.append(_sklearn_bound(xp, q, resp, log_resp, d))
+        elbo.append(_full_elbo(xp, q, stats, prior, m0c, resp, log_resp, d))
+        if it > 1 and bool(xp.abs(bounds[-1] - bounds[-2]) < tol):
+            converged = True
+            break
+    resp = xp.exp(_log_softmax(xp, _log_rho(xp, q, Xc, q.means, d)))
+    return _result(xp, q, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp, prior)
+
+
+def _result(xp, q: _Q, shift, elbo, bounds, n_iter, converged, resp, prior) -> BGMMResult:
+    nu = q.dof
+    if q.covariance_type == "full":
+        covariances = q.scale_inv / nu[:, None, None]
+        precisions_chol = q.chol * xp.sqrt(nu)[:, None, None]
+        precisions = xp.matmul(precisions_chol, xp.matrix_transpose(precisions_chol))
+    else:
+        scale = nu[:, None] if q.covariance_type == "diag" else nu
+        covariances = q.scale_inv / scale
+        precisions = q.chol * scale
+        precisions_chol = xp.sqrt(precisions)
+    means = q.means + shift
+    q_public = _Q(q.covariance_type, q.weight_type, q.concentration, q.mean_precision, means, nu,
+                  q.scale_inv, q.chol, q.logdet_w)
+    return BGMMResult(_weights(xp, q), means, covariances, precisions, precisions_chol, nu,
+                      q.mean_precision, q.concentration, elbo, bounds, n_iter, converged, resp,
+                      prior, q_public)
+
+
+def predict_proba(result: BGMMResult, X):
+    """Responsibilities ``r_nk`` of new data under the fitted ``q`` (one E-step).
+
+    Parameters
+    ----------
+    result : BGMMResult
+        Output of :func:`bgmm_cavi`.
+    X : (M, D) array
+        New data, same library, device and dtype as the fit.
+
+    Returns
+    -------
+    resp : (M, K) array
+    """
+    require_real_floating("X", X)
+    xp, _ = get_namespace(X, result.means)
+    require_same_dtype(X=X, means=result.means)
+    d = result.means.shape[1]
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"X must have shape (M, {d}), got {tuple(X.shape)}")
+    shift = xp.mean(result.means, axis=0)
+    q = result._q
+    return xp.exp(_log_softmax(xp, _log_rho(xp, q, X - shift, q.means - shift, d)))
+
+
+def predict(result: BGMMResult, X):
+    """The most responsible component of each row of ``X`` (``argmax`` of :func:`predict_proba`)."""
+    xp, _ = get_namespace(X)
+    return xp.argmax(predict_proba(result, X), axis=1)
