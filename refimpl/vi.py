@@ -80,9 +80,15 @@ def _horner(coefficients, t):
     return acc
 
 
+def _shifted(xp, x):
+    """``x + j`` for ``j = 0 .. 9`` along a new last axis."""
+    _, device = get_namespace(x)
+    return x[..., None] + xp.arange(_SHIFT, dtype=x.dtype, device=device)
+
+
 def _digamma(xp, x):
     """``psi(x)`` for ``x > 0``: ``psi(x) = psi(x + 10) - sum_{j<10} 1/(x + j)``, then the series."""
-    shift = sum(1.0 / (x + j) for j in range(_SHIFT))
+    shift = xp.sum(1.0 / _shifted(xp, x), axis=-1)
     y = x + _SHIFT
     t = 1.0 / (y * y)
     return xp.log(y) - 0.5 / y - t * _horner(_DIGAMMA_SERIES, t) - shift
@@ -90,7 +96,7 @@ def _digamma(xp, x):
 
 def _lgamma(xp, x):
     """``log Gamma(x)`` for ``x > 0``, by the same shift and Stirling's series."""
-    shift = sum(xp.log(x + j) for j in range(_SHIFT))
+    shift = xp.sum(xp.log(_shifted(xp, x)), axis=-1)
     y = x + _SHIFT
     series = _horner(_STIRLING_SERIES, 1.0 / (y * y)) / y
     return (y - 0.5) * xp.log(y) - y + 0.5 * _LOG_2PI + series - shift

@@ -35,7 +35,7 @@ scikit-learn's bound is below ``tol`` (absolute), so iteration counts match.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._validation import require_finite, require_ndim, require_real_floating, require_same_dtype
@@ -72,21 +72,6 @@ class BGMMPrior:
     covariance: Any
     covariance_type: str
     weight_concentration_prior_type: str
-
-
-@dataclass
-class _Q:
-    """Variational parameters; ``scale_inv`` is ``W_k^{-1}`` (shape by covariance type)."""
-
-    covariance_type: str
-    weight_type: str
-    concentration: Any  # (K,) Dirichlet, or (2, K) stick-breaking Beta parameters
-    mean_precision: Any  # beta_k
-    means: Any  # m_k
-    dof: Any  # nu_k
-    scale_inv: Any  # W_k^{-1}
-    chol: Any  # full: inv(cholesky(W_k^{-1}))^T, so W_k = chol chol^T; else W_k itself
-    logdet_w: Any  # log |W_k|
 
 
 @dataclass
@@ -133,7 +118,7 @@ class BGMMResult:
     converged: bool
     resp: Any
     prior: BGMMPrior
-    _q: _Q
+    _q: Any  # the fitted q, for predict_proba
 
 
 # ---------------------------------------------------------------------------
@@ -246,73 +231,116 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
 
 
 # ---------------------------------------------------------------------------
-# Wishart pieces by covariance type (W = chol chol^T, diagonal, or w I)
+# Second-moment features: one layout for the three covariance types
 # ---------------------------------------------------------------------------
 
 
-def _scale_factor(xp, scale_inv, covariance_type, d):
-    """``(chol, log|W|)`` from ``W^{-1}``; ``chol`` is the full factor, or ``W`` itself."""
+@dataclass
+class _Features:
+    """Shifted data and its features ``F = [1, Xc, O]`` (``N x (1 + D + T)``).
+
+    ``O`` holds the second-moment features: ``full``: ``Xc[:, i_t] Xc[:, j_t]``
+    over the pairs ``i <= j`` (``T = D (D + 1) / 2``); ``diag``: ``Xc**2``;
+    ``spherical``: ``|Xc|^2``. Then ``r^T F`` gives the counts, first and
+    second moments of every component in one matrix product, and the E-step
+    is one product ``F @ B^T``: every ``x^T W x`` is ``O @ coef`` with ``coef``
+    the pair coefficients of ``W`` (off-diagonal pairs counted twice).
+    """
+
+    F: Any
+    d: int
+    device: Any
+    pairs: tuple  # (i_t, j_t) index arrays of the pairs (full only)
+    flat: Any  # full: index of (i_t, j_t) in a flattened D x D matrix
+    unpack: Any  # full: index of pair t for each entry of a flattened D x D matrix
+    multiplicity: Any  # full: 1 on the diagonal pairs, 2 off it
+
+
+def _features(xp, device, Xc, covariance_type) -> _Features:
+    n, d = Xc.shape
+    ones = xp.ones((n, 1), dtype=Xc.dtype, device=device)
+    if covariance_type != "full":
+        O = Xc * Xc
+        if covariance_type == "spherical":
+            O = xp.sum(O, axis=1, keepdims=True)
+        return _Features(xp.concat([ones, Xc, O], axis=1), d, device, (), None, None, None)
+    ii = [i for i in range(d) for j in range(i, d)]
+    jj = [j for i in range(d) for j in range(i, d)]
+    t_of = {(i, j): t for t, (i, j) in enumerate(zip(ii, jj))}
+    index = lambda values: xp.asarray(values, dtype=xp.int64, device=device)  # noqa: E731
+    I, J = index(ii), index(jj)
+    O = xp.take(Xc, I, axis=1) * xp.take(Xc, J, axis=1)
+    unpack = index([t_of[(min(a, b), max(a, b))] for a in range(d) for b in range(d)])
+    mult = xp.asarray([1.0 if i == j else 2.0 for i, j in zip(ii, jj)], dtype=Xc.dtype, device=device)
+    return _Features(xp.concat([ones, Xc, O], axis=1), d, device, (I, J),
+                     index([i * d + j for i, j in zip(ii, jj)]), unpack, mult)
+
+
+# ---------------------------------------------------------------------------
+# Wishart pieces by covariance type (W full, diagonal, or w I)
+# ---------------------------------------------------------------------------
+
+
+def _scale(xp, scale_inv, covariance_type, d):
+    """``(W, log|W|)`` from ``W^{-1}`` (full: through its Cholesky factor)."""
     if covariance_type == "full":
         L = xp.linalg.cholesky(scale_inv)
         logdet_inv = 2.0 * xp.sum(xp.log(xp.linalg.diagonal(L)), axis=-1)
-        return xp.matrix_transpose(xp.linalg.inv(L)), -logdet_inv
+        Linv = xp.linalg.inv(L)
+        return xp.matmul(xp.matrix_transpose(Linv), Linv), -logdet_inv
     w = 1.0 / scale_inv
     return w, (xp.sum(xp.log(w), axis=-1) if covariance_type == "diag" else d * xp.log(w))
 
 
-def _quad(xp, q: _Q, V):
-    """``v_k^T W_k v_k`` for ``V`` of shape ``(K, D)`` (one vector per component)."""
+def _times_w(xp, q, V):
+    """``W_k v_k`` for ``V`` of shape ``(K, D)``."""
     if q.covariance_type == "full":
-        y = xp.matmul(V[:, None, :], q.chol)[:, 0, :]
-        return xp.sum(y * y, axis=-1)
-    if q.covariance_type == "diag":
-        return xp.sum(q.chol * V * V, axis=-1)
-    return q.chol * xp.sum(V * V, axis=-1)
+        return xp.matmul(q.W, V[:, :, None])[:, :, 0]
+    return q.W * V if q.covariance_type == "diag" else q.W[:, None] * V
 
 
-def _mahalanobis(xp, q: _Q, Xc, mc):
-    """``(x_n - m_k)^T W_k (x_n - m_k)``, shape ``(N, K)``, from shifted ``Xc`` and ``mc``."""
+def _quad(xp, q, V):
+    """``v_k^T W_k v_k`` for ``V`` of shape ``(K, D)``."""
+    return xp.sum(V * _times_w(xp, q, V), axis=-1)
+
+
+def _pair_coefficients(xp, W, feats: _Features, covariance_type):
+    """``coef`` with ``x^T W_k x = sum_t O_t(x) coef_kt``, shape ``(K, T)``."""
+    if covariance_type == "full":
+        flat = xp.reshape(W, (W.shape[0], -1))
+        return xp.take(flat, feats.flat, axis=1) * feats.multiplicity
+    return W if covariance_type == "diag" else W[:, None]
+
+
+def _prior_trace(xp, q, prior: BGMMPrior, d):
+    """``tr(W0^{-1} W_k)``."""
+    cov = prior.covariance
     if q.covariance_type == "full":
-        y = xp.matmul(Xc, q.chol) - xp.matmul(mc[:, None, :], q.chol)  # (K, N, D)
-        return xp.matrix_transpose(xp.sum(y * y, axis=-1))
-    W = q.chol if q.covariance_type == "diag" else q.chol[:, None] * xp.ones_like(mc)
-    mw = mc * W
-    return (xp.matmul(Xc * Xc, xp.matrix_transpose(W)) - 2.0 * xp.matmul(Xc, xp.matrix_transpose(mw))
-            + xp.sum(mc * mw, axis=-1))
+        return xp.sum(xp.reshape(q.W * cov, (q.W.shape[0], -1)), axis=-1)
+    return xp.sum(q.W * cov, axis=-1) if q.covariance_type == "diag" else d * cov * q.W
 
 
-def _as_matrix(prior: BGMMPrior, d):
-    """The prior's ``W0^{-1}`` in the form :func:`_trace_w` takes (spherical: its trace)."""
-    return prior.covariance * d if prior.covariance_type == "spherical" else prior.covariance
+def _half_dof(xp, dof, d):
+    """``(nu_k - i) / 2`` for ``i = 0 .. D-1``, shape ``(K, D)``."""
+    i = xp.arange(d, dtype=dof.dtype, device=_device(dof))
+    return 0.5 * (dof[..., None] - i)
 
 
-def _trace_w(xp, q: _Q, A):
-    """``tr(W_k A_k)``: ``A`` a matrix, a diagonal, or (spherical) a trace; may be shared."""
-    if q.covariance_type == "full":
-        W = xp.matmul(q.chol, xp.matrix_transpose(q.chol))
-        return xp.sum(xp.reshape(W * A, (W.shape[0], -1)), axis=-1)
-    if q.covariance_type == "diag":
-        return xp.sum(q.chol * A, axis=-1)
-    return q.chol * A
-
-
-def _e_log_det(xp, q: _Q, d):
+def _e_log_det(xp, dof, logdet_w, d):
     """``E[log |Lambda_k|] = sum_{i<D} psi((nu_k - i)/2) + D log 2 + log |W_k|``."""
-    psi = sum(_digamma(xp, 0.5 * (q.dof - i)) for i in range(d))
-    return psi + d * math.log(2.0) + q.logdet_w
+    return xp.sum(_digamma(xp, _half_dof(xp, dof, d)), axis=-1) + d * math.log(2.0) + logdet_w
 
 
 def _log_wishart_norm(xp, dof, logdet_w, d, with_pi):
     """``log B(W, nu)`` of the Wishart density (scikit-learn omits the ``log pi`` term)."""
-    lg = sum(_lgamma(xp, 0.5 * (dof - i)) for i in range(d))
+    lg = xp.sum(_lgamma(xp, _half_dof(xp, dof, d)), axis=-1)
     out = -0.5 * dof * logdet_w - 0.5 * dof * d * math.log(2.0) - lg
     return out - d * (d - 1) / 4.0 * _LOG_PI if with_pi else out
 
 
-def _wishart_entropy(xp, dof, logdet_w, e_log_det, d):
+def _wishart_entropy(log_norm, dof, e_log_det, d):
     """``H[W(W, nu)] = -log B(W, nu) - (nu - D - 1)/2 E[log|Lambda|] + nu D / 2`` (Bishop B.82)."""
-    return (-_log_wishart_norm(xp, dof, logdet_w, d, True)
-            - 0.5 * (dof - d - 1.0) * e_log_det + 0.5 * dof * d)
+    return -log_norm - 0.5 * (dof - d - 1.0) * e_log_det + 0.5 * dof * d
 
 
 # ---------------------------------------------------------------------------
@@ -324,12 +352,11 @@ def _lbeta(xp, a, b):
     return _lgamma(xp, a) + _lgamma(xp, b) - _lgamma(xp, a + b)
 
 
-def _e_log_weights(xp, q: _Q):
+def _e_log_weights(xp, weight_type, concentration):
     """``E[log pi_k]``."""
-    if q.weight_type == "dirichlet_distribution":
-        alpha = q.concentration
-        return _digamma(xp, alpha) - _digamma(xp, xp.sum(alpha))
-    g1, g2 = q.concentration[0, :], q.concentration[1, :]
+    if weight_type == "dirichlet_distribution":
+        return _digamma(xp, concentration) - _digamma(xp, xp.sum(concentration))
+    g1, g2 = concentration[0, :], concentration[1, :]
     dsum = _digamma(xp, g1 + g2)
     e_log_rest = _digamma(xp, g2) - dsum  # E[log(1 - v_k)]
     before = xp.cumulative_sum(e_log_rest) - e_log_rest  # sum over j < k
@@ -349,19 +376,18 @@ def _beta_entropy(xp, a, b):
             + (a + b - 2.0) * _digamma(xp, a + b))
 
 
-def _weight_terms(xp, q: _Q, alpha0, K):
+def _weight_terms(xp, q, alpha0, K):
     """``E[log p(pi)] + H[q(pi)]`` for the full ELBO."""
     if q.weight_type == "dirichlet_distribution":
-        e_log_pi = _e_log_weights(xp, q)
         log_c0 = math.lgamma(K * alpha0) - K * math.lgamma(alpha0)
-        return log_c0 + (alpha0 - 1.0) * xp.sum(e_log_pi) + _dirichlet_entropy(xp, q.concentration)
+        return log_c0 + (alpha0 - 1.0) * xp.sum(q.e_log_pi) + _dirichlet_entropy(xp, q.concentration)
     g1, g2 = q.concentration[0, :], q.concentration[1, :]
     e_log_rest = _digamma(xp, g2) - _digamma(xp, g1 + g2)
     prior = K * math.log(alpha0) + (alpha0 - 1.0) * xp.sum(e_log_rest)  # Beta(1, alpha0) sticks
     return prior + xp.sum(_beta_entropy(xp, g1, g2))
 
 
-def _log_weight_norm(xp, q: _Q):
+def _log_weight_norm(xp, q):
     """scikit-learn's ``log_norm_weight``: Dirichlet ``log C(alpha)``, DP ``-sum log B(g1, g2)``."""
     if q.weight_type == "dirichlet_distribution":
         alpha = q.concentration
@@ -369,7 +395,7 @@ def _log_weight_norm(xp, q: _Q):
     return -xp.sum(_lbeta(xp, q.concentration[0, :], q.concentration[1, :]))
 
 
-def _weights(xp, q: _Q):
+def _weights(xp, q):
     """``E[pi]``; stick-breaking ``E[v_k] prod_{j<k} E[1 - v_j]``, renormalised (scikit-learn)."""
     if q.weight_type == "dirichlet_distribution":
         return q.concentration / xp.sum(q.concentration)
@@ -386,68 +412,109 @@ def _weights(xp, q: _Q):
 
 @dataclass
 class _Stats:
-    nk: Any  # sum_n r_nk + 10 eps
+    counts: Any  # sum_n r_nk
+    nk: Any  # counts + 10 eps (scikit-learn's guard against empty components)
     xbar: Any  # weighted means, shifted coordinates
-    scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T (diagonal / trace for diag / spherical)
+    scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T as pair features (K, T)
 
 
-def _statistics(xp, Xc, resp, covariance_type):
-    """``N_k``, ``xbar_k`` and the weighted scatter of ``resp`` (without ``reg_covar``)."""
-    nk = xp.sum(resp, axis=0) + 10.0 * float(xp.finfo(resp.dtype).eps)
-    xbar = xp.matmul(xp.matrix_transpose(resp), Xc) / nk[:, None]
+def _statistics(xp, feats: _Features, resp, covariance_type):
+    """``N_k``, ``xbar_k`` and the weighted scatter: one product ``r^T F`` (no ``reg_covar``)."""
+    d = feats.d
+    moments = xp.matmul(xp.matrix_transpose(resp), feats.F)
+    counts = moments[:, 0]
+    nk = counts + 10.0 * float(xp.finfo(resp.dtype).eps)
+    xbar = moments[:, 1:1 + d] / nk[:, None]
     if covariance_type == "full":
-        diff = Xc[None, :, :] - xbar[:, None, :]  # (K, N, D)
-        weighted = diff * xp.matrix_transpose(resp)[:, :, None]
-        scatter = xp.matmul(xp.matrix_transpose(weighted), diff)
-    else:  # scikit-learn's one-pass diagonal: E_r[x^2] - xbar^2
-        scatter = xp.matmul(xp.matrix_transpose(resp), Xc * Xc) - nk[:, None] * xbar * xbar
+        I, J = feats.pairs
+        outer = xp.take(xbar, I, axis=1) * xp.take(xbar, J, axis=1)
+    else:
+        outer = xbar * xbar
         if covariance_type == "spherical":
-            scatter = xp.sum(scatter, axis=-1)
-    return _Stats(nk, xbar, scatter)
+            outer = xp.sum(outer, axis=1, keepdims=True)
+    return _Stats(counts, nk, xbar, moments[:, 1 + d:] - nk[:, None] * outer)
 
 
-def _m_step(xp, stats: _Stats, prior: BGMMPrior, m0c, reg_covar, d) -> _Q:
+def _unpacked(xp, feats: _Features, scatter, covariance_type):
+    """Scatter in the layout of ``W^{-1}``: ``(K, D, D)``, ``(K, D)`` or ``(K,)``."""
+    if covariance_type == "full":
+        d = feats.d
+        return xp.reshape(xp.take(scatter, feats.unpack, axis=1), (scatter.shape[0], d, d))
+    return scatter if covariance_type == "diag" else scatter[:, 0]
+
+
+@dataclass
+class _Q:
+    """Variational parameters, with the derived quantities every step reuses."""
+
+    covariance_type: str
+    weight_type: str
+    concentration: Any  # (K,) Dirichlet, or (2, K) stick-breaking Beta parameters
+    mean_precision: Any  # beta_k
+    means: Any  # m_k (shifted coordinates inside the fit)
+    dof: Any  # nu_k
+    scale_inv: Any  # W_k^{-1}: (K, D, D), (K, D) or (K,)
+    W: Any  # W_k in the same layout
+    logdet_w: Any  # log |W_k|
+    coef: Any  # pair coefficients of W_k, (K, T)
+    e_log_det: Any  # E[log |Lambda_k|]
+    e_log_pi: Any  # E[log pi_k]
+
+
+def _m_step(xp, feats: _Features, stats: _Stats, prior: BGMMPrior, m0c, reg_covar, d) -> _Q:
     """Coordinate optimum of ``q(pi) prod q(mu_k, Lambda_k)`` given the statistics."""
-    nk, ct = stats.nk, prior.covariance_type
-    if prior.weight_concentration_prior_type == "dirichlet_distribution":
+    nk, ct, wt = stats.nk, prior.covariance_type, prior.weight_concentration_prior_type
+    if wt == "dirichlet_distribution":
         concentration = prior.weight_concentration + nk
     else:
         tail = xp.flip(xp.cumulative_sum(xp.flip(nk, axis=0)), axis=0)  # sum_{j >= k}
-        after = xp.concat([tail[1:], xp.zeros((1,), dtype=nk.dtype, device=_device(nk))])
+        after = xp.concat([tail[1:], xp.zeros((1,), dtype=nk.dtype, device=feats.device)])
         concentration = xp.stack([1.0 + nk, prior.weight_concentration + after])
     beta = prior.mean_precision + nk
     means = (prior.mean_precision * m0c + nk[:, None] * stats.xbar) / beta[:, None]
     diff = stats.xbar - m0c
     shrink = prior.mean_precision * nk / beta
+    scatter = _unpacked(xp, feats, stats.scatter, ct)
     if ct == "full":
-        eye = xp.eye(d, dtype=nk.dtype, device=_device(nk))
-        scale_inv = (prior.covariance + stats.scatter + reg_covar * nk[:, None, None] * eye
+        eye = xp.eye(d, dtype=nk.dtype, device=feats.device)
+        scale_inv = (prior.covariance + scatter + reg_covar * nk[:, None, None] * eye
                      + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :])
     elif ct == "diag":
-        scale_inv = (prior.covariance + stats.scatter + reg_covar * nk[:, None]
-                     + shrink[:, None] * diff * diff)
-    else:
-        scale_inv = prior.covariance + (stats.scatter / d + nk * reg_covar
-                                        + shrink * xp.mean(diff * diff, axis=-1))
-    chol, logdet_w = _scale_factor(xp, scale_inv, ct, d)
-    return _Q(ct, prior.weight_concentration_prior_type, concentration, beta, means,
-              prior.degrees_of_freedom + nk, scale_inv, chol, logdet_w)
+        scale_inv = prior.covariance + scatter + reg_covar * nk[:, None] + shrink[:, None] * diff * diff
+    else:  # scikit-learn's spherical: the mean of the diagonal
+        scale_inv = prior.covariance + scatter / d + nk * reg_covar + shrink * xp.mean(diff * diff, axis=-1)
+    W, logdet_w = _scale(xp, scale_inv, ct, d)
+    dof = prior.degrees_of_freedom + nk
+    return _Q(ct, wt, concentration, beta, means, dof, scale_inv, W, logdet_w,
+              _pair_coefficients(xp, W, feats, ct), _e_log_det(xp, dof, logdet_w, d),
+              _e_log_weights(xp, wt, concentration))
 
 
 def _device(x):
     return get_namespace(x)[1]
 
 
-def _log_rho(xp, q: _Q, Xc, mc, d):
-    """``log rho_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k) - nu_k/2 maha``."""
-    const = (_e_log_weights(xp, q) + 0.5 * _e_log_det(xp, q, d) - 0.5 * d * _LOG_2PI
-             - 0.5 * d / q.mean_precision)
-    return const - 0.5 * q.dof * _mahalanobis(xp, q, Xc, mc)
+def _log_rho(xp, q: _Q, feats: _Features, mc):
+    r"""``log rho_nk`` of the E-step, as one product ``F @ B^T``.
+
+    ``log rho_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k)
+    - nu_k/2 (x_n - m_k)^T W_k (x_n - m_k)``, with the quadratic form expanded
+    (in shifted coordinates) into ``x^T W x - 2 m^T W x + m^T W m``.
+    """
+    d = feats.d
+    wm = _times_w(xp, q, mc)
+    const = (q.e_log_pi + 0.5 * q.e_log_det - 0.5 * d * _LOG_2PI - 0.5 * d / q.mean_precision
+             - 0.5 * q.dof * xp.sum(mc * wm, axis=-1))
+    B = xp.concat([const[:, None], q.dof[:, None] * wm, -0.5 * q.dof[:, None] * q.coef], axis=1)
+    return xp.matmul(feats.F, xp.matrix_transpose(B))
 
 
-def _log_softmax(xp, a):
-    top = xp.max(a, axis=1, keepdims=True)
-    return a - (top + xp.log(xp.sum(xp.exp(a - top), axis=1, keepdims=True)))
+def _responsibilities(xp, log_rho, device):
+    """``(r, log r)``: the softmax over components (row sums as a matrix-vector product)."""
+    a = log_rho - xp.max(log_rho, axis=1, keepdims=True)
+    e = xp.exp(a)
+    total = xp.matmul(e, xp.ones((e.shape[1],), dtype=e.dtype, device=device))[:, None]
+    return e / total, a - xp.log(total)
 
 
 # ---------------------------------------------------------------------------
@@ -455,46 +522,55 @@ def _log_softmax(xp, a):
 # ---------------------------------------------------------------------------
 
 
-def _sklearn_bound(xp, q: _Q, resp, log_resp, d):
-    """scikit-learn's ``_compute_lower_bound`` (total, constants dropped)."""
-    log_wishart = xp.sum(_log_wishart_norm(xp, q.dof, q.logdet_w, d, False))
-    return (-xp.sum(resp * log_resp) - log_wishart - _log_weight_norm(xp, q)
+def _sklearn_bound(xp, q: _Q, log_wishart, neg_entropy_z, d):
+    """scikit-learn's ``_compute_lower_bound`` (total, constants dropped).
+
+    ``log_wishart`` is its Wishart normaliser per component (no ``log pi`` term).
+    """
+    return (-neg_entropy_z - xp.sum(log_wishart) - _log_weight_norm(xp, q)
             - 0.5 * d * xp.sum(xp.log(q.mean_precision)))
 
 
-def _full_elbo(xp, q: _Q, stats: _Stats, prior: BGMMPrior, m0c, resp, log_resp, d):
-    """Bishop (10.70)-(10.77) with every constant, for sklearn's model and families.
+def _full_elbo(xp, q: _Q, stats: _Stats, prior: BGMMPrior, m0c, log_wishart, neg_entropy_z, d):
+    """Bishop (10.70)-(10.77) with every constant, for scikit-learn's model and families.
 
     ``E[log p(X|Z,mu,Lambda)] + E[log p(Z|pi)] + E[log p(pi)] + E[log p(mu,Lambda)]
     - E[log q(Z)] - E[log q(pi)] - E[log q(mu,Lambda)]``. The data term uses
-    ``sum_n r_nk (x_n - m_k)(x_n - m_k)^T = scatter_k + N_k (xbar_k - m_k)(xbar_k - m_k)^T``
-    (the ``10 eps`` guard in ``N_k`` counts as rounding).
+    ``sum_n r_nk (x_n - m_k)^T W_k (x_n - m_k) = tr(W_k scatter_k) + N_k (xbar_k - m_k)^T W_k (xbar_k - m_k)``
+    (the ``10 eps`` guard in ``N_k`` counts as rounding). ``log_wishart`` is
+    scikit-learn's normaliser (without ``log pi``), as in :func:`_sklearn_bound`.
     """
-    nk, beta, nu = stats.nk, q.mean_precision, q.dof
-    e_log_det = _e_log_det(xp, q, d)
-    e_log_pi = _e_log_weights(xp, q)
+    nk, beta, nu, e_log_det = stats.nk, q.mean_precision, q.dof, q.e_log_det
+    trace = xp.sum(q.coef * stats.scatter, axis=-1)
     data = 0.5 * xp.sum(nk * (e_log_det - d / beta - d * _LOG_2PI)
-                        - nu * (_trace_w(xp, q, stats.scatter) + nk * _quad(xp, q, stats.xbar - q.means)))
-    assignments = xp.sum(xp.matmul(resp, e_log_pi[:, None])) - xp.sum(resp * log_resp)
+                        - nu * (trace + nk * _quad(xp, q, stats.xbar - q.means)))
+    assignments = xp.sum(stats.counts * q.e_log_pi) - neg_entropy_z
     beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
-    logdet_w0 = _logdet_w0(xp, prior, d)
     prior_mu_lam = xp.sum(
         0.5 * (d * math.log(beta0 / (2 * math.pi)) + e_log_det - d * beta0 / beta
                - beta0 * nu * _quad(xp, q, q.means - m0c))
-        + _log_wishart_norm(xp, xp.asarray(nu0, dtype=nk.dtype, device=_device(nk)), logdet_w0, d, True)
-        + 0.5 * (nu0 - d - 1.0) * e_log_det - 0.5 * nu * _trace_w(xp, q, _as_matrix(prior, d)))
+        + 0.5 * (nu0 - d - 1.0) * e_log_det - 0.5 * nu * _prior_trace(xp, q, prior, d))
+    prior_mu_lam = prior_mu_lam + nk.shape[0] * _log_wishart_prior(xp, prior, d)
+    log_norm = log_wishart - d * (d - 1) / 4.0 * _LOG_PI
     entropy_mu_lam = xp.sum(-0.5 * e_log_det - 0.5 * d * (xp.log(beta) - _LOG_2PI) + 0.5 * d
-                            + _wishart_entropy(xp, nu, q.logdet_w, e_log_det, d))
-    K = nk.shape[0]
-    return data + assignments + _weight_terms(xp, q, prior.weight_concentration, K) \
-        + prior_mu_lam + entropy_mu_lam
+                            + _wishart_entropy(log_norm, nu, e_log_det, d))
+    weights = _weight_terms(xp, q, prior.weight_concentration, nk.shape[0])
+    return data + assignments + weights + prior_mu_lam + entropy_mu_lam
+
+
+def _log_wishart_prior(xp, prior: BGMMPrior, d):
+    """``log B(W_0, nu_0)`` of the prior."""
+    nu0 = xp.asarray(prior.degrees_of_freedom, dtype=prior.mean.dtype,
+                     device=get_namespace(prior.mean)[1])
+    return _log_wishart_norm(xp, nu0, _logdet_w0(xp, prior, d), d, True)
 
 
 def _logdet_w0(xp, prior: BGMMPrior, d):
     """``log |W_0|`` from the prior's ``W0^{-1}``."""
     cov = prior.covariance
     if prior.covariance_type == "full":
-        return -xp.sum(xp.log(xp.linalg.eigvalsh(cov)))
+        L = xp.linalg.cholesky(cov)
+        return -2.0 * xp.sum(xp.log(xp.linalg.diagonal(L)))
     if prior.covariance_type == "diag":
         return -xp.sum(xp.log(cov))
     return -d * xp.log(cov)
@@ -568,40 +644,44 @@ def bgmm_cavi(
                    weight_concentration_prior, mean_precision_prior, mean_prior,
                    degrees_of_freedom_prior, covariance_prior)
     shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
-    Xc, m0c = X - shift, prior.mean - shift
-    q = _m_step(xp, _statistics(xp, Xc, resp_init, covariance_type), prior, m0c, reg_covar, d)
+    feats = _features(xp, device, X - shift, covariance_type)
+    m0c = prior.mean - shift
+    q = _m_step(xp, feats, _statistics(xp, feats, resp_init, covariance_type), prior, m0c,
+                reg_covar, d)
     elbo, bounds, converged, it = [], [], False, 0
     for it in range(1, max_iter + 1):
-        log_resp = _log_softmax(xp, _log_rho(xp, q, Xc, q.means, d))
-        resp = xp.exp(log_resp)
-        stats = _statistics(xp, Xc, resp, covariance_type)
-        q = _m_step(xp, stats, prior, m0c, reg_covar, d)
-        bounds.append(_sklearn_bound(xp, q, resp, log_resp, d))
-        elbo.append(_full_elbo(xp, q, stats, prior, m0c, resp, log_resp, d))
+        resp, log_resp = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
+        stats = _statistics(xp, feats, resp, covariance_type)
+        q = _m_step(xp, feats, stats, prior, m0c, reg_covar, d)
+        neg_entropy_z = xp.sum(resp * log_resp)
+        log_wishart = _log_wishart_norm(xp, q.dof, q.logdet_w, d, False)
+        bounds.append(_sklearn_bound(xp, q, log_wishart, neg_entropy_z, d))
+        elbo.append(_full_elbo(xp, q, stats, prior, m0c, log_wishart, neg_entropy_z, d))
         if it > 1 and bool(xp.abs(bounds[-1] - bounds[-2]) < tol):
             converged = True
             break
-    resp = xp.exp(_log_softmax(xp, _log_rho(xp, q, Xc, q.means, d)))
-    return _result(xp, q, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp, prior)
+    resp, _ = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
+    return _result(xp, q, feats, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp,
+                   prior)
 
 
-def _result(xp, q: _Q, shift, elbo, bounds, n_iter, converged, resp, prior) -> BGMMResult:
+def _result(xp, q: _Q, feats, shift, elbo, bounds, n_iter, converged, resp, prior) -> BGMMResult:
     nu = q.dof
     if q.covariance_type == "full":
         covariances = q.scale_inv / nu[:, None, None]
-        precisions_chol = q.chol * xp.sqrt(nu)[:, None, None]
-        precisions = xp.matmul(precisions_chol, xp.matrix_transpose(precisions_chol))
+        precisions = q.W * nu[:, None, None]
+        # scikit-learn's factor: upper triangular U with U U^T = precision (L^-T sqrt(nu)).
+        L_inv = xp.linalg.inv(xp.linalg.cholesky(q.scale_inv))
+        precisions_chol = xp.matrix_transpose(L_inv) * xp.sqrt(nu)[:, None, None]
     else:
         scale = nu[:, None] if q.covariance_type == "diag" else nu
         covariances = q.scale_inv / scale
-        precisions = q.chol * scale
+        precisions = q.W * scale
         precisions_chol = xp.sqrt(precisions)
-    means = q.means + shift
-    q_public = _Q(q.covariance_type, q.weight_type, q.concentration, q.mean_precision, means, nu,
-                  q.scale_inv, q.chol, q.logdet_w)
-    return BGMMResult(_weights(xp, q), means, covariances, precisions, precisions_chol, nu,
+    fitted = replace(q, means=q.means + shift)
+    return BGMMResult(_weights(xp, q), fitted.means, covariances, precisions, precisions_chol, nu,
                       q.mean_precision, q.concentration, elbo, bounds, n_iter, converged, resp,
-                      prior, q_public)
+                      prior, fitted)
 
 
 def predict_proba(result: BGMMResult, X):
@@ -624,9 +704,11 @@ def predict_proba(result: BGMMResult, X):
     d = result.means.shape[1]
     if X.ndim != 2 or X.shape[1] != d:
         raise ValueError(f"X must have shape (M, {d}), got {tuple(X.shape)}")
+    _, device = get_namespace(X)
     shift = xp.mean(result.means, axis=0)
     q = result._q
-    return xp.exp(_log_softmax(xp, _log_rho(xp, q, X - shift, q.means - shift, d)))
+    feats = _features(xp, device, X - shift, q.covariance_type)
+    return _responsibilities(xp, _log_rho(xp, q, feats, q.means - shift), device)[0]
 
 
 def predict(result: BGMMResult, X):
