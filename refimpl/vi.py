@@ -158,8 +158,8 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     ----------
     x : (n,) array
         Data.
-    mean, var, shape, rate : 0-d arrays or floats
-        Variational parameters.
+    mean, var, shape, rate : 0-d arrays
+        Variational parameters (same library and device as ``x``).
     mu0, kappa0, a0, b0 : float
         Normal-Gamma prior (defaults: the flat limit).
 
@@ -181,6 +181,15 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
         elbo = elbo + a0 * math.log(b0) - math.lgamma(a0)
     entropy_mu = 0.5 * (xp.log(var) + _LOG_2PI + 1.0)
     return elbo + entropy_mu + _gamma_entropy(xp, shape, rate)
+
+
+def _q_lambda_rate(b0, scatter, kappa_n, var):
+    """``b = b0 + 1/2 E_q(mu)[sum (x_i - mu)^2 + kappa0 (mu - mu0)^2]``.
+
+    ``scatter = sum (x_i - m)^2 + kappa0 (m - mu0)^2`` at the mean ``m`` of
+    ``q(mu)``; the variance adds ``(n + kappa0) var``.
+    """
+    return b0 + 0.5 * (scatter + kappa_n * var)
 
 
 def normal_cavi(
@@ -254,9 +263,9 @@ def normal_cavi(
     trace, converged, sweep = [], False, 0
     for sweep in range(1, max_iter + 1):
         e_lam = shape / rate
-        var = 1.0 / (kappa_n * e_lam)
+        var = 1.0 / (kappa_n * e_lam)  # q(mu) update (its mean never changes)
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
-        rate = b0 + 0.5 * (scatter + kappa_n * var)
+        rate = _q_lambda_rate(b0, scatter, kappa_n, var)
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
         if bool(xp.abs(shape / rate - e_lam) <= tol * e_lam):
             converged = True
