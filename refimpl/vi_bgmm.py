@@ -48,6 +48,7 @@ __all__ = [
     "COVARIANCE_TYPES",
     "WEIGHT_PRIOR_TYPES",
     "bgmm_cavi",
+    "bgmm_elbo",
     "predict",
     "predict_proba",
 ]
@@ -715,3 +716,34 @@ def predict(result: BGMMResult, X):
     """The most responsible component of each row of ``X`` (``argmax`` of :func:`predict_proba`)."""
     xp, _ = get_namespace(X)
     return xp.argmax(predict_proba(result, X), axis=1)
+
+
+def bgmm_elbo(result: BGMMResult, X, resp):
+    """The full ELBO at responsibilities ``resp`` and the fitted ``q(pi, mu, Lambda)`` of ``result``.
+
+    The fit's ``elbo`` trace holds this quantity at each iteration's pair
+    ``(r_t, M-step(r_t))``. At ``resp = result.resp`` (the final E-step) it is
+    the maximum over ``resp`` for the fitted ``q``.
+
+    Parameters
+    ----------
+    result : BGMMResult
+        Output of :func:`bgmm_cavi`.
+    X : (N, D) array
+        The data of the fit.
+    resp : (N, K) array
+        Responsibilities (rows on the simplex).
+
+    Returns
+    -------
+    elbo : 0-d array
+    """
+    xp, device = _check_data(X, resp, True)
+    q, prior, d = result._q, result.prior, X.shape[1]
+    feats = _features(xp, device, X, q.covariance_type)
+    stats = _statistics(xp, feats, resp, q.covariance_type)
+    positive = resp > 0
+    log_resp = xp.log(xp.where(positive, resp, xp.ones_like(resp)))  # 0 log 0 = 0
+    neg_entropy_z = xp.sum(resp * log_resp)
+    log_wishart = _log_wishart_norm(xp, q.dof, q.logdet_w, d, False)
+    return _full_elbo(xp, q, stats, prior, prior.mean, log_wishart, neg_entropy_z, d)
