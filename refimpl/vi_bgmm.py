@@ -419,12 +419,16 @@ class _Stats:
     scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T as pair features (K, T)
 
 
-def _statistics(xp, feats: _Features, resp, covariance_type):
-    """``N_k``, ``xbar_k`` and the weighted scatter: one product ``r^T F`` (no ``reg_covar``)."""
+def _statistics(xp, feats: _Features, resp_t, covariance_type):
+    """``N_k``, ``xbar_k`` and the weighted scatter: one product ``r^T F`` (no ``reg_covar``).
+
+    ``resp_t`` is ``r^T``, shape ``(K, N)``: components along the first axis
+    keep the E-step's reductions over ``k`` fast (contiguous rows).
+    """
     d = feats.d
-    moments = xp.matmul(xp.matrix_transpose(resp), feats.F)
+    moments = xp.matmul(resp_t, feats.F)
     counts = moments[:, 0]
-    nk = counts + 10.0 * float(xp.finfo(resp.dtype).eps)
+    nk = counts + 10.0 * float(xp.finfo(resp_t.dtype).eps)
     xbar = moments[:, 1:1 + d] / nk[:, None]
     if covariance_type == "full":
         I, J = feats.pairs
@@ -496,7 +500,7 @@ def _device(x):
 
 
 def _log_rho(xp, q: _Q, feats: _Features, mc):
-    r"""``log rho_nk`` of the E-step, as one product ``F @ B^T``.
+    r"""``log rho`` of the E-step, transposed (``(K, N)``), as one product ``B @ F^T``.
 
     ``log rho_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k)
     - nu_k/2 (x_n - m_k)^T W_k (x_n - m_k)``, with the quadratic form expanded
@@ -507,14 +511,14 @@ def _log_rho(xp, q: _Q, feats: _Features, mc):
     const = (q.e_log_pi + 0.5 * q.e_log_det - 0.5 * d * _LOG_2PI - 0.5 * d / q.mean_precision
              - 0.5 * q.dof * xp.sum(mc * wm, axis=-1))
     B = xp.concat([const[:, None], q.dof[:, None] * wm, -0.5 * q.dof[:, None] * q.coef], axis=1)
-    return xp.matmul(feats.F, xp.matrix_transpose(B))
+    return xp.matmul(B, xp.matrix_transpose(feats.F))
 
 
-def _responsibilities(xp, log_rho, device):
-    """``(r, log r)``: the softmax over components (row sums as a matrix-vector product)."""
-    a = log_rho - xp.max(log_rho, axis=1, keepdims=True)
+def _responsibilities(xp, log_rho_t, device):
+    """``(r^T, log r^T)``: the softmax over components (axis 0), sums as a vector-matrix product."""
+    a = log_rho_t - xp.max(log_rho_t, axis=0, keepdims=True)
     e = xp.exp(a)
-    total = xp.matmul(e, xp.ones((e.shape[1],), dtype=e.dtype, device=device))[:, None]
+    total = xp.matmul(xp.ones((1, e.shape[0]), dtype=e.dtype, device=device), e)
     return e / total, a - xp.log(total)
 
 
@@ -647,21 +651,21 @@ def bgmm_cavi(
     shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
     feats = _features(xp, device, X - shift, covariance_type)
     m0c = prior.mean - shift
-    q = _m_step(xp, feats, _statistics(xp, feats, resp_init, covariance_type), prior, m0c,
-                reg_covar, d)
+    start = _statistics(xp, feats, xp.matrix_transpose(resp_init), covariance_type)
+    q = _m_step(xp, feats, start, prior, m0c, reg_covar, d)
     elbo, bounds, converged, it = [], [], False, 0
     for it in range(1, max_iter + 1):
-        resp, log_resp = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
-        stats = _statistics(xp, feats, resp, covariance_type)
+        resp_t, log_resp_t = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
+        stats = _statistics(xp, feats, resp_t, covariance_type)
         q = _m_step(xp, feats, stats, prior, m0c, reg_covar, d)
-        neg_entropy_z = xp.sum(resp * log_resp)
+        neg_entropy_z = xp.sum(resp_t * log_resp_t)
         log_wishart = _log_wishart_norm(xp, q.dof, q.logdet_w, d, False)
         bounds.append(_sklearn_bound(xp, q, log_wishart, neg_entropy_z, d))
         elbo.append(_full_elbo(xp, q, stats, prior, m0c, log_wishart, neg_entropy_z, d))
         if it > 1 and bool(xp.abs(bounds[-1] - bounds[-2]) < tol):
             converged = True
             break
-    resp, _ = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
+    resp = xp.matrix_transpose(_responsibilities(xp, _log_rho(xp, q, feats, q.means), device)[0])
     return _result(xp, q, feats, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp,
                    prior)
 
@@ -709,7 +713,8 @@ def predict_proba(result: BGMMResult, X):
     shift = xp.mean(result.means, axis=0)
     q = result._q
     feats = _features(xp, device, X - shift, q.covariance_type)
-    return _responsibilities(xp, _log_rho(xp, q, feats, q.means - shift), device)[0]
+    resp_t = _responsibilities(xp, _log_rho(xp, q, feats, q.means - shift), device)[0]
+    return xp.matrix_transpose(resp_t)
 
 
 def predict(result: BGMMResult, X):
@@ -741,7 +746,7 @@ def bgmm_elbo(result: BGMMResult, X, resp):
     xp, device = _check_data(X, resp, True)
     q, prior, d = result._q, result.prior, X.shape[1]
     feats = _features(xp, device, X, q.covariance_type)
-    stats = _statistics(xp, feats, resp, q.covariance_type)
+    stats = _statistics(xp, feats, xp.matrix_transpose(resp), q.covariance_type)
     positive = resp > 0
     log_resp = xp.log(xp.where(positive, resp, xp.ones_like(resp)))  # 0 log 0 = 0
     neg_entropy_z = xp.sum(resp * log_resp)
