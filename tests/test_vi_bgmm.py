@@ -396,14 +396,14 @@ def test_missing_mean_uncertainty_in_the_e_step_is_caught(monkeypatch):
     """
     original = vb._log_rho
     _planted(monkeypatch, "_log_rho", lambda xp, q, feats, mc: (
-        original(xp, q, feats, mc) + 0.5 * feats.d / q.mean_precision))
+        original(xp, q, feats, mc) + (0.5 * feats.d / q.mean_precision)[:, None]))
     assert e_step_error(*mixture(seed=1, d=2, k=4)) > 1e-6
 
 
 def test_e_step_without_weights_is_caught(monkeypatch):
     """An E-step that ignores E[log pi]: r no longer maximises the ELBO for the fitted q."""
     original = vb._log_rho
-    _planted(monkeypatch, "_log_rho", lambda xp, q, feats, mc: original(xp, q, feats, mc) - q.e_log_pi)
+    _planted(monkeypatch, "_log_rho", lambda xp, q, feats, mc: original(xp, q, feats, mc) - q.e_log_pi[:, None])
     X, resp = mixture(seed=1, d=2, k=4)
     assert e_step_optimality_error(X, resp) > 1e-8
     assert e_step_error(X, resp) > 1e-6
