@@ -215,6 +215,14 @@ def _explicit_gradient_is_vjp(impl, case, ctx):
     return rel_error(got, np.concatenate(_gradient(impl, case, ctx)))
 
 
+def _bench_case(size):
+    samples, d = size
+    gen = np.random.default_rng(0)
+    primals = {"mu": gen.standard_normal(d), "omega": np.zeros(d),
+               "eps": gen.standard_normal((samples, d))}
+    return Case(primals, {"target": gaussian_target(gen, d), "parametrization": "exp"})
+
+
 register(Op(
     name="advi_elbo",
     module="vi",
@@ -243,4 +251,6 @@ register(Op(
     tolerance=TOL,
     convention=CONVENTION,
     references=REFERENCES,
+    bench_case=_bench_case,
+    bench_sizes=((256, 10), (1024, 100)),
 ))
