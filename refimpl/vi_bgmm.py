@@ -167,7 +167,8 @@ def _check_options(covariance_type, weight_type, reg_covar, tol, max_iter):
     if weight_type not in WEIGHT_PRIOR_TYPES:
         raise ValueError(f"weight_concentration_prior_type must be one of {WEIGHT_PRIOR_TYPES}, "
                          f"got {weight_type!r}")
-    _positive("reg_covar", reg_covar, -1e-300, "non-negative") if reg_covar != 0 else None
+    if isinstance(reg_covar, bool) or not isinstance(reg_covar, (int, float)) or not reg_covar >= 0:
+        raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
         raise ValueError(f"tol must be a non-negative number, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
