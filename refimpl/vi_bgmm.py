@@ -14,11 +14,12 @@ from given responsibilities instead of k-means:
 with the mean-field family ``q(z) q(pi) prod_k q(mu_k, Lambda_k)``,
 ``q(mu_k, Lambda_k) = N(m_k, (beta_k Lambda_k)^{-1}) W(W_k, nu_k)``. The
 covariance types restrict the Wishart scale matrices: ``full`` (any SPD
-``W_k``), ``diag`` (diagonal ``W_0`` and ``W_k``) and ``spherical``
-(``W = w I``); within each family the M-step below is the exact coordinate
-optimum. scikit-learn's ``tied`` type is not offered: its updates
-(``nu = nu0 + N / K`` and a Wishart normaliser counted ``K`` times) do not
-correspond to one shared Wishart factor, so it has no full ELBO to report.
+``W_k``), ``diag`` (diagonal ``W_0`` and ``W_k``), ``spherical``
+(``W = w I``) and ``tied`` (every ``Lambda_k`` keeps its own prior, but the
+family has one shared factor, ``q(Lambda_k) = W(W, nu)`` for all ``k``: this is
+what scikit-learn's ``nu = nu0 + N / K`` and its Wishart normaliser counted
+``K`` times compute). Within each family the M-step below is the exact
+coordinate optimum.
 
 Defaults (as scikit-learn): ``alpha0 = 1/K``, ``beta0 = 1``, ``m0 = mean(X)``,
 ``nu0 = D``, ``W0^{-1} = cov(X)`` (``ddof = 1``; its diagonal for ``diag``,
@@ -53,7 +54,12 @@ __all__ = [
     "predict_proba",
 ]
 
-COVARIANCE_TYPES = ("full", "diag", "spherical")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _layout(covariance_type):
+    """Array layout of the scale matrices: ``tied`` is stored as ``K`` equal full matrices."""
+    return "full" if covariance_type == "tied" else covariance_type
 WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 _LOG_PI = math.log(math.pi)
 
@@ -63,7 +69,7 @@ class BGMMPrior:
     """The prior actually used (defaults filled in), in scikit-learn's names.
 
     ``covariance`` is the inverse Wishart scale ``W0^{-1}``: ``(D, D)`` for
-    ``full``, ``(D,)`` for ``diag``, 0-d for ``spherical``.
+    ``full`` and ``tied``, ``(D,)`` for ``diag``, 0-d for ``spherical``.
     """
 
     weight_concentration: float
@@ -86,12 +92,15 @@ class BGMMResult:
     means : (K, D) array
         ``m_k``.
     covariances : array
-        ``W_k^{-1} / nu_k`` (scikit-learn's ``covariances_``): ``(K, D, D)``,
-        ``(K, D)`` or ``(K,)``.
+        ``W_k^{-1} / nu_k`` (scikit-learn's ``covariances_``): ``(K, D, D)``
+        full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical.
     precisions, precisions_cholesky : arrays
-        ``E[Lambda_k] = nu_k W_k`` and its Cholesky factor (scikit-learn's).
-    degrees_of_freedom, mean_precision : (K,) arrays
-        ``nu_k`` and ``beta_k``.
+        ``E[Lambda_k] = nu_k W_k`` and scikit-learn's factor of it (upper
+        triangular ``U`` with ``U U^T = E[Lambda_k]`` for full and tied), same shapes.
+    degrees_of_freedom : (K,) array
+        ``nu_k`` (0-d for tied).
+    mean_precision : (K,) array
+        ``beta_k``.
     weight_concentration : array
         Dirichlet ``alpha`` (K,), or the stick-breaking ``(gamma_1, gamma_2)`` as ``(2, K)``.
     elbo : (n_iter,) array
@@ -161,9 +170,7 @@ def _check_data(X, resp_init, check_finite):
 
 def _check_options(covariance_type, weight_type, reg_covar, tol, max_iter):
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
-                         + (" (tied has no full ELBO; see the module docstring)"
-                            if covariance_type == "tied" else ""))
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
     if weight_type not in WEIGHT_PRIOR_TYPES:
         raise ValueError(f"weight_concentration_prior_type must be one of {WEIGHT_PRIOR_TYPES}, "
                          f"got {weight_type!r}")
@@ -217,7 +224,8 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
         m0 = xp.mean(X, axis=0)
     elif not bool(xp.all(xp.isfinite(m0))):
         raise ValueError("mean_prior must be finite")
-    shape = {"full": (d, d), "diag": (d,), "spherical": ()}[covariance_type]
+    layout = _layout(covariance_type)
+    shape = {"full": (d, d), "diag": (d,), "spherical": ()}[layout]
     cov = _as_array(xp, device, X.dtype, "covariance_prior", covariance_prior, shape)
     if cov is None:
         if n < 2:
@@ -227,8 +235,8 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
             "full": lambda: xp.matmul(xp.matrix_transpose(Xc), Xc) / (n - 1),
             "diag": lambda: xp.sum(Xc * Xc, axis=0) / (n - 1),
             "spherical": lambda: xp.mean(xp.sum(Xc * Xc, axis=0) / (n - 1)),
-        }[covariance_type]()
-    _check_covariance_prior(xp, cov, covariance_type)
+        }[layout]()
+    _check_covariance_prior(xp, cov, layout)
     return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type)
 
 
@@ -469,7 +477,8 @@ class _Q:
 
 def _m_step(xp, feats: _Features, stats: _Stats, prior: BGMMPrior, m0c, reg_covar, d) -> _Q:
     """Coordinate optimum of ``q(pi) prod q(mu_k, Lambda_k)`` given the statistics."""
-    nk, ct, wt = stats.nk, prior.covariance_type, prior.weight_concentration_prior_type
+    wt, ct = prior.weight_concentration_prior_type, _layout(prior.covariance_type)
+    nk = stats.nk
     if wt == "dirichlet_distribution":
         concentration = prior.weight_concentration + nk
     else:
@@ -489,8 +498,11 @@ def _m_step(xp, feats: _Features, stats: _Stats, prior: BGMMPrior, m0c, reg_cova
         scale_inv = prior.covariance + scatter + reg_covar * nk[:, None] + shrink[:, None] * diff * diff
     else:  # scikit-learn's spherical: the mean of the diagonal
         scale_inv = prior.covariance + scatter / d + nk * reg_covar + shrink * xp.mean(diff * diff, axis=-1)
-    W, logdet_w = _scale(xp, scale_inv, ct, d)
     dof = prior.degrees_of_freedom + nk
+    if prior.covariance_type == "tied":  # one q(Lambda_k) shared by all k: average the optima
+        scale_inv = xp.broadcast_to(xp.mean(scale_inv, axis=0), scale_inv.shape)
+        dof = xp.broadcast_to(xp.mean(dof), dof.shape)
+    W, logdet_w = _scale(xp, scale_inv, ct, d)
     return _Q(ct, wt, concentration, beta, means, dof, scale_inv, W, logdet_w,
               _pair_coefficients(xp, W, feats, ct), _e_log_det(xp, dof, logdet_w, d),
               _e_log_weights(xp, wt, concentration))
@@ -574,7 +586,7 @@ def _log_wishart_prior(xp, prior: BGMMPrior, d):
 def _logdet_w0(xp, prior: BGMMPrior, d):
     """``log |W_0|`` from the prior's ``W0^{-1}``."""
     cov = prior.covariance
-    if prior.covariance_type == "full":
+    if _layout(prior.covariance_type) == "full":
         L = xp.linalg.cholesky(cov)
         return -2.0 * xp.sum(xp.log(xp.linalg.diagonal(L)))
     if prior.covariance_type == "diag":
@@ -617,8 +629,8 @@ def bgmm_cavi(
         Data, float32 or float64.
     resp_init : (N, K) array
         Starting responsibilities: non-negative rows summing to one, ``N >= K``.
-    covariance_type : {"full", "diag", "spherical"}
-        Family of the Wishart scale matrices.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        Family of the Wishart scale matrices (``tied``: one ``q(Lambda)`` for all components).
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
         Stick-breaking (truncated at ``K``) or symmetric Dirichlet weights.
     weight_concentration_prior, mean_precision_prior, degrees_of_freedom_prior : float, optional
@@ -626,7 +638,7 @@ def bgmm_cavi(
     mean_prior : (D,) array, optional
         ``m0`` (default ``mean(X)``).
     covariance_prior : array or float, optional
-        ``W0^{-1}``, positive definite: ``(D, D)`` full, ``(D,)`` diag, scalar
+        ``W0^{-1}``, positive definite: ``(D, D)`` full and tied, ``(D,)`` diag, scalar
         spherical (default: the sample covariance, ``ddof = 1``, reduced likewise).
     reg_covar : float
         Added to the diagonal of every ``S_k`` (scikit-learn's regulariser).
@@ -650,14 +662,15 @@ def bgmm_cavi(
                    weight_concentration_prior, mean_precision_prior, mean_prior,
                    degrees_of_freedom_prior, covariance_prior)
     shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
-    feats = _features(xp, device, X - shift, covariance_type)
+    layout = _layout(covariance_type)
+    feats = _features(xp, device, X - shift, layout)
     m0c = prior.mean - shift
-    start = _statistics(xp, feats, xp.matrix_transpose(resp_init), covariance_type)
+    start = _statistics(xp, feats, xp.matrix_transpose(resp_init), layout)
     q = _m_step(xp, feats, start, prior, m0c, reg_covar, d)
     elbo, bounds, converged, it = [], [], False, 0
     for it in range(1, max_iter + 1):
         resp_t, log_resp_t = _responsibilities(xp, _log_rho(xp, q, feats, q.means), device)
-        stats = _statistics(xp, feats, resp_t, covariance_type)
+        stats = _statistics(xp, feats, resp_t, layout)
         q = _m_step(xp, feats, stats, prior, m0c, reg_covar, d)
         neg_entropy_z = xp.sum(resp_t * log_resp_t)
         log_wishart = _log_wishart_norm(xp, q.dof, q.logdet_w, d, False)
@@ -667,11 +680,11 @@ def bgmm_cavi(
             converged = True
             break
     resp = xp.matrix_transpose(_responsibilities(xp, _log_rho(xp, q, feats, q.means), device)[0])
-    return _result(xp, q, feats, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp,
+    return _result(xp, q, shift, xp.stack(elbo), xp.stack(bounds), it, converged, resp,
                    prior)
 
 
-def _result(xp, q: _Q, feats, shift, elbo, bounds, n_iter, converged, resp, prior) -> BGMMResult:
+def _result(xp, q: _Q, shift, elbo, bounds, n_iter, converged, resp, prior) -> BGMMResult:
     nu = q.dof
     if q.covariance_type == "full":
         covariances = q.scale_inv / nu[:, None, None]
@@ -684,6 +697,9 @@ def _result(xp, q: _Q, feats, shift, elbo, bounds, n_iter, converged, resp, prio
         covariances = q.scale_inv / scale
         precisions = q.W * scale
         precisions_chol = xp.sqrt(precisions)
+    if prior.covariance_type == "tied":  # scikit-learn's shapes: one matrix, one dof
+        covariances, precisions, precisions_chol, nu = (
+            covariances[0, ...], precisions[0, ...], precisions_chol[0, ...], nu[0])
     fitted = replace(q, means=q.means + shift)
     return BGMMResult(_weights(xp, q), fitted.means, covariances, precisions, precisions_chol, nu,
                       q.mean_precision, q.concentration, elbo, bounds, n_iter, converged, resp,

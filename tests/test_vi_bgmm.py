@@ -72,7 +72,9 @@ def e_step_error(X, resp0, **kwargs):
     """Final responsibilities against an E-step written here from the public parameters (scipy)."""
     res = vb.bgmm_cavi(X, resp0, max_iter=10, tol=0.0, **kwargs)
     n, d = X.shape
-    nu, beta = res.degrees_of_freedom, res.mean_precision
+    K = resp0.shape[1]
+    tied = res.prior.covariance_type == "tied"
+    nu, beta = np.broadcast_to(res.degrees_of_freedom, (K,)), res.mean_precision
     conc = res.weight_concentration
     if conc.ndim == 1:
         e_log_pi = sp.digamma(conc) - sp.digamma(conc.sum())
@@ -82,7 +84,7 @@ def e_step_error(X, resp0, **kwargs):
         e_log_pi = sp.digamma(conc[0]) - dsum + np.concatenate([[0.0], np.cumsum(rest)[:-1]])
     log_rho = np.empty((n, len(nu)))
     for k in range(len(nu)):
-        prec = res.precisions[k]  # E[Lambda_k] = nu_k W_k, in each layout
+        prec = res.precisions if tied else res.precisions[k]  # E[Lambda_k] = nu_k W_k
         prec = prec if prec.ndim == 2 else np.diag(np.broadcast_to(prec, (d,)))
         e_log_det = (sum(sp.digamma((nu[k] - i) / 2) for i in range(d)) + d * np.log(2)
                      + np.linalg.slogdet(prec / nu[k])[1])
@@ -158,7 +160,8 @@ def sklearn_parity_error(X, resp, **kwargs):
     model = sklearn_fit(X, resp, **kwargs)
     res = vb.bgmm_cavi(X, resp, **kwargs)
     assert res.n_iter == model.n_iter_ and res.converged == model.converged_
-    pairs = [(res.lower_bounds, model.lower_bounds_), (res.weights, model.weights_),
+    # ravel: for tied, scikit-learn's bounds are 1-element arrays
+    pairs = [(res.lower_bounds, np.ravel(model.lower_bounds_)), (res.weights, model.weights_),
              (res.means, model.means_), (res.covariances, model.covariances_),
              (res.precisions, model.precisions_),
              (res.precisions_cholesky, model.precisions_cholesky_),
@@ -166,6 +169,8 @@ def sklearn_parity_error(X, resp, **kwargs):
              (res.mean_precision, model.mean_precision_),
              (res.weight_concentration, np.array(model.weight_concentration_)),
              (vb.predict_proba(res, X[::7]), model.predict_proba(X[::7]))]
+    for a, b in pairs:
+        assert np.shape(a) == np.shape(b)
     errors = [np.max(np.abs(np.asarray(a) - b)) / max(1.0, np.max(np.abs(b))) for a, b in pairs]
     agree = np.mean(to_numpy(vb.predict(res, X)) == model.predict(X))
     return float(max(errors + [1.0 - agree]))
@@ -301,7 +306,7 @@ def test_backends_agree_with_numpy_float64(backend, dtype, covariance_type):
 
 def test_result_shapes_and_final_responsibilities():
     X, resp = mixture(d=3, k=4)
-    for ct, cov_shape in (("full", (4, 3, 3)), ("diag", (4, 3)), ("spherical", (4,))):
+    for ct, cov_shape in (("full", (4, 3, 3)), ("tied", (3, 3)), ("diag", (4, 3)), ("spherical", (4,))):
         res = vb.bgmm_cavi(X, resp, covariance_type=ct, max_iter=5)
         assert res.covariances.shape == cov_shape and res.precisions.shape == cov_shape
         assert res.elbo.shape == res.lower_bounds.shape == (res.n_iter,)
@@ -327,7 +332,7 @@ def test_result_shapes_and_final_responsibilities():
     (dict(covariance_type="spherical", covariance_prior=-2.0), ValueError, "must be positive"),
     (dict(covariance_prior=np.eye(3)), ValueError, r"covariance_prior must have shape \(2, 2\)"),
     (dict(mean_prior=np.zeros(3)), ValueError, r"mean_prior must have shape \(2,\)"),
-    (dict(covariance_type="tied"), ValueError, "tied has no full ELBO"),
+    (dict(covariance_type="spherical_tied"), ValueError, "covariance_type must be one of"),
     (dict(weight_concentration_prior_type="pitman_yor"), ValueError, "must be one of"),
     (dict(reg_covar=-1.0), ValueError, "reg_covar must be non-negative"),
     (dict(max_iter=0), ValueError, "max_iter must be a positive integer"),
