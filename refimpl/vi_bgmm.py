@@ -182,17 +182,18 @@ def _check_options(covariance_type, weight_type, reg_covar, tol, max_iter):
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
 
 
-def _as_array(xp, device, dtype, name, value, shape):
+def _as_array(xp, X, name, value, shape):
+    """A prior given as an array (same library and device as ``X``) or, if 0-d, a number."""
     if value is None:
         return None
     if hasattr(value, "shape"):
-        get_namespace(value, xp.zeros((), device=device))  # same library and device as X
+        get_namespace(value, X)
         if tuple(value.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
-        return xp.astype(value, dtype)
+        return xp.astype(value, X.dtype)
     if shape != ():
         raise TypeError(f"{name} must be an array of shape {shape}")
-    return xp.asarray(_positive(name, value), dtype=dtype, device=device)
+    return xp.asarray(_positive(name, value), dtype=X.dtype, device=get_namespace(X)[1])
 
 
 def _check_covariance_prior(xp, cov, covariance_type):
@@ -210,7 +211,7 @@ def _check_covariance_prior(xp, cov, covariance_type):
                          + ("all eigenvalues > 0)" if covariance_type == "full" else "all entries > 0)"))
 
 
-def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_prior,
+def _prior(xp, X, K, covariance_type, weight_type, weight_concentration_prior,
            mean_precision_prior, mean_prior, degrees_of_freedom_prior, covariance_prior):
     n, d = X.shape
     alpha0 = 1.0 / K if weight_concentration_prior is None else _positive(
@@ -219,14 +220,14 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
         "mean_precision_prior", mean_precision_prior)
     nu0 = float(d) if degrees_of_freedom_prior is None else _positive(
         "degrees_of_freedom_prior", degrees_of_freedom_prior, d - 1.0, f"> D - 1 = {d - 1}")
-    m0 = _as_array(xp, device, X.dtype, "mean_prior", mean_prior, (d,))
+    m0 = _as_array(xp, X, "mean_prior", mean_prior, (d,))
     if m0 is None:
         m0 = xp.mean(X, axis=0)
     elif not bool(xp.all(xp.isfinite(m0))):
         raise ValueError("mean_prior must be finite")
     layout = _layout(covariance_type)
     shape = {"full": (d, d), "diag": (d,), "spherical": ()}[layout]
-    cov = _as_array(xp, device, X.dtype, "covariance_prior", covariance_prior, shape)
+    cov = _as_array(xp, X, "covariance_prior", covariance_prior, shape)
     if cov is None:
         if n < 2:
             raise ValueError("the default covariance_prior (the sample covariance) needs N >= 2")
@@ -241,7 +242,7 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
 
 
 # ---------------------------------------------------------------------------
-# Second-moment features: one layout for the three covariance types
+# Second-moment features: one layout for every covariance type
 # ---------------------------------------------------------------------------
 
 
@@ -249,12 +250,13 @@ def _prior(xp, device, X, K, covariance_type, weight_type, weight_concentration_
 class _Features:
     """Shifted data and its features ``F = [1, Xc, O]`` (``N x (1 + D + T)``).
 
-    ``O`` holds the second-moment features: ``full``: ``Xc[:, i_t] Xc[:, j_t]``
-    over the pairs ``i <= j`` (``T = D (D + 1) / 2``); ``diag``: ``Xc**2``;
-    ``spherical``: ``|Xc|^2``. Then ``r^T F`` gives the counts, first and
-    second moments of every component in one matrix product, and the E-step
-    is one product ``F @ B^T``: every ``x^T W x`` is ``O @ coef`` with ``coef``
-    the pair coefficients of ``W`` (off-diagonal pairs counted twice).
+    ``O`` holds the second-moment features: ``full`` (and ``tied``):
+    ``Xc[:, i_t] Xc[:, j_t]`` over the pairs ``i <= j`` (``T = D (D + 1) / 2``);
+    ``diag``: ``Xc**2``; ``spherical``: ``|Xc|^2``. Then ``r^T F`` gives the
+    counts, first and second moments of every component in one matrix
+    product, and the E-step is one product ``B @ F^T``: every ``x^T W x`` is
+    ``O @ coef`` with ``coef`` the pair coefficients of ``W`` (off-diagonal
+    pairs counted twice).
     """
 
     F: Any
@@ -266,12 +268,13 @@ class _Features:
     multiplicity: Any  # full: 1 on the diagonal pairs, 2 off it
 
 
-def _features(xp, device, Xc, covariance_type) -> _Features:
+def _features(xp, device, Xc, layout) -> _Features:
+    """The feature matrix of shifted data ``Xc`` for a scale layout (see :class:`_Features`)."""
     n, d = Xc.shape
     ones = xp.ones((n, 1), dtype=Xc.dtype, device=device)
-    if covariance_type != "full":
+    if layout != "full":
         O = Xc * Xc
-        if covariance_type == "spherical":
+        if layout == "spherical":
             O = xp.sum(O, axis=1, keepdims=True)
         return _Features(xp.concat([ones, Xc, O], axis=1), d, device, (), None, None, None)
     ii = [i for i in range(d) for j in range(i, d)]
@@ -461,7 +464,7 @@ def _unpacked(xp, feats: _Features, scatter, covariance_type):
 class _Q:
     """Variational parameters, with the derived quantities every step reuses."""
 
-    covariance_type: str
+    covariance_type: str  # the layout: "full" (also for tied), "diag" or "spherical"
     weight_type: str
     concentration: Any  # (K,) Dirichlet, or (2, K) stick-breaking Beta parameters
     mean_precision: Any  # beta_k
@@ -658,7 +661,7 @@ def bgmm_cavi(
     xp, device = _check_data(X, resp_init, check_finite)
     _check_options(covariance_type, weight_concentration_prior_type, reg_covar, tol, max_iter)
     d, K = X.shape[1], resp_init.shape[1]
-    prior = _prior(xp, device, X, K, covariance_type, weight_concentration_prior_type,
+    prior = _prior(xp, X, K, covariance_type, weight_concentration_prior_type,
                    weight_concentration_prior, mean_precision_prior, mean_prior,
                    degrees_of_freedom_prior, covariance_prior)
     shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
