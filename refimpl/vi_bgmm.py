@@ -431,7 +431,7 @@ class _Stats:
     scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T as pair features (K, T)
 
 
-def _statistics(xp, feats: _Features, resp_t, covariance_type):
+def _statistics(xp, feats: _Features, resp_t, layout):
     """``N_k``, ``xbar_k`` and the weighted scatter: one product ``r^T F`` (no ``reg_covar``).
 
     ``resp_t`` is ``r^T``, shape ``(K, N)``: components along the first axis
@@ -442,22 +442,22 @@ def _statistics(xp, feats: _Features, resp_t, covariance_type):
     counts = moments[:, 0]
     nk = counts + 10.0 * float(xp.finfo(resp_t.dtype).eps)
     xbar = moments[:, 1:1 + d] / nk[:, None]
-    if covariance_type == "full":
+    if layout == "full":
         I, J = feats.pairs
         outer = xp.take(xbar, I, axis=1) * xp.take(xbar, J, axis=1)
     else:
         outer = xbar * xbar
-        if covariance_type == "spherical":
+        if layout == "spherical":
             outer = xp.sum(outer, axis=1, keepdims=True)
     return _Stats(counts, nk, xbar, moments[:, 1 + d:] - nk[:, None] * outer)
 
 
-def _unpacked(xp, feats: _Features, scatter, covariance_type):
+def _unpacked(xp, feats: _Features, scatter, layout):
     """Scatter in the layout of ``W^{-1}``: ``(K, D, D)``, ``(K, D)`` or ``(K,)``."""
-    if covariance_type == "full":
+    if layout == "full":
         d = feats.d
         return xp.reshape(xp.take(scatter, feats.unpack, axis=1), (scatter.shape[0], d, d))
-    return scatter if covariance_type == "diag" else scatter[:, 0]
+    return scatter if layout == "diag" else scatter[:, 0]
 
 
 @dataclass
