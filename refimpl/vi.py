@@ -28,8 +28,9 @@ The gradient is explicit: with ``g_s = grad log p(z_s)``,
 
 The gamma-function helpers :func:`_digamma` and :func:`_lgamma` use only
 array-API operations (the standard has no special functions): a shift by ten
-recurrence steps, then the asymptotic (Stirling) series, accurate to a few
-ulps of the result's magnitude for positive arguments.
+recurrence steps, then the asymptotic (Stirling) series; for positive
+arguments the error is below ``1e-14 max(1, |f(x)|)`` in float64 (tested
+against ``scipy.special`` on ``[1e-3, 1e5]``).
 """
 
 from __future__ import annotations

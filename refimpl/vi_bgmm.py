@@ -144,27 +144,28 @@ def _positive(name, value, bound=0.0, rule="positive"):
     return float(value)
 
 
-def _check_data(X, resp_init, check_finite):
+def _check_data(X, resp, check_finite, name="resp_init"):
+    """Validate ``X (N, D)`` and responsibilities ``resp (N, K)`` (named ``name`` in errors)."""
     require_real_floating("X", X)
-    require_real_floating("resp_init", resp_init)
-    xp, device = get_namespace(X, resp_init)
-    require_same_dtype(X=X, resp_init=resp_init)
+    require_real_floating(name, resp)
+    xp, device = get_namespace(X, resp)
+    require_same_dtype(**{"X": X, name: resp})
     require_ndim("X", X, 2, "(N, D)")
-    if X.ndim != 2 or resp_init.ndim != 2 or resp_init.shape[0] != X.shape[0]:
-        raise ValueError(f"X must have shape (N, D) and resp_init (N, K), got {tuple(X.shape)} "
-                         f"and {tuple(resp_init.shape)}")
-    n, k = resp_init.shape
+    if X.ndim != 2 or resp.ndim != 2 or resp.shape[0] != X.shape[0]:
+        raise ValueError(f"X must have shape (N, D) and {name} (N, K), got {tuple(X.shape)} "
+                         f"and {tuple(resp.shape)}")
+    n, k = resp.shape
     if k < 1 or n < k:
-        raise ValueError(f"X has {n} samples, fewer than the {k} components of resp_init "
+        raise ValueError(f"X has {n} samples, fewer than the {k} components of {name} "
                          "(need N >= K >= 1)")
     if check_finite:
         require_finite("X", X)
-        require_finite("resp_init", resp_init)
+        require_finite(name, resp)
     tol = math.sqrt(float(xp.finfo(X.dtype).eps))
-    if not bool(xp.all(resp_init >= 0)):
-        raise ValueError("resp_init must be non-negative (responsibilities are probabilities)")
-    if not bool(xp.all(xp.abs(xp.sum(resp_init, axis=1) - 1.0) <= tol)):
-        raise ValueError(f"every row of resp_init must sum to one (to within {tol:.1e})")
+    if not bool(xp.all(resp >= 0)):
+        raise ValueError(f"{name} must be non-negative (responsibilities are probabilities)")
+    if not bool(xp.all(xp.abs(xp.sum(resp, axis=1) - 1.0) <= tol)):
+        raise ValueError(f"every row of {name} must sum to one (to within {tol:.1e})")
     return xp, device
 
 
@@ -763,8 +764,11 @@ def bgmm_elbo(result: BGMMResult, X, resp):
     -------
     elbo : 0-d array
     """
-    xp, device = _check_data(X, resp, True)
+    xp, device = _check_data(X, resp, True, name="resp")
     q, prior, d = result._q, result.prior, X.shape[1]
+    if tuple(resp.shape) != (X.shape[0], q.dof.shape[0]) or X.shape[1] != q.means.shape[1]:
+        raise ValueError(f"X and resp must have shapes (N, {q.means.shape[1]}) and "
+                         f"(N, {q.dof.shape[0]}) for this fit, got {tuple(X.shape)} and {tuple(resp.shape)}")
     feats = _features(xp, device, X, q.covariance_type)
     stats = _statistics(xp, feats, xp.matrix_transpose(resp), q.covariance_type)
     positive = resp > 0

@@ -357,6 +357,10 @@ def test_predict_bad_input():
         vb.predict_proba(res, np.ones((3, 3)))
     with pytest.raises(TypeError, match="share one dtype"):
         vb.predict_proba(res, np.ones((3, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="every row of resp must sum to one"):
+        vb.bgmm_elbo(res, X, np.full((len(X), 3), 0.5))
+    with pytest.raises(ValueError, match=r"shapes \(N, 2\) and \(N, 3\) for this fit"):
+        vb.bgmm_elbo(res, X, np.full((len(X), 2), 0.5))
 
 
 # -- the checks have teeth --------------------------------------------------------------------
