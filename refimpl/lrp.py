@@ -332,9 +332,7 @@ class AlphaBeta(_WeightedRule):
 
     :math:`z^\alpha_j = \sum_i (a^+_i w^+_{ij} + a^-_i w^-_{ij}) + b^+_j`,
     :math:`z^\beta_j = \sum_i (a^+_i w^-_{ij} + a^-_i w^+_{ij}) + b^-_j`.
-    ``alpha - beta`` must be 1 (zennit, iNNvestigate). ``weights_only=True``
-    (only with ``alpha=1, beta=0``) is captum's ``Alpha1_Beta0_Rule``:
-    :math:`c_{ij} = a_i w^+_{ij}` with the full bias :math:`b_j`.
+    ``alpha - beta`` must be 1 (zennit, iNNvestigate).
     """
 
     alpha: float = 2.0
@@ -342,38 +340,52 @@ class AlphaBeta(_WeightedRule):
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
-    weights_only: bool = False
 
     def __post_init__(self):
         _check_nonnegative("alpha", self.alpha)
         _check_nonnegative("beta", self.beta)
         if abs(self.alpha - self.beta - 1) > 1e-12:
             raise ValueError(f"alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
-        if self.weights_only and self.beta != 0:
-            raise ValueError("weights_only (captum's Alpha1_Beta0_Rule) needs alpha=1, beta=0")
         _check_epsilon(self.epsilon, self.stabilizer)
 
     def branches(self, xp, layer, a, z, explicit):
         w, b = layer.weight, self.bias(layer)
         wp, wn = _pos(xp, w), _neg(xp, w)
-        if self.weights_only:
-            return [a], [_Branch([wp], b, 1.0)]
         bp = None if b is None else _pos(xp, b)
         bn = None if b is None else _neg(xp, b)
         inputs, signed = _signed_inputs(xp, a, explicit)
-        positive = _Branch([wp, wn] if signed else [wp], bp, float(self.alpha))
-        if self.beta == 0:
-            return inputs, [positive]
-        negative = _Branch([wn, wp] if signed else [wn], bn, -float(self.beta))
-        return inputs, [positive, negative]
+        return inputs, [_Branch([wp, wn] if signed else [wp], bp, float(self.alpha)),
+                        _Branch([wn, wp] if signed else [wn], bn, -float(self.beta))]
 
 
-def ZPlus(epsilon=1e-6, zero_bias=False, stabilizer="sign", weights_only=False):
-    r"""z+ rule: :func:`AlphaBeta` with ``alpha=1, beta=0`` (zennit's ``ZPlus``).
+@dataclass(frozen=True)
+class ZPlus(_WeightedRule):
+    r"""z+ rule (zennit's ``ZPlus``, valid for signed inputs): alpha-beta with
+    ``alpha = 1, beta = 0``, computed with the positive branch only.
 
-    ``weights_only=True`` is captum's ``Alpha1_Beta0_Rule`` (see :class:`AlphaBeta`).
+    .. math::  R_i = \sum_j \frac{a^+_i w^+_{ij} + a^-_i w^-_{ij}}
+               {S(\sum_{i'} (a^+_{i'} w^+_{i'j} + a^-_{i'} w^-_{i'j}) + b^+_j)} R_j
+
+    ``weights_only=True`` is captum's ``Alpha1_Beta0_Rule`` (iNNvestigate's
+    ``Alpha1Beta0`` with ``S_zero`` is close): :math:`c_{ij} = a_i w^+_{ij}`
+    whatever the sign of :math:`a_i`, with the full bias :math:`b_j`.
     """
-    return AlphaBeta(1.0, 0.0, epsilon, zero_bias, stabilizer, weights_only)
+
+    epsilon: float = 1e-6
+    zero_bias: bool = False
+    stabilizer: str = "sign"
+    weights_only: bool = False
+
+    def __post_init__(self):
+        _check_epsilon(self.epsilon, self.stabilizer)
+
+    def branches(self, xp, layer, a, z, explicit):
+        w, b = layer.weight, self.bias(layer)
+        if self.weights_only:
+            return [a], [_Branch([_pos(xp, w)], b, 1.0)]
+        inputs, signed = _signed_inputs(xp, a, explicit)
+        weights = [_pos(xp, w), _neg(xp, w)] if signed else [_pos(xp, w)]
+        return inputs, [_Branch(weights, None if b is None else _pos(xp, b), 1.0)]
 
 
 @dataclass(frozen=True)

@@ -418,7 +418,8 @@ class Linear(_Layer):
         return linear(x, self.weight, self.bias)
 
     def vjp(self, x, g):
-        return linear_vjp(x, self.weight, None, g)[0]
+        _require_cotangent(g, tuple(x.shape[:-1]) + (self.weight.shape[0],))
+        return g @ self.weight
 
     def apply(self, x, weight):
         """``x W^T`` for a weight of this layer's layout (no bias)."""
@@ -456,7 +457,9 @@ class Conv2d(_Layer):
         return conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def vjp(self, x, g):
-        return conv2d_vjp(x, self.weight, None, g, self.stride, self.padding)[0]
+        out_hw = _check_conv(x, self.weight, None, self.stride, self.padding)[3]
+        _require_cotangent(g, (x.shape[0], self.weight.shape[0]) + out_hw)
+        return self.apply_t(g, self.weight, tuple(x.shape))
 
     def apply(self, x, weight):
         """The bias-free convolution with ``weight`` (any out/in channel counts)."""
