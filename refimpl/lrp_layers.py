@@ -134,7 +134,7 @@ def _fold(xp, device, cols, in_hw, kernel, stride, padding):
     for i in range(kh):
         for j in range(kw):
             rows, cs = _window(i, j, (ho, wo), stride)
-            out[:, :, rows, cs] = out[:, :, rows, cs] + cols[:, :, i * kw + j]
+            out[:, :, rows, cs] = out[:, :, rows, cs] + cols[:, :, i * kw + j, ...]
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
