@@ -94,9 +94,10 @@ STABILIZERS = ("sign", "zero_only")
 
 
 def _stabilize(xp, z, epsilon, mode):
+    # where(cond, array, array) keeps z's dtype (where of two Python floats would be float64)
     if mode == "sign":
-        return z + xp.where(z >= 0, epsilon, -epsilon)
-    return z + xp.where(z == 0, epsilon, 0.0)
+        return xp.where(z >= 0, z + epsilon, z - epsilon)
+    return xp.where(z == 0, z + epsilon, z)
 
 
 def _pos(xp, v):

@@ -158,3 +158,481 @@ def _register_layers():
 
 
 _register_layers()
+
+
+# -- random networks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Net:
+    """A small sequential network as NumPy arrays: ``specs`` of ``(kind, params)``.
+
+    ``bn`` holds BatchNorm parameters ``(gamma, beta, mean, var)`` for the
+    output of every weighted layer, used by the merge property.
+    """
+
+    specs: tuple
+    bn: tuple
+
+    def __repr__(self):
+        def one(kind, p):
+            if kind in ("linear", "conv"):
+                return f"{kind}{tuple(p['weight'].shape)}" + ("" if p.get("bias") is not None else "-nobias")
+            return kind + "".join(f"{v}" for k, v in p.items() if k != "bias")
+        return "Net[" + ", ".join(one(k, p) for k, p in self.specs) + "]"
+
+    def replace_weighted(self, fn):
+        """A copy with ``fn(params) -> params`` applied to every weighted layer."""
+        specs = tuple((k, fn(dict(p)) if k in ("linear", "conv") else p) for k, p in self.specs)
+        return _Net(specs, self.bn)
+
+
+def _no_bias(p):
+    return {**p, "bias": None}
+
+
+def _unit_weights(p):
+    return {**p, "weight": np.ones_like(p["weight"]), "bias": None}
+
+
+def _weighted(gen, shape, fan_in):
+    return gen.standard_normal(shape) / math.sqrt(fan_in)
+
+
+def _batchnorm_params(gen, c):
+    return (gen.uniform(0.5, 2.0, c), gen.standard_normal(c), gen.standard_normal(c), gen.uniform(0.5, 2, c))
+
+
+@st.composite
+def _nets(draw):
+    gen = draw(rng())
+    n = draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    specs, bn = [], []
+
+    def dense(i, o):
+        specs.append(("linear", {"weight": _weighted(gen, (o, i), i),
+                                 "bias": 0.5 * gen.standard_normal(o) if bias else None}))
+        bn.append(_batchnorm_params(gen, o))
+
+    if draw(st.booleans()):
+        sizes = [draw(st.integers(1, 6)) for _ in range(draw(st.integers(2, 4)))]
+        x = gen.uniform(-1, 1, (n, sizes[0]))
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if i:
+                specs.append(("relu", {}))
+            dense(a, b)
+        return Case({"x": x}, {"net": _Net(tuple(specs), tuple(bn)), "rule_set": draw(_rule_index)})
+    c, h, w = draw(st.integers(1, 2)), draw(st.integers(4, 6)), draw(st.integers(4, 6))
+    x = gen.uniform(-1, 1, (n, c, h, w))
+    for layer in range(2):
+        k = draw(st.integers(1, min(3, h, w)))
+        o = draw(st.integers(1, 3))
+        p = {"weight": _weighted(gen, (o, c, k, k), c * k * k),
+             "bias": 0.5 * gen.standard_normal(o) if bias else None,
+             "stride": draw(st.integers(1, 2)) if layer == 0 else 1,
+             "padding": draw(st.integers(0, k // 2))}
+        specs += [("conv", p), ("relu", {})]
+        bn.append(_batchnorm_params(gen, o))
+        c, h, w = o, (h + 2 * p["padding"] - k) // p["stride"] + 1, (w + 2 * p["padding"] - k) // p["stride"] + 1
+        if layer == 0:
+            pool = draw(st.sampled_from(["avgpool", "maxpool", "adaptive"]))
+            if pool == "adaptive":
+                out = (draw(st.integers(1, h)), draw(st.integers(1, w)))
+                specs.append((pool, {"output_size": out}))
+                h, w = out
+            else:
+                k = min(2, h, w)
+                specs.append((pool, {"kernel_size": k}))
+                h, w = (h - k) // k + 1, (w - k) // k + 1
+    specs.append(("flatten", {}))
+    dense(c * h * w, draw(st.integers(1, 3)))
+    return Case({"x": x}, {"net": _Net(tuple(specs), tuple(bn)), "rule_set": draw(_rule_index)})
+
+
+def _build(net, put, batchnorm=False):
+    """refimpl layers of ``net``; ``put`` moves a NumPy array to the backend."""
+    layers, weighted = [], 0
+    for kind, p in net.specs:
+        if kind in ("linear", "conv"):
+            bias = None if p["bias"] is None else put(p["bias"])
+            if kind == "linear":
+                layers.append(L.Linear(put(p["weight"]), bias))
+            else:
+                layers.append(L.Conv2d(put(p["weight"]), bias, p["stride"], p["padding"]))
+            if batchnorm:
+                layers.append(L.BatchNorm(*[put(v) for v in net.bn[weighted]], eps=1e-5))
+            weighted += 1
+        else:
+            layers.append({"relu": L.ReLU, "flatten": L.Flatten}.get(kind, lambda: None)()
+                          or _pool_layer(kind, p))
+    return layers
+
+
+def _pool_layer(kind, p):
+    if kind == "adaptive":
+        return L.AdaptiveAvgPool2d(p["output_size"])
+    return {"avgpool": L.AvgPool2d, "maxpool": L.MaxPool2d}[kind](p["kernel_size"])
+
+
+def _putter(x):
+    xp = array_api_compat.array_namespace(x)
+    device = array_api_compat.device(x)
+    return lambda a: xp.asarray(a, dtype=x.dtype, device=device)
+
+
+def _net_forward(x, *, net, rule_set):
+    """The network's output (``rule_set`` only selects the rules of the LRP properties)."""
+    return L.forward(_build(net, _putter(x)), x)
+
+
+def _net_vjp(x, cotangent, *, net, rule_set):
+    return L.forward_vjp(_build(net, _putter(x)), x, cotangent)
+
+
+def _layer_ref(np_, kind, p, x):
+    if kind == "linear":
+        y = np_.dot(x, p["weight"].T)
+        return y if p["bias"] is None else y + p["bias"]
+    if kind == "conv":
+        fn = _conv_ref if np_ is np else _conv_naive
+        return fn(x, p["weight"], p["bias"], stride=p["stride"], padding=p["padding"])
+    if kind == "relu":
+        return np_.maximum(x, 0.0)
+    if kind == "flatten":
+        return np_.reshape(x, (x.shape[0], -1))
+    if kind == "adaptive":
+        return _adaptive(np_, x, p["output_size"])
+    return _pool_ref(np_, _mean if kind == "avgpool" else _max)(x, kernel_size=p["kernel_size"])
+
+
+def _net_reference(np_):
+    def run(x, *, net, rule_set=None):
+        for kind, p in net.specs:
+            x = _layer_ref(np_, kind, p, x)
+        return x
+    return run
+
+
+# -- an independent LRP: every rule's formula on dense matrices (NumPy float64) -------------
+
+
+def _probe(kind, p, in_shape):
+    """Dense per-sample matrix ``M[i, j]`` of a linear layer, probed with unit inputs."""
+    size = int(np.prod(in_shape))
+    basis = np.eye(size).reshape((size,) + tuple(in_shape))
+    return _layer_ref(np, kind, {**p, "bias": None}, basis).reshape(size, -1)
+
+
+def _max_winners(a, k):
+    """``W[n, i, j] = 1`` where input ``i`` is the first maximum (row-major) of window ``j``."""
+    n, c, h, w = a.shape
+    ho, wo = (h - k) // k + 1, (w - k) // k + 1
+    win = np.zeros((n, c * h * w, c * ho * wo))
+    for s in range(n):
+        for ch in range(c):
+            for p in range(ho):
+                for q in range(wo):
+                    block = a[s, ch, p * k:p * k + k, q * k:q * k + k]
+                    r, t = divmod(int(np.argmax(block)), k)
+                    win[s, (ch * h + p * k + r) * w + q * k + t, (ch * ho + p) * wo + q] = 1.0
+    return win
+
+
+def _stab(z, rule):
+    if rule.stabilizer == "sign":
+        return z + rule.epsilon * np.where(z >= 0, 1.0, -1.0)
+    return z + rule.epsilon * (z == 0)
+
+
+def _terms(rule, a, M, ones, b, z_true, in_shape):
+    """``[(c (N, in, out), bias (out,), factor)]`` straight from CONVENTIONS section 5."""
+    name = type(rule).__name__
+    ap, an = np.maximum(a, 0)[:, :, None], np.minimum(a, 0)[:, :, None]
+    A = a[:, :, None]
+    Mp, Mn = np.maximum(M, 0), np.minimum(M, 0)
+    b = np.zeros(M.shape[1]) if b is None or getattr(rule, "zero_bias", False) else b
+    if name == "Epsilon":
+        return [(A * M, b, 1.0)]
+    if name == "Gamma":
+        g = rule.gamma
+        if rule.weights_only:
+            return [(A * (M + g * Mp), b, 1.0)]
+        up = ap * (M + g * Mp) + an * (M + g * Mn)
+        dn = ap * (M + g * Mn) + an * (M + g * Mp)
+        return [(up, b + g * np.maximum(b, 0), (z_true > 0) * 1.0),
+                (dn, b + g * np.minimum(b, 0), (z_true < 0) * 1.0)]
+    if name in ("AlphaBeta", "ZPlus"):
+        if getattr(rule, "weights_only", False):
+            return [(A * Mp, b, 1.0)]
+        alpha, beta = (rule.alpha, rule.beta) if name == "AlphaBeta" else (1.0, 0.0)
+        return [(ap * Mp + an * Mn, np.maximum(b, 0), alpha),
+                (ap * Mn + an * Mp, np.minimum(b, 0), -beta)]
+    if name == "ZBox":
+        low = np.broadcast_to(np.asarray(rule.low, float), (a.shape[0],) + in_shape).reshape(a.shape)
+        high = np.broadcast_to(np.asarray(rule.high, float), (a.shape[0],) + in_shape).reshape(a.shape)
+        return [(A * M - low[:, :, None] * Mp - high[:, :, None] * Mn, None, 1.0)]
+    if name == "WSquare":
+        return [(np.broadcast_to(M ** 2, (a.shape[0],) + M.shape), b ** 2, 1.0)]
+    if name == "Flat":
+        return [(np.broadcast_to(ones, (a.shape[0],) + ones.shape), None, 1.0)]
+    raise AssertionError(f"no reference for {name}")
+
+
+def _apply_terms(terms, R, rule):
+    """Relevance below and the conservation slack ``sum |f R| |1 - z / S(z)|`` per sample."""
+    out, slack = 0.0, 0.0
+    for c, bias, factor in terms:
+        z = c.sum(axis=1) + (0.0 if bias is None else bias)
+        s = _stab(z, rule)
+        out = out + np.einsum("nij,nj->ni", c, factor * R / s)
+        slack = slack + np.sum(np.abs(factor * R) * np.abs(1 - z / s), axis=1)
+    return out, slack
+
+
+def reference_lrp(net, x, R_out, rules):
+    """``(relevance_at, slack_at)`` from the formulas, with dense matrices of the reference layers."""
+    acts = [x]
+    for kind, p in net.specs:
+        acts.append(_layer_ref(np, kind, p, acts[-1]))
+    R = R_out.reshape(x.shape[0], -1)
+    relevance, slack = [R_out], []
+    for (kind, p), rule, a, y in zip(reversed(net.specs), reversed(rules), acts[-2::-1], acts[:0:-1]):
+        n, in_shape = a.shape[0], a.shape[1:]
+        af = a.reshape(n, -1)
+        if kind in ("relu", "flatten"):
+            R_in, s = R, np.zeros(n)
+        elif kind == "maxpool" and type(rule).__name__ == "Pass":
+            R_in, s = np.einsum("nij,nj->ni", _max_winners(a, p["kernel_size"]), R), np.zeros(n)
+        elif kind in ("avgpool", "adaptive", "maxpool"):
+            M = _max_winners(a, p["kernel_size"]) if kind == "maxpool" else _probe(kind, p, in_shape)
+            R_in, s = _apply_terms([(af[:, :, None] * M, None, 1.0)], R, rule)
+        else:
+            M = _probe(kind, p, in_shape)
+            ones = _probe(kind, _unit_weights(p), in_shape)
+            b = None if p["bias"] is None else _layer_ref(np, kind, {**p, "weight": 0 * p["weight"]},
+                                                          np.zeros((1,) + in_shape)).reshape(-1)
+            z_true = af @ M + (0.0 if b is None or getattr(rule, "zero_bias", False) else b)
+            R_in, s = _apply_terms(_terms(rule, af, M, ones, b, z_true, in_shape), R, rule)
+        R = R_in
+        relevance.append(R.reshape(a.shape))
+        slack.append(s)
+    return relevance[::-1], slack[::-1]
+
+
+# -- rule sets and LRP properties -------------------------------------------------------------
+
+WEIGHTED_RULES = (
+    L.Epsilon(1e-6), L.Epsilon(0.1, zero_bias=True, stabilizer="zero_only"),
+    L.Gamma(0.25), L.Gamma(1.0, 1e-3, zero_bias=True), L.Gamma(0.25, weights_only=True),
+    L.AlphaBeta(2.0, 1.0), L.AlphaBeta(1.0, 0.0, stabilizer="zero_only"),
+    L.ZPlus(), L.ZPlus(weights_only=True), L.WSquare(), L.WSquare(zero_bias=True), L.Flat(),
+    L.ZBox(-1.0, 1.0), L.ZBox(-2.0, 1.5, 1e-3),
+)
+COMPOSITES = (L.epsilon_gamma_box(-1.0, 1.0), L.epsilon_plus(), L.epsilon_plus_flat(),
+              L.epsilon_alpha2_beta1())
+_rule_index = st.integers(0, len(WEIGHTED_RULES) + len(COMPOSITES) - 1)
+
+
+def _uniform(layers, weighted_rule, pool_epsilon=1e-6):
+    """``weighted_rule`` on weighted layers, Norm on average pools, Pass elsewhere."""
+    def pick(layer):
+        if layer.kind == "weighted":
+            return weighted_rule
+        return L.Norm(pool_epsilon) if layer.kind == "avgpool" else L.Pass()
+    return [pick(layer) for layer in layers]
+
+
+def _rule_set(layers, index):
+    """Rule set ``index``: a weighted rule everywhere (Norm on pools), or a composite."""
+    if index < len(WEIGHTED_RULES):
+        return _uniform(layers, WEIGHTED_RULES[index])
+    return COMPOSITES[index - len(WEIGHTED_RULES)](layers)
+
+
+def _setup(case, ctx, transform=None):
+    net = case.params["net"] if transform is None else case.params["net"].replace_weighted(transform)
+    x = ctx.rounded(case.primals["x"])
+    layers = _build(net, ctx.put)
+    y = _net_reference(np)(x, net=net)
+    R_out = np.random.default_rng(11).standard_normal(y.shape) * y
+    return net, x, layers, R_out
+
+
+def _run(layers, x, R, rules, ctx, method="gradient"):
+    res = L.lrp(layers, ctx.put(x), ctx.put(R), rules, method=method)
+    return [ctx.take(r, a.shape, f"relevance_at[{i}]") for i, (r, a) in
+            enumerate(zip(res.relevance_at, _shapes_like(res.relevance_at)))]
+
+
+def _shapes_like(arrays):
+    return [np.empty(tuple(a.shape)) for a in arrays]
+
+
+def _worst(got, expected):
+    return max(rel_error(g, e) for g, e in zip(got, expected))
+
+
+def _matches_formulas(impl, case, ctx):
+    net, x, layers, R_out = _setup(case, ctx)
+    errors = []
+    rules = _rule_set(layers, case.params["rule_set"])
+    expected, _ = reference_lrp(net, x, R_out, rules)
+    for method in L.METHODS:
+        errors.append(_worst(_run(layers, x, R_out, rules, ctx, method), expected))
+    return max(errors)
+
+
+def _methods_agree(impl, case, ctx):
+    _, x, layers, R_out = _setup(case, ctx)
+    rules = _rule_set(layers, case.params["rule_set"])
+    return _worst(_run(layers, x, R_out, rules, ctx, "gradient"),
+                  _run(layers, x, R_out, rules, ctx, "explicit"))
+
+
+def _conservation(impl, case, ctx):
+    """Per layer and sample: ``|sum R_in - sum R_out| <= sum_j |f R_j| |1 - z_j / S(z_j)|``.
+
+    Bias-free network; the slack is the stabiliser's share from the reference
+    denominators (``eps / (|z| + eps)`` per unit of relevance), so alpha-beta is
+    held to it too (a branch with ``z = 0`` has slack ``|beta R_j|``).
+    """
+    net, x, layers, R_out = _setup(case, ctx, _no_bias)
+    rules = _rule_set(layers, case.params["rule_set"])
+    got = _run(layers, x, R_out, rules, ctx)
+    _, slack = reference_lrp(net, x, R_out, rules)
+    worst = 0.0
+    for below, above, s in zip(got[:-1], got[1:], slack):
+        n = below.shape[0]
+        gap = np.abs(below.reshape(n, -1).sum(1) - above.reshape(n, -1).sum(1))
+        scale = np.abs(below).reshape(n, -1).sum(1) + np.abs(above).reshape(n, -1).sum(1) + 1e-300
+        worst = max(worst, float(np.max(np.maximum(gap - s, 0) / scale)))
+    return worst
+
+
+def _linearity(impl, case, ctx):
+    _, x, layers, R1 = _setup(case, ctx)
+    R2 = np.random.default_rng(5).standard_normal(R1.shape)
+    rules = _rule_set(layers, case.params["rule_set"])
+    both = _run(layers, x, R1 + 2.5 * R2, rules, ctx)
+    apart = [p + 2.5 * q for p, q in zip(_run(layers, x, R1, rules, ctx), _run(layers, x, R2, rules, ctx))]
+    return _worst(both, apart)
+
+
+def _compare(case, ctx, first, second, transform=None, pool_epsilon=1e-6):
+    _, x, layers, R_out = _setup(case, ctx, transform)
+    return _worst(_run(layers, x, R_out, _uniform(layers, first, pool_epsilon), ctx),
+                  _run(layers, x, R_out, _uniform(layers, second, pool_epsilon), ctx))
+
+
+def _alpha1_beta0_is_zplus(impl, case, ctx):
+    return _compare(case, ctx, L.AlphaBeta(1.0, 0.0), L.ZPlus())
+
+
+def _gamma0_is_epsilon(impl, case, ctx):
+    return _compare(case, ctx, L.Gamma(0.0, 1e-6), L.Epsilon(1e-6))
+
+
+def _flat_is_unit_wsquare(impl, case, ctx):
+    return _compare(case, ctx, L.Flat(), L.WSquare(), transform=_unit_weights)
+
+
+def _zbox_zero_is_epsilon_without_bias(impl, case, ctx):
+    return _compare(case, ctx, L.ZBox(0.0, 0.0), L.Epsilon(1e-6, zero_bias=True))
+
+
+def _lrp0_is_gradient_times_input(impl, case, ctx):
+    """Epsilon -> 0 with ``R_out = y * G``: relevance equals ``x * grad(<G, f>)`` at every layer."""
+    net, x, layers, _ = _setup(case, ctx)
+    G = np.random.default_rng(3).standard_normal(_net_reference(np)(x, net=net).shape)
+    acts = [x]
+    for kind, p in net.specs:
+        acts.append(_layer_ref(np, kind, p, acts[-1]))
+    got = _run(layers, x, G * acts[-1], _uniform(layers, L.Epsilon(1e-13), 1e-13), ctx)
+    errors = []
+    for i in range(len(layers)):
+        g = ctx.take(L.forward_vjp(layers[i:], ctx.put(acts[i]), ctx.put(G))[0], acts[i].shape)
+        errors.append(rel_error(got[i], acts[i] * g))
+    return max(errors)
+
+
+def _merge_batchnorm(impl, case, ctx):
+    net = case.params["net"]
+    x = ctx.put(case.primals["x"])
+    with_bn = _build(net, ctx.put, batchnorm=True)
+    out = ctx.take(L.forward(L.merge_batchnorm(with_bn), x), _net_reference(np)(
+        ctx.rounded(case.primals["x"]), net=net).shape)
+    return rel_error(out, ctx.take(L.forward(with_bn, x), out.shape))
+
+
+def _per_sample(impl, case, ctx):
+    _, x, layers, R_out = _setup(case, ctx)
+    rules = _rule_set(layers, case.params["rule_set"])
+    batch = _run(layers, x, R_out, rules, ctx)
+    alone = [_run(layers, x[s:s + 1], R_out[s:s + 1], rules, ctx) for s in range(x.shape[0])]
+    return _worst(batch, [np.concatenate(parts) for parts in zip(*alone)])
+
+
+def _no_nan_at_zeros(impl, case, ctx):
+    """A zero input sample, zero relevance entries, bias-free: every relevance stays finite."""
+    net, x, layers, R_out = _setup(case, ctx, _no_bias)
+    x = x.copy()
+    x[0] = 0.0
+    R_out = R_out.copy()
+    R_out.reshape(-1)[::2] = 0.0
+    rules = _rule_set(layers, case.params["rule_set"])
+    for method in L.METHODS:
+        if not all(np.all(np.isfinite(r)) for r in _run(layers, x, R_out, rules, ctx, method)):
+            return float("inf")
+    return 0.0
+
+
+def _lrp_property(name, check, description, tolerance=LRP_TOL):
+    return Property(name, check, description, tolerance=tolerance, refimpl_only=True)
+
+
+NETWORK_PROPERTIES = (
+    _lrp_property("matches the rule formulas", _matches_formulas,
+                  "both methods equal an independent NumPy implementation of CONVENTIONS section 5 "
+                  "on dense matrices, for every rule and composite, at every layer"),
+    _lrp_property("explicit and gradient methods agree", _methods_agree,
+                  "method='explicit' equals method='gradient' at every layer, every rule set"),
+    _lrp_property("conservation (bias-free)", _conservation,
+                  "per layer and sample, |sum R_in - sum R_out| <= the stabiliser's share "
+                  "sum_j |f R_j| |1 - z_j/S(z_j)| (relative to sum |R|)"),
+    _lrp_property("linear in R_out", _linearity, "lrp(R1 + c R2) = lrp(R1) + c lrp(R2)"),
+    _lrp_property("AlphaBeta(1, 0) equals ZPlus", _alpha1_beta0_is_zplus,
+                  "two branches with beta = 0 equal the one-branch z+ rule"),
+    _lrp_property("Gamma(0) equals Epsilon", _gamma0_is_epsilon,
+                  "gamma = 0 gives the epsilon rule (no exact-zero outputs in the cases)"),
+    _lrp_property("Flat equals WSquare with unit weights", _flat_is_unit_wsquare,
+                  "all weights 1, no bias: flat = w-square"),
+    _lrp_property("ZBox(0, 0) equals Epsilon without bias", _zbox_zero_is_epsilon_without_bias,
+                  "bounds l = h = 0 give the epsilon rule with zero_bias=True"),
+    _lrp_property("LRP-0 equals gradient x input", _lrp0_is_gradient_times_input,
+                  "epsilon 1e-13 with R_out = y * G equals a * (VJP of the tail network) at every layer",
+                  {"float64": 1e-7, "float32": 2e-3}),
+    _lrp_property("merge_batchnorm preserves outputs", _merge_batchnorm,
+                  "BatchNorm after every weighted layer, merged: same outputs", TOL),
+    _lrp_property("samples are independent", _per_sample,
+                  "LRP of a batch equals LRP of each sample alone"),
+    _lrp_property("no NaN at exact zeros", _no_nan_at_zeros,
+                  "a zero sample and zero relevance entries give finite relevance everywhere", TOL),
+)
+
+register(Op(
+    name="lrp_network",
+    module="lrp",
+    forward=_net_forward,
+    vjp=_net_vjp,
+    primals=("x",),
+    cases=_nets,
+    reference=_net_reference(np),
+    naive=_net_reference(anp),
+    properties=NETWORK_PROPERTIES,
+    tolerance=TOL,
+    convention="A random small MLP or CNN (conv-relu-pool-conv-relu-flatten-linear) as a function "
+               "of its input; vjp = gradient backpropagation. LRP: zennit's generalised rules, "
+               "S(z) = z + eps sgn(z) with sgn(0) = +1, R_out explicit, PyTorch layouts.",
+    references=REFERENCES,
+))
