@@ -218,7 +218,7 @@ class _WeightedRule(_Rule):
             z = xp.sum(xp.reshape(a, (n, -1, 1)) * dense, axis=1)
             bias = _flat_bias(xp, layer, self.bias(layer), tuple(R.shape[1:]))
             z = xp.reshape(z if bias is None else z + bias, tuple(R.shape))
-        inputs, branches = self.branches(xp, layer, a, z, explicit=method == "explicit")
+        inputs, branches = self.branches(xp, layer, a, z, method == "explicit")
         if method == "gradient":
             return _gradient(xp, layer, inputs, branches, R, self.stab(xp))
         terms = [(_contributions(xp, layer, inputs, br.weights, tuple(a.shape)),
