@@ -396,8 +396,14 @@ class ZBox(_WeightedRule):
     .. math::  R_i = \sum_j \frac{a_i w_{ij} - l_i w^+_{ij} - h_i w^-_{ij}}
                {S(\sum_{i'} (a_{i'} w_{i'j} - l_{i'} w^+_{i'j} - h_{i'} w^-_{i'j}))} R_j
 
-    ``low`` and ``high`` are numbers or arrays that broadcast to the layer's
-    input. The bias cancels (zennit), so ``zero_bias`` changes nothing.
+    ``low`` and ``high`` are numbers or arrays that broadcast to one sample of
+    the layer's input (``(C, 1, 1)`` for per-channel bounds). The bias cancels
+    (zennit), so ``zero_bias`` changes nothing.
+
+    The gradient method computes the bound terms of the denominator on a batch
+    of one (they do not depend on the sample), and when the bounds are constant
+    over each input channel (scalars, per-channel, or any bounds of a Linear
+    layer) folds them into one weight :math:`l w^+ + h w^-` for the adjoint pass.
     """
 
     low: object = -1.0
@@ -410,21 +416,48 @@ class ZBox(_WeightedRule):
         _check_epsilon(self.epsilon, self.stabilizer)
 
     def _bound(self, xp, name, value, a):
+        """``value`` broadcast to ``(1,) + a.shape[1:]``."""
+        shape = (1,) + tuple(a.shape[1:])
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return xp.full(tuple(a.shape), float(value), dtype=a.dtype, device=get_namespace(a)[1])
+            return xp.full(shape, float(value), dtype=a.dtype, device=get_namespace(a)[1])
         require_real_floating(name, value)
         get_namespace(a, value)
         require_same_dtype(a=a, **{name: value})
         try:
-            return xp.broadcast_to(value, tuple(a.shape))
+            return xp.broadcast_to(value, shape)
         except ValueError as exc:
-            raise ValueError(f"ZBox {name} of shape {tuple(value.shape)} does not broadcast to the "
-                             f"layer input {tuple(a.shape)}") from exc
+            raise ValueError(f"ZBox {name} of shape {tuple(value.shape)} does not broadcast to one "
+                             f"sample of the layer input {shape[1:]}") from exc
+
+    def _channelwise(self, a):
+        """True when both bounds are constant over each input channel of ``a``."""
+        if a.ndim == 2:
+            return True
+        return all(isinstance(v, (int, float)) or all(n == 1 for n in tuple(v.shape)[-2:])
+                   for v in (self.low, self.high))
 
     def branches(self, xp, layer, a, z, explicit):
-        low, high = self._bound(xp, "low", self.low, a), self._bound(xp, "high", self.high, a)
+        shape = tuple(a.shape)
+        low = xp.broadcast_to(self._bound(xp, "low", self.low, a), shape)
+        high = xp.broadcast_to(self._bound(xp, "high", self.high, a), shape)
         w = layer.weight
         return [a, low, high], [_Branch([w, -_pos(xp, w), -_neg(xp, w)], None, 1.0)]
+
+    def propagate(self, xp, layer, a, z, R, method):
+        if method == "explicit":
+            return super().propagate(xp, layer, a, z, R, method)
+        low, high = self._bound(xp, "low", self.low, a), self._bound(xp, "high", self.high, a)
+        w = layer.weight
+        wp, wn = _pos(xp, w), _neg(xp, w)
+        zb = layer.apply(a, w) - (layer.apply(low, wp) + layer.apply(high, wn))
+        s = R / self.stab(xp)(zb)
+        c_in = a.shape[1]
+        if self._channelwise(a):
+            lc, hc = (v if a.ndim == 2 else v[:, :, :1, :1] for v in (low, high))
+            c = layer.apply_t(s, xp.concat([w, lc * wp + hc * wn], axis=1), tuple(a.shape))
+            return a * c[:, :c_in, ...] - c[:, c_in:, ...]
+        c = layer.apply_t(s, xp.concat([w, wp, wn], axis=1), tuple(a.shape))
+        return a * c[:, :c_in, ...] - low * c[:, c_in:2 * c_in, ...] - high * c[:, 2 * c_in:, ...]
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def test_bad_construction(make, match):
 def test_zbox_bounds_must_broadcast(x):
     layers = _cnn()
     rules = L.epsilon_gamma_box(np.zeros(5), 1.0)(layers)
-    with pytest.raises(ValueError, match="ZBox low of shape"):
+    with pytest.raises(ValueError, match="ZBox low of shape .* does not broadcast to one sample"):
         L.lrp(layers, x, np.ones((2, 3)), rules)
 
 
@@ -217,7 +217,9 @@ PLANTED = [
     (L.ZPlus, "branches", _wrap(L.ZPlus, "branches", _with_layer_bias), L.ZPlus(), True,
      {"matches the rule formulas", "AlphaBeta(1, 0) equals ZPlus"}),
     (L.ZBox, "branches", _wrap(L.ZBox, "branches", _with_layer_bias), L.ZBox(-1.0, 1.0), True,
-     {"matches the rule formulas", "ZBox(0, 0) equals Epsilon without bias"}),
+     {"matches the rule formulas", "explicit and gradient methods agree"}),
+    (L.Epsilon, "bias", lambda self, layer: layer.bias, L.Epsilon(0.1, zero_bias=True, stabilizer="zero_only"),
+     True, {"matches the rule formulas", "ZBox(0, 0) equals Epsilon without bias"}),
     (L.Flat, "branches", _wrap(L.Flat, "branches", _times_input), L.Flat(), True,
      {"matches the rule formulas", "Flat equals WSquare with unit weights"}),
     (L.Epsilon, "bias", lambda self, layer: None, L.Epsilon(1e-6), True,
