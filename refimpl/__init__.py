@@ -15,6 +15,7 @@ from .backend import (
     use_backend,
 )
 from .householder import householder_matrix, householder_product, householder_product_vjp
+from . import lrp  # the module: refimpl.lrp.lrp, its rules, layers and composites
 
 __version__ = "0.1.0"
 CONVENTION_VERSION = "1"
@@ -26,6 +27,7 @@ __all__ = [
     "householder_matrix",
     "householder_product",
     "householder_product_vjp",
+    "lrp",
     "set_backend",
     "to_numpy",
     "use_backend",

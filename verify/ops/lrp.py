@@ -598,8 +598,8 @@ NETWORK_PROPERTIES = (
     _lrp_property("explicit and gradient methods agree", _methods_agree,
                   "method='explicit' equals method='gradient' at every layer, every rule set"),
     _lrp_property("conservation (bias-free)", _conservation,
-                  "per layer and sample, |sum R_in - sum R_out| <= the stabiliser's share "
-                  "sum_j |f R_j| |1 - z_j/S(z_j)| (relative to sum |R|)"),
+                  "per layer and sample, abs(sum R_in - sum R_out) <= the stabiliser's share "
+                  "sum_j abs(f R_j (1 - z_j/S(z_j))), relative to the sum of abs(R)"),
     _lrp_property("linear in R_out", _linearity, "lrp(R1 + c R2) = lrp(R1) + c lrp(R2)"),
     _lrp_property("AlphaBeta(1, 0) equals ZPlus", _alpha1_beta0_is_zplus,
                   "two branches with beta = 0 equal the one-branch z+ rule"),
