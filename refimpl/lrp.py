@@ -101,11 +101,11 @@ def _stabilize(xp, z, epsilon, mode):
 
 
 def _pos(xp, v):
-    return xp.where(v > 0, v, 0.0)
+    return xp.maximum(v, 0.0)
 
 
 def _neg(xp, v):
-    return xp.where(v < 0, v, 0.0)
+    return xp.minimum(v, 0.0)
 
 
 @dataclass

@@ -134,7 +134,7 @@ def _fold(xp, device, cols, in_hw, kernel, stride, padding):
     for i in range(kh):
         for j in range(kw):
             rows, cs = _window(i, j, (ho, wo), stride)
-            out[:, :, rows, cs] = out[:, :, rows, cs] + cols[:, :, i * kw + j, ...]
+            out[:, :, rows, cs] += cols[:, :, i * kw + j, ...]
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
@@ -290,7 +290,7 @@ def relu(x):
     """``max(x, 0)`` elementwise."""
     require_real_floating("x", x)
     xp, _ = get_namespace(x)
-    return xp.where(x > 0, x, 0.0)
+    return xp.maximum(x, 0.0)
 
 
 def relu_vjp(x, cotangent):
@@ -390,10 +390,6 @@ class _Layer:
 
     kind = ""
     params: tuple = ()
-
-    def arrays(self):
-        """The layer's parameter arrays (for namespace and dtype checks)."""
-        return [getattr(self, name) for name in self.params if getattr(self, name) is not None]
 
     def __repr__(self):
         shapes = ", ".join(f"{n}={tuple(getattr(self, n).shape)}" for n in self.params
@@ -688,6 +684,13 @@ def _in_layer(index, layer, fn, *args):
         raise type(exc)(f"layer {index} ({type(layer).__name__}): {exc}") from exc
 
 
+def _check_params(layer, x):
+    """The layer's parameters share the namespace, device and dtype of ``x``."""
+    named = {name: getattr(layer, name) for name in layer.params if getattr(layer, name) is not None}
+    get_namespace(x, *named.values())
+    require_same_dtype(x=x, **named)
+
+
 def activations(layers, x) -> list:
     """``[x, layer_0(x), layer_1(layer_0(x)), ...]``: the input of every layer and the output."""
     require_real_floating("x", x)
@@ -695,9 +698,7 @@ def activations(layers, x) -> list:
     for i, layer in enumerate(layers):
         if not isinstance(layer, _Layer):
             raise TypeError(f"layer {i} must be a refimpl.lrp layer, got {type(layer).__name__}")
-        _in_layer(i, layer, get_namespace, x, *layer.arrays())
-        _in_layer(i, layer, lambda: require_same_dtype(x=x, **{f"param{j}": a for j, a in
-                                                               enumerate(layer.arrays())}))
+        _in_layer(i, layer, _check_params, layer, x)
         out.append(_in_layer(i, layer, layer.forward, out[-1]))
     return out
 
@@ -752,7 +753,7 @@ def _was_merged(prev, layers, i):
 
 
 def _merged(prev, bn, index):
-    xp, _ = get_namespace(prev.weight, *bn.arrays())
+    xp, _ = get_namespace(prev.weight, bn.weight)
     if prev.weight.shape[0] != bn.weight.shape[0]:
         raise ValueError(f"layer {index} (BatchNorm) has {bn.weight.shape[0]} channels but layer "
                          f"{index - 1} has {prev.weight.shape[0]} outputs")

@@ -228,7 +228,7 @@ PLANTED = [
      {"matches the rule formulas", "conservation (bias-free)", "LRP-0 equals gradient x input"}),
     (L.Epsilon, "propagate", _wrap(L.Epsilon, "propagate", _square_term), L.Epsilon(1e-6), True,
      {"linear in R_out"}),
-    (L, "_neg", lambda xp, v: 0.5 * xp.where(v < 0, v, 0.0), L.AlphaBeta(2.0, 1.0), True,
+    (L, "_neg", lambda xp, v: 0.5 * xp.minimum(v, 0.0), L.AlphaBeta(2.0, 1.0), True,
      {"matches the rule formulas"}),
     (L, "_stabilize", lambda xp, z, eps, mode: z + eps + 1e-3 * xp.mean(z), L.Epsilon(1e-6), True,
      {"samples are independent", "matches the rule formulas"}),

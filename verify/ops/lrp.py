@@ -162,6 +162,19 @@ _register_layers()
 
 # -- random networks ------------------------------------------------------------------------
 
+# Rule sets of the LRP properties: each case draws one (a weighted rule everywhere, or a composite).
+WEIGHTED_RULES = (
+    L.Epsilon(1e-6), L.Epsilon(0.1, zero_bias=True, stabilizer="zero_only"),
+    L.Gamma(0.25), L.Gamma(1.0, 1e-3, zero_bias=True), L.Gamma(0.25, weights_only=True),
+    L.AlphaBeta(2.0, 1.0), L.AlphaBeta(1.0, 0.0, stabilizer="zero_only"),
+    L.ZPlus(), L.ZPlus(weights_only=True), L.WSquare(), L.WSquare(zero_bias=True), L.Flat(),
+    L.ZBox(-1.0, 1.0), L.ZBox(-2.0, 1.5, 1e-3),
+)
+COMPOSITES = (L.epsilon_gamma_box(-1.0, 1.0), L.epsilon_plus(), L.epsilon_plus_flat(),
+              L.epsilon_alpha2_beta1())
+_rule_index = st.integers(0, len(WEIGHTED_RULES) + len(COMPOSITES) - 1)
+
+
 
 @dataclass(frozen=True)
 class _Net:
@@ -264,12 +277,15 @@ def _build(net, put, batchnorm=False):
                 layers.append(L.BatchNorm(*[put(v) for v in net.bn[weighted]], eps=1e-5))
             weighted += 1
         else:
-            layers.append({"relu": L.ReLU, "flatten": L.Flatten}.get(kind, lambda: None)()
-                          or _pool_layer(kind, p))
+            layers.append(_plain_layer(kind, p))
     return layers
 
 
-def _pool_layer(kind, p):
+def _plain_layer(kind, p):
+    if kind == "relu":
+        return L.ReLU()
+    if kind == "flatten":
+        return L.Flatten()
     if kind == "adaptive":
         return L.AdaptiveAvgPool2d(p["output_size"])
     return {"avgpool": L.AvgPool2d, "maxpool": L.MaxPool2d}[kind](p["kernel_size"])
@@ -422,16 +438,6 @@ def reference_lrp(net, x, R_out, rules):
 
 # -- rule sets and LRP properties -------------------------------------------------------------
 
-WEIGHTED_RULES = (
-    L.Epsilon(1e-6), L.Epsilon(0.1, zero_bias=True, stabilizer="zero_only"),
-    L.Gamma(0.25), L.Gamma(1.0, 1e-3, zero_bias=True), L.Gamma(0.25, weights_only=True),
-    L.AlphaBeta(2.0, 1.0), L.AlphaBeta(1.0, 0.0, stabilizer="zero_only"),
-    L.ZPlus(), L.ZPlus(weights_only=True), L.WSquare(), L.WSquare(zero_bias=True), L.Flat(),
-    L.ZBox(-1.0, 1.0), L.ZBox(-2.0, 1.5, 1e-3),
-)
-COMPOSITES = (L.epsilon_gamma_box(-1.0, 1.0), L.epsilon_plus(), L.epsilon_plus_flat(),
-              L.epsilon_alpha2_beta1())
-_rule_index = st.integers(0, len(WEIGHTED_RULES) + len(COMPOSITES) - 1)
 
 
 def _uniform(layers, weighted_rule, pool_epsilon=1e-6):
