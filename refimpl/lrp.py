@@ -206,6 +206,9 @@ class _WeightedRule(_Rule):
 
     accepts = ("weighted",)
 
+    def __post_init__(self):
+        _check_epsilon(self.epsilon, self.stabilizer)
+
     def bias(self, layer):
         return None if self.zero_bias else layer.bias
 
@@ -249,9 +252,6 @@ class Epsilon(_WeightedRule):
     zero_bias: bool = False
     stabilizer: str = "sign"
     accepts = ("weighted", "avgpool", "maxpool")
-
-    def __post_init__(self):
-        _check_epsilon(self.epsilon, self.stabilizer)
 
     def propagate(self, xp, layer, a, z, R, method):
         if layer.kind == "weighted":
@@ -308,7 +308,7 @@ class Gamma(_WeightedRule):
 
     def __post_init__(self):
         _check_nonnegative("gamma", self.gamma)
-        _check_epsilon(self.epsilon, self.stabilizer)
+        super().__post_init__()
 
     def branches(self, xp, layer, a, z, explicit):
         w, b, g = layer.weight, self.bias(layer), self.gamma
@@ -347,7 +347,7 @@ class AlphaBeta(_WeightedRule):
         _check_nonnegative("beta", self.beta)
         if abs(self.alpha - self.beta - 1) > 1e-12:
             raise ValueError(f"alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
-        _check_epsilon(self.epsilon, self.stabilizer)
+        super().__post_init__()
 
     def branches(self, xp, layer, a, z, explicit):
         w, b = layer.weight, self.bias(layer)
@@ -376,9 +376,6 @@ class ZPlus(_WeightedRule):
     zero_bias: bool = False
     stabilizer: str = "sign"
     weights_only: bool = False
-
-    def __post_init__(self):
-        _check_epsilon(self.epsilon, self.stabilizer)
 
     def branches(self, xp, layer, a, z, explicit):
         w, b = layer.weight, self.bias(layer)
@@ -411,9 +408,6 @@ class ZBox(_WeightedRule):
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
-
-    def __post_init__(self):
-        _check_epsilon(self.epsilon, self.stabilizer)
 
     def _bound(self, xp, name, value, a):
         """``value`` broadcast to ``(1,) + a.shape[1:]``."""
@@ -472,9 +466,6 @@ class WSquare(_WeightedRule):
     zero_bias: bool = False
     stabilizer: str = "sign"
 
-    def __post_init__(self):
-        _check_epsilon(self.epsilon, self.stabilizer)
-
     def branches(self, xp, layer, a, z, explicit):
         b = self.bias(layer)
         return [xp.ones_like(a)], [_Branch([layer.weight ** 2], None if b is None else b ** 2, 1.0)]
@@ -491,9 +482,6 @@ class Flat(_WeightedRule):
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
-
-    def __post_init__(self):
-        _check_epsilon(self.epsilon, self.stabilizer)
 
     def branches(self, xp, layer, a, z, explicit):
         return [xp.ones_like(a)], [_Branch([xp.ones_like(layer.weight)], None, 1.0)]

@@ -309,40 +309,52 @@ def _check_pool(x, kernel_size, stride):
     return kernel, stride, out_hw
 
 
-def avg_pool2d(x, kernel_size, stride=None):
-    r"""Average over each ``kh x kw`` window (no padding; ``stride`` defaults to the kernel)."""
+def _pool_windows(x, kernel_size, stride):
+    """``(xp, device, kernel, stride, windows)``, windows ``(N, C, kh*kw, Ho, Wo)``."""
     kernel, stride, out_hw = _check_pool(x, kernel_size, stride)
     xp, device = get_namespace(x)
-    return xp.mean(_unfold(xp, device, x, kernel, stride, (0, 0), out_hw), axis=2)
+    return xp, device, kernel, stride, _unfold(xp, device, x, kernel, stride, (0, 0), out_hw)
+
+
+def _fold_pool(x, routed, kernel, stride):
+    """VJP tail of a pooling: window cotangents ``routed`` back to ``x``'s grid."""
+    xp, device = get_namespace(x, routed)
+    require_same_dtype(x=x, cotangent=routed)
+    return (_fold(xp, device, routed, tuple(x.shape[2:]), kernel, stride, (0, 0)),)
+
+
+def _pool_cotangent(x, cotangent, windows):
+    _require_cotangent(cotangent, tuple(x.shape[:2]) + tuple(windows.shape[3:]))
+    xp, _ = get_namespace(x, cotangent)
+    return xp.expand_dims(cotangent, axis=2)
+
+
+def avg_pool2d(x, kernel_size, stride=None):
+    r"""Average over each ``kh x kw`` window (no padding; ``stride`` defaults to the kernel)."""
+    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride)
+    return xp.mean(windows, axis=2)
 
 
 def avg_pool2d_vjp(x, cotangent, kernel_size, stride=None):
     """VJP of :func:`avg_pool2d`: each window receives ``G / (kh kw)``."""
-    kernel, stride, out_hw = _check_pool(x, kernel_size, stride)
-    _require_cotangent(cotangent, tuple(x.shape[:2]) + out_hw)
-    xp, device = get_namespace(x, cotangent)
-    k = kernel[0] * kernel[1]
-    cols = xp.broadcast_to(xp.expand_dims(cotangent / k, axis=2), tuple(x.shape[:2]) + (k,) + out_hw)
-    return (_fold(xp, device, cols, tuple(x.shape[2:]), kernel, stride, (0, 0)),)
+    xp, _, kernel, stride, windows = _pool_windows(x, kernel_size, stride)
+    g = _pool_cotangent(x, cotangent, windows)
+    return _fold_pool(x, xp.broadcast_to(g / windows.shape[2], tuple(windows.shape)), kernel, stride)
 
 
 def max_pool2d(x, kernel_size, stride=None):
     r"""Maximum over each ``kh x kw`` window (no padding; ``stride`` defaults to the kernel)."""
-    kernel, stride, out_hw = _check_pool(x, kernel_size, stride)
-    xp, device = get_namespace(x)
-    return xp.max(_unfold(xp, device, x, kernel, stride, (0, 0), out_hw), axis=2)
+    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride)
+    return xp.max(windows, axis=2)
 
 
 def max_pool2d_vjp(x, cotangent, kernel_size, stride=None):
     """VJP of :func:`max_pool2d`: ``G`` goes to the window's first maximum (row-major), as PyTorch."""
-    kernel, stride, out_hw = _check_pool(x, kernel_size, stride)
-    _require_cotangent(cotangent, tuple(x.shape[:2]) + out_hw)
-    xp, device = get_namespace(x, cotangent)
-    cols = _unfold(xp, device, x, kernel, stride, (0, 0), out_hw)
-    taps = xp.reshape(xp.arange(kernel[0] * kernel[1], device=device), (1, 1, -1, 1, 1))
-    winner = taps == xp.expand_dims(xp.argmax(cols, axis=2), axis=2)
-    routed = xp.where(winner, xp.expand_dims(cotangent, axis=2), 0.0)
-    return (_fold(xp, device, routed, tuple(x.shape[2:]), kernel, stride, (0, 0)),)
+    xp, device, kernel, stride, windows = _pool_windows(x, kernel_size, stride)
+    g = _pool_cotangent(x, cotangent, windows)
+    taps = xp.reshape(xp.arange(windows.shape[2], device=device), (1, 1, -1, 1, 1))
+    winner = taps == xp.expand_dims(xp.argmax(windows, axis=2), axis=2)
+    return _fold_pool(x, xp.where(winner, g, 0.0), kernel, stride)
 
 
 def _bins(xp, device, dtype, n_in, n_out):
@@ -523,6 +535,12 @@ class _Pool(_Layer):
     def __repr__(self):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
 
+    def forward(self, x):
+        return self._op(x, self.kernel_size, self.stride)
+
+    def vjp(self, x, g):
+        return self._op_vjp(x, g, self.kernel_size, self.stride)[0]
+
     def _windows(self, xp, device, dtype, in_shape):
         """Per-channel window selectors ``(Eh, Ew)`` of this pooling."""
         h, w = in_shape[-2:]
@@ -537,11 +555,7 @@ class AvgPool2d(_Pool):
 
     kind = "avgpool"
 
-    def forward(self, x):
-        return avg_pool2d(x, self.kernel_size, self.stride)
-
-    def vjp(self, x, g):
-        return avg_pool2d_vjp(x, g, self.kernel_size, self.stride)[0]
+    _op, _op_vjp = staticmethod(avg_pool2d), staticmethod(avg_pool2d_vjp)
 
     def dense(self, a):
         """Per-sample averaging matrix ``(C H W, C Ho Wo)``, from the window selectors."""
@@ -591,11 +605,7 @@ class MaxPool2d(_Pool):
 
     kind = "maxpool"
 
-    def forward(self, x):
-        return max_pool2d(x, self.kernel_size, self.stride)
-
-    def vjp(self, x, g):
-        return max_pool2d_vjp(x, g, self.kernel_size, self.stride)[0]
+    _op, _op_vjp = staticmethod(max_pool2d), staticmethod(max_pool2d_vjp)
 
     def dense(self, a):
         r"""Per-sample winner matrices ``(N, C H W, C Ho Wo)``: 1 at each window's first maximum.

@@ -29,7 +29,7 @@ from ..registry import Case, Op, Property, register
 from ..strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
-LRP_TOL = {"float64": 1e-9, "float32": 2e-3}
+LRP_TOL = {"float64": 1e-10, "float32": 2e-3}
 REFERENCES = (
     "Bach et al. 2015, On pixel-wise explanations by layer-wise relevance propagation (PLoS ONE)",
     "Montavon et al. 2019, Layer-wise relevance propagation: an overview (LNCS 11700)",
