@@ -254,15 +254,17 @@ class Epsilon(_WeightedRule):
     accepts = ("weighted", "avgpool", "maxpool")
 
     def propagate(self, xp, layer, a, z, R, method):
-        if layer.kind == "weighted":
-            return super().propagate(xp, layer, a, z, R, method)
-        return _pool_epsilon(xp, layer, a, z, R, method, self.stab(xp))
+        if layer.kind != "weighted" or (method == "gradient" and not self.zero_bias):
+            # z is the forward output: one adjoint pass, no modified forward pass needed
+            return _epsilon_own_map(xp, layer, a, z, R, method, self.stab(xp))
+        return super().propagate(xp, layer, a, z, R, method)
 
     def branches(self, xp, layer, a, z, explicit):
         return [a], [_Branch([layer.weight], self.bias(layer), 1.0)]
 
 
-def _pool_epsilon(xp, layer, a, z, R, method, stab):
+def _epsilon_own_map(xp, layer, a, z, R, method, stab):
+    """Epsilon rule with the layer's own map: ``a * vjp(R / S(z))`` or explicit contributions."""
     if method == "gradient":
         return a * layer.vjp(a, R / stab(z))
     dense = layer.dense(a)
@@ -285,7 +287,7 @@ class Norm(_Rule):
         _check_epsilon(self.epsilon, self.stabilizer)
 
     def propagate(self, xp, layer, a, z, R, method):
-        return _pool_epsilon(xp, layer, a, z, R, method, self.stab(xp))
+        return _epsilon_own_map(xp, layer, a, z, R, method, self.stab(xp))
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,15 @@ def _square_term(self, args, result):
     return result + 1e-2 * result * result
 
 
+def _bias_free_denominator(original):
+    """Epsilon that divides by the output without its bias (explicit method unchanged)."""
+    def planted(self, xp, layer, a, z, R, method):
+        if method == "gradient" and layer.kind == "weighted" and layer.bias is not None:
+            z = z - layer.bias_map(layer.bias, tuple(z.shape[1:]))
+        return original(self, xp, layer, a, z, R, method)
+    return planted
+
+
 PLANTED = [
     # (target, attribute, replacement, rule, bias, properties that must fail)
     (L.Gamma, "branches", _wrap(L.Gamma, "branches", _swap_factors), L.Gamma(0.25), True,
@@ -222,7 +231,7 @@ PLANTED = [
      True, {"matches the rule formulas", "ZBox(0, 0) equals Epsilon without bias"}),
     (L.Flat, "branches", _wrap(L.Flat, "branches", _times_input), L.Flat(), True,
      {"matches the rule formulas", "Flat equals WSquare with unit weights"}),
-    (L.Epsilon, "bias", lambda self, layer: None, L.Epsilon(1e-6), True,
+    (L.Epsilon, "propagate", _bias_free_denominator(L.Epsilon.propagate), L.Epsilon(1e-6), True,
      {"matches the rule formulas", "LRP-0 equals gradient x input"}),
     (L.Pass, "propagate", _wrap(L.Pass, "propagate", _halve_activations), L.Epsilon(1e-6), False,
      {"matches the rule formulas", "conservation (bias-free)", "LRP-0 equals gradient x input"}),
