@@ -122,14 +122,13 @@ def _gradient(xp, layer, inputs, branches, R, stab):
     block = xp.concat([xp.concat(br.weights, axis=1) for br in branches], axis=0)
     x = xp.concat(inputs, axis=1) if len(inputs) > 1 else inputs[0]
     z = layer.apply(x, block)
-    o = branches[0].weights[0].shape[0]
-    scaled = []
-    for b, br in enumerate(branches):
-        zb = z[:, b * o:(b + 1) * o, ...]
-        if br.bias is not None:
-            zb = zb + layer.bias_map(br.bias, tuple(zb.shape[1:]))
-        scaled.append(br.factor * R / stab(zb))
-    s = xp.concat(scaled, axis=1) if len(scaled) > 1 else scaled[0]
+    if any(br.bias is not None for br in branches):
+        _, device = get_namespace(R)
+        zero = xp.zeros((branches[0].weights[0].shape[0],), dtype=R.dtype, device=device)
+        bias = xp.concat([zero if br.bias is None else br.bias for br in branches])
+        z = z + layer.bias_map(bias, tuple(z.shape[1:]))
+    seeds = [br.factor * R for br in branches]
+    s = (xp.concat(seeds, axis=1) if len(seeds) > 1 else seeds[0]) / stab(z)
     c = layer.apply_t(s, block, tuple(x.shape))
     width = inputs[0].shape[1]
     return sum(inp * c[:, k * width:(k + 1) * width, ...] for k, inp in enumerate(inputs))
