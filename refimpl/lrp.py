@@ -212,8 +212,7 @@ class _WeightedRule(_Rule):
         return None if self.zero_bias else layer.bias
 
     def propagate(self, xp, layer, a, z, R, method):
-        if self.zero_bias and layer.bias is not None and method == "gradient":
-            z = layer.apply(a, layer.weight)  # the rule's z leaves the bias out
+        """Relevance at the input; ``z`` is the forward output (the explicit method recomputes it)."""
         if method == "explicit":
             n = a.shape[0]
             dense = layer.dense(layer.weight, tuple(a.shape))
@@ -316,6 +315,8 @@ class Gamma(_WeightedRule):
         w_up, w_dn = w + g * _pos(xp, w), w + g * _neg(xp, w)
         if self.weights_only:
             return [a], [_Branch([w_up], b, 1.0)]
+        if self.zero_bias and layer.bias is not None and not explicit:
+            z = layer.apply(a, w)  # the output signs of the rule leave the bias out
         b_up = None if b is None else b + g * _pos(xp, b)
         b_dn = None if b is None else b + g * _neg(xp, b)
         up, dn = xp.astype(z > 0, a.dtype), xp.astype(z < 0, a.dtype)
