@@ -71,6 +71,7 @@ __all__ = [
     "Norm",
     "Pass",
     "ReLU",
+    "STABILIZERS",
     "WSquare",
     "ZBox",
     "ZPlus",

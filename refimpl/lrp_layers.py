@@ -33,6 +33,7 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "ReLU",
+    "activations",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_vjp",
     "avg_pool2d",
