@@ -190,7 +190,8 @@ class _Net:
     def __repr__(self):
         def one(kind, p):
             if kind in ("linear", "conv"):
-                return f"{kind}{tuple(p['weight'].shape)}" + ("" if p.get("bias") is not None else "-nobias")
+                suffix = "" if p.get("bias") is not None else "-nobias"
+                return f"{kind}{tuple(p['weight'].shape)}{suffix}"
             return kind + "".join(f"{v}" for k, v in p.items() if k != "bias")
         return "Net[" + ", ".join(one(k, p) for k, p in self.specs) + "]"
 
@@ -213,7 +214,8 @@ def _weighted(gen, shape, fan_in):
 
 
 def _batchnorm_params(gen, c):
-    return (gen.uniform(0.5, 2.0, c), gen.standard_normal(c), gen.standard_normal(c), gen.uniform(0.5, 2, c))
+    gamma, beta = gen.uniform(0.5, 2, c), gen.standard_normal(c)
+    return gamma, beta, gen.standard_normal(c), gen.uniform(0.5, 2, c)
 
 
 @st.composite
@@ -247,7 +249,8 @@ def _nets(draw):
              "padding": draw(st.integers(0, k // 2))}
         specs += [("conv", p), ("relu", {})]
         bn.append(_batchnorm_params(gen, o))
-        c, h, w = o, (h + 2 * p["padding"] - k) // p["stride"] + 1, (w + 2 * p["padding"] - k) // p["stride"] + 1
+        h, w = ((size + 2 * p["padding"] - k) // p["stride"] + 1 for size in (h, w))
+        c = o
         if layer == 0:
             pool = draw(st.sampled_from(["avgpool", "maxpool", "adaptive"]))
             if pool == "adaptive":
@@ -521,7 +524,8 @@ def _linearity(impl, case, ctx):
     R2 = np.random.default_rng(5).standard_normal(R1.shape)
     rules = _rule_set(layers, case.params["rule_set"])
     both = _run(layers, x, R1 + 2.5 * R2, rules, ctx)
-    apart = [p + 2.5 * q for p, q in zip(_run(layers, x, R1, rules, ctx), _run(layers, x, R2, rules, ctx))]
+    first, second = _run(layers, x, R1, rules, ctx), _run(layers, x, R2, rules, ctx)
+    apart = [p + 2.5 * q for p, q in zip(first, second)]
     return _worst(both, apart)
 
 
