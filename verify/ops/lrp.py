@@ -170,8 +170,16 @@ WEIGHTED_RULES = (
     L.ZPlus(), L.ZPlus(weights_only=True), L.WSquare(), L.WSquare(zero_bias=True), L.Flat(),
     L.ZBox(-1.0, 1.0), L.ZBox(-2.0, 1.5, 1e-3),
 )
+
+
+def _captum_style(layers):
+    """captum's defaults: epsilon everywhere, max pooling included (Pass on ReLU and Flatten)."""
+    return [L.Epsilon(1e-6, stabilizer="sign") if layer.kind in ("weighted", "avgpool", "maxpool")
+            else L.Pass() for layer in layers]
+
+
 COMPOSITES = (L.epsilon_gamma_box(-1.0, 1.0), L.epsilon_plus(), L.epsilon_plus_flat(),
-              L.epsilon_alpha2_beta1())
+              L.epsilon_alpha2_beta1(), _captum_style)
 _rule_index = st.integers(0, len(WEIGHTED_RULES) + len(COMPOSITES) - 1)
 
 
