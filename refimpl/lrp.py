@@ -29,8 +29,9 @@ Rules per layer kind: weighted layers (:class:`Linear`, :class:`Conv2d`) take
 Epsilon, Gamma, AlphaBeta, ZPlus, ZBox, WSquare, Flat; average pools take
 Epsilon or Norm (the epsilon rule on the averaging map); max pooling takes
 Pass (relevance to the window's first maximum, as its gradient) or
-Epsilon/Norm (captum); ReLU and Flatten take Pass. BatchNorm must be merged
-first (:func:`merge_batchnorm`).
+Epsilon/Norm (captum); ReLU and Flatten take Pass. BatchNorm is merged first
+(:func:`merge_batchnorm`, zennit) or takes Epsilon on its affine map (captum,
+iNNvestigate).
 """
 
 from __future__ import annotations
@@ -189,9 +190,10 @@ class _Rule:
 
     def check(self, layer, index):
         """ValueError naming the layer when this rule does not apply to it."""
-        if layer.kind == "batchnorm":
-            raise ValueError(f"layer {index} (BatchNorm) has no LRP rule: merge it into the layer "
-                             "before it with merge_batchnorm(layers) first")
+        if layer.kind == "batchnorm" and "batchnorm" not in self.accepts:
+            raise ValueError(f"layer {index} (BatchNorm) takes no {type(self).__name__} rule: merge it "
+                             "into the layer before it with merge_batchnorm(layers) first (zennit), "
+                             "or give it Epsilon (captum, iNNvestigate)")
         if layer.kind not in self.accepts:
             allowed = " or ".join(_KIND_NAMES[k] for k in self.accepts)
             raise ValueError(f"rule {index} ({self!r}) applies to {allowed} layers, but layer {index} "
@@ -244,19 +246,26 @@ class Epsilon(_WeightedRule):
 
     On average and max pooling it is the epsilon rule on the pooling map
     (captum's default there): :math:`R_i = a_i \sum_j [i \to j] R_j / S(z_j)`.
+    On an unmerged BatchNorm it is the rule on its affine map (captum's
+    ``EpsilonRule``, iNNvestigate's default):
+    :math:`R_i = a_i s_i R_i / S(y_i)`, :math:`s = \gamma / \sqrt{\sigma^2 + \epsilon_{bn}}`.
     ``zero_bias=True`` leaves the bias out of :math:`z` (not out of the forward pass).
     """
 
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
-    accepts = ("weighted", "avgpool", "maxpool")
+    accepts = ("weighted", "avgpool", "maxpool", "batchnorm")
 
     def propagate(self, xp, layer, a, z, R, method):
-        if layer.kind != "weighted" or (method == "gradient" and not self.zero_bias):
-            # z is the forward output: one adjoint pass, no modified forward pass needed
-            return _epsilon_own_map(xp, layer, a, z, R, method, self.stab(xp))
-        return super().propagate(xp, layer, a, z, R, method)
+        if layer.kind == "batchnorm":
+            layer = layer.as_affine()
+        if layer.kind == "weighted" and method == "explicit":
+            return super().propagate(xp, layer, a, z, R, method)
+        if layer.kind == "weighted" and self.zero_bias:
+            z = layer.apply(a, layer.weight)  # the rule's z leaves the bias out
+        # z is the output: one adjoint pass, no modified forward pass needed
+        return _epsilon_own_map(xp, layer, a, z, R, method, self.stab(xp))
 
     def branches(self, xp, layer, a, z, explicit):
         return [a], [_Branch([layer.weight], self.bias(layer), 1.0)]

@@ -641,8 +641,9 @@ class BatchNorm(_Layer):
 
     .. math::  y = (x - \mu) \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}} + \beta
 
-    LRP needs it merged into the preceding weighted layer first
-    (:func:`merge_batchnorm`).
+    LRP merges it into the preceding weighted layer first
+    (:func:`merge_batchnorm`, zennit), or applies the epsilon rule to its affine
+    map (captum, iNNvestigate).
     """
 
     kind = "batchnorm"
@@ -680,6 +681,46 @@ class BatchNorm(_Layer):
 
     def vjp(self, x, g):
         return g * self._channels(self.scale(), x)
+
+    def as_affine(self):
+        """The layer as a per-channel affine map ``x s + (beta - mu s)`` with weighted-layer methods."""
+        return _ChannelAffine(self.scale(), self.bias - self.running_mean * self.scale())
+
+
+class _ChannelAffine(_Layer):
+    """``y = x w_c + b_c`` per channel (axis 1): an unmerged BatchNorm seen by the epsilon rule."""
+
+    kind = "weighted"
+    params = ("weight", "bias")
+
+    def __init__(self, weight, bias):
+        self.weight, self.bias = weight, bias
+
+    def _channels(self, v, ndim):
+        xp, _ = get_namespace(v)
+        return xp.reshape(v, (-1,) + (1,) * (ndim - 2))
+
+    def forward(self, x):
+        return self.apply(x, self.weight) + self._channels(self.bias, x.ndim)
+
+    def vjp(self, x, g):
+        return self.apply_t(g, self.weight, tuple(x.shape))
+
+    def apply(self, x, weight):
+        return x * self._channels(weight, x.ndim)
+
+    def apply_t(self, g, weight, in_shape):
+        return g * self._channels(weight, g.ndim)
+
+    def bias_map(self, bias, out_shape):
+        xp, _ = get_namespace(bias)
+        return xp.broadcast_to(self._channels(bias, len(out_shape) + 1), tuple(out_shape))
+
+    def dense(self, weight, in_shape):
+        """Per-sample diagonal matrix of the channel weights."""
+        xp, device = get_namespace(weight)
+        diagonal = xp.reshape(self.bias_map(weight, tuple(in_shape[1:])), (-1,))
+        return xp.eye(diagonal.shape[0], dtype=weight.dtype, device=device) * diagonal
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """LRP: registered properties on every backend, composites, bad input, and teeth."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -123,8 +125,10 @@ def test_bad_input(x, change, error, match):
 def test_batchnorm_must_be_merged(x):
     c = np.ones(3)
     layers = _cnn()[:1] + [L.BatchNorm(c, c, c, c)] + _cnn()[1:]
-    with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm\).*merge_batchnorm"):
-        L.lrp(layers, x, np.ones((2, 3)), [L.Epsilon()] * len(layers))
+    with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm\) takes no Pass rule: .*merge_batchnorm"):
+        L.lrp(layers, x, np.ones((2, 3)), [L.Epsilon(), L.Pass()] + _rules(_cnn())[1:])
+    with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm\): merge it with merge_batchnorm"):
+        L.epsilon_plus()(layers)
     with pytest.raises(ValueError, match=r"layer 0 \(BatchNorm\) must directly follow"):
         L.merge_batchnorm([L.BatchNorm(c, c, c, c)])
     with pytest.raises(ValueError, match=r"layer 2 \(BatchNorm\) must directly follow"):
@@ -232,6 +236,14 @@ def _bias_free_denominator(original):
     return planted
 
 
+def _gradient_keeps_bias(original):
+    """Epsilon whose gradient method ignores ``zero_bias``."""
+    def planted(self, xp, layer, a, z, R, method):
+        rule = dataclasses.replace(self, zero_bias=False) if method == "gradient" else self
+        return original(rule, xp, layer, a, z, R, method)
+    return planted
+
+
 PLANTED = [
     # (target, attribute, replacement, rule, bias, properties that must fail)
     (L.Gamma, "branches", _wrap(L.Gamma, "branches", _swap_factors), L.Gamma(0.25), True,
@@ -242,7 +254,7 @@ PLANTED = [
      {"matches the rule formulas", "AlphaBeta(1, 0) equals ZPlus"}),
     (L.ZBox, "branches", _wrap(L.ZBox, "branches", _with_layer_bias), L.ZBox(-1.0, 1.0), True,
      {"matches the rule formulas", "explicit and gradient methods agree"}),
-    (L.Epsilon, "bias", lambda self, layer: layer.bias,
+    (L.Epsilon, "propagate", _gradient_keeps_bias(L.Epsilon.propagate),
      L.Epsilon(0.1, zero_bias=True, stabilizer="zero_only"), True, {"matches the rule formulas", "ZBox(0, 0) equals Epsilon without bias"}),
     (L.Flat, "branches", _wrap(L.Flat, "branches", _times_input), L.Flat(), True,
      {"matches the rule formulas", "Flat equals WSquare with unit weights"}),
@@ -280,6 +292,14 @@ def test_planted_merge_bug_is_caught(monkeypatch):
         *(lambda m: (m.weight, m.bias + 0.01))(original(prev, bn, i)),
         *((prev.stride, prev.padding) if isinstance(prev, L.Conv2d) else ())))
     names = {"merge_batchnorm preserves outputs"}
+    assert _failing(case, names) == names
+
+
+def test_planted_batchnorm_shift_bug_is_caught(monkeypatch):
+    case = _net_case(L.Epsilon(1e-6))
+    names = {"Epsilon on an unmerged BatchNorm"}
+    assert _failing(case, names) == set()
+    monkeypatch.setattr(L.BatchNorm, "as_affine", lambda self: F._ChannelAffine(self.scale(), self.bias))
     assert _failing(case, names) == names
 
 

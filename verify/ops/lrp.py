@@ -208,6 +208,15 @@ class _Net:
         specs = tuple((k, fn(dict(p)) if k in ("linear", "conv") else p) for k, p in self.specs)
         return _Net(specs, self.bn)
 
+    def with_batchnorm(self):
+        """A copy with a BatchNorm (parameters ``bn``) after every weighted layer."""
+        specs, params = [], iter(self.bn)
+        for kind, p in self.specs:
+            specs.append((kind, p))
+            if kind in ("linear", "conv"):
+                specs.append(("batchnorm", dict(zip(("gamma", "beta", "mean", "var"), next(params)))))
+        return _Net(tuple(specs), self.bn)
+
 
 def _no_bias(p):
     return {**p, "bias": None}
@@ -274,9 +283,12 @@ def _nets(draw):
     return Case({"x": x}, {"net": _Net(tuple(specs), tuple(bn)), "rule_set": draw(_rule_index)})
 
 
-def _build(net, put, batchnorm=False):
+BN_EPS = 1e-5
+
+
+def _build(net, put):
     """refimpl layers of ``net``; ``put`` moves a NumPy array to the backend."""
-    layers, weighted = [], 0
+    layers = []
     for kind, p in net.specs:
         if kind in ("linear", "conv"):
             bias = None if p["bias"] is None else put(p["bias"])
@@ -284,9 +296,8 @@ def _build(net, put, batchnorm=False):
                 layers.append(L.Linear(put(p["weight"]), bias))
             else:
                 layers.append(L.Conv2d(put(p["weight"]), bias, p["stride"], p["padding"]))
-            if batchnorm:
-                layers.append(L.BatchNorm(*[put(v) for v in net.bn[weighted]], eps=1e-5))
-            weighted += 1
+        elif kind == "batchnorm":
+            layers.append(L.BatchNorm(*[put(p[k]) for k in ("gamma", "beta", "mean", "var")], BN_EPS))
         else:
             layers.append(_plain_layer(kind, p))
     return layers
@@ -326,6 +337,10 @@ def _layer_ref(np_, kind, p, x):
         return fn(x, p["weight"], p["bias"], stride=p["stride"], padding=p["padding"])
     if kind == "relu":
         return np_.maximum(x, 0.0)
+    if kind == "batchnorm":
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        scale = np_.reshape(p["gamma"] / np_.sqrt(p["var"] + BN_EPS), shape)
+        return (x - np_.reshape(p["mean"], shape)) * scale + np_.reshape(p["beta"], shape)
     if kind == "flatten":
         return np_.reshape(x, (x.shape[0], -1))
     if kind == "adaptive":
@@ -434,6 +449,11 @@ def reference_lrp(net, x, R_out, rules):
         elif kind in ("avgpool", "adaptive", "maxpool"):
             M = _max_winners(a, p["kernel_size"]) if kind == "maxpool" else _probe(kind, p, in_shape)
             R_in, s = _apply_terms([(af[:, :, None] * M, None, 1.0)], R, rule)
+        elif kind == "batchnorm":
+            b = _layer_ref(np, kind, p, np.zeros((1,) + in_shape)).reshape(-1)
+            M = _probe(kind, p, in_shape) - b
+            z_true = af @ M + (0.0 if rule.zero_bias else b)
+            R_in, s = _apply_terms(_terms(rule, af, M, None, b, z_true, in_shape), R, rule)
         else:
             M = _probe(kind, p, in_shape)
             ones = _probe(kind, _unit_weights(p), in_shape)
@@ -575,12 +595,24 @@ def _lrp0_is_gradient_times_input(impl, case, ctx):
 
 
 def _merge_batchnorm(impl, case, ctx):
-    net = case.params["net"]
-    x = ctx.put(case.primals["x"])
-    with_bn = _build(net, ctx.put, batchnorm=True)
-    out = ctx.take(L.forward(L.merge_batchnorm(with_bn), x), _net_reference(np)(
-        ctx.rounded(case.primals["x"]), net=net).shape)
-    return rel_error(out, ctx.take(L.forward(with_bn, x), out.shape))
+    net = case.params["net"].with_batchnorm()
+    expected = _net_reference(np)(ctx.rounded(case.primals["x"]), net=net)
+    merged = L.merge_batchnorm(_build(net, ctx.put))
+    return rel_error(ctx.take(L.forward(merged, ctx.put(case.primals["x"])), expected.shape), expected)
+
+
+def _epsilon_on_batchnorm(impl, case, ctx):
+    """captum / iNNvestigate: the epsilon rule on an unmerged BatchNorm's affine map."""
+    net = case.params["net"].with_batchnorm()
+    x = ctx.rounded(case.primals["x"])
+    layers = _build(net, ctx.put)
+    y = _net_reference(np)(x, net=net)
+    R_out = np.random.default_rng(11).standard_normal(y.shape) * y
+    index = case.params["rule_set"] % len(WEIGHTED_RULES)
+    rules = [L.Epsilon(1e-6, zero_bias=index % 2 == 1) if layer.kind == "batchnorm" else rule
+             for layer, rule in zip(layers, _uniform(layers, WEIGHTED_RULES[index]))]
+    expected, _ = reference_lrp(net, x, R_out, rules)
+    return max(_worst(_run(layers, x, R_out, rules, ctx, method), expected) for method in L.METHODS)
 
 
 def _per_sample(impl, case, ctx):
@@ -631,7 +663,11 @@ NETWORK_PROPERTIES = (
                   "epsilon 1e-13 with R_out = y * G equals a * (VJP of the tail network) at every layer",
                   {"float64": 1e-7, "float32": 2e-3}),
     _lrp_property("merge_batchnorm preserves outputs", _merge_batchnorm,
-                  "BatchNorm after every weighted layer, merged: same outputs", TOL),
+                  "BatchNorm after every weighted layer, merged: the outputs of the reference "
+                  "network with BatchNorm", TOL),
+    _lrp_property("Epsilon on an unmerged BatchNorm", _epsilon_on_batchnorm,
+                  "captum/iNNvestigate: epsilon rule on the BatchNorm affine map, both methods "
+                  "equal the formula (BatchNorm after every weighted layer)"),
     _lrp_property("samples are independent", _per_sample,
                   "LRP of a batch equals LRP of each sample alone"),
     _lrp_property("no NaN at exact zeros", _no_nan_at_zeros,
