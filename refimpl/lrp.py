@@ -624,8 +624,9 @@ def lrp(layers, x, R_out, rules, method="gradient") -> LRPResult:
     ----------
     layers : list of layers
         :class:`Linear`, :class:`Conv2d`, :class:`ReLU`, :class:`AvgPool2d`,
-        :class:`MaxPool2d`, :class:`AdaptiveAvgPool2d`, :class:`Flatten`
-        (merge :class:`BatchNorm` first with :func:`merge_batchnorm`).
+        :class:`MaxPool2d`, :class:`AdaptiveAvgPool2d`, :class:`Flatten`,
+        :class:`BatchNorm` (merge it first with :func:`merge_batchnorm`, or
+        give it :class:`Epsilon`).
     x : (N, ...) array
         Input batch; samples are independent.
     R_out : array
