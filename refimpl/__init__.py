@@ -15,7 +15,7 @@ from .backend import (
     to_numpy,
     use_backend,
 )
-from . import fftconv, householder, svd_layer, vi, vi_bgmm
+from . import fftconv, householder, lrp, lrp_layers, svd_layer, vi, vi_bgmm
 from .fftconv import *  # noqa: F403  (each module's __all__ is its public API)
 from .householder import *  # noqa: F403
 from .svd_layer import *  # noqa: F403
@@ -32,6 +32,7 @@ __all__ = [
     "set_backend",
     "to_numpy",
     "use_backend",
+    "lrp",  # the module: refimpl.lrp.lrp, its rules, layers and composites
     *fftconv.__all__,
     *householder.__all__,
     *svd_layer.__all__,
