@@ -203,7 +203,7 @@ def _candidate_relu(bug=None):
 
 
 def _layer(kind, p, dtype, bug=None):
-    """``(forward(x), vjp(x, G) -> dx)`` of one layer of a network spec, weights cast to ``dtype``."""
+    """``(forward(x), vjp(x, G) -> dx)`` of one network layer, weights cast to ``dtype``."""
     if kind in ("linear", "conv"):
         weight = p["weight"].astype(dtype)
         bias = np.zeros(weight.shape[0], dtype) if p["bias"] is None else p["bias"].astype(dtype)
