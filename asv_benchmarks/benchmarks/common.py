@@ -18,14 +18,26 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 threadpool_limits(1)
 
 
-def best_time(fn, min_seconds=0.2, repeat=5) -> float:
-    """Best-of-``repeat`` seconds per call of ``fn``, each repeat lasting >= ``min_seconds``."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(1, int(number * min_seconds / 0.2))
+def _calls_per_repeat(fn, min_seconds) -> int:
+    number, seconds = timeit.Timer(fn).autorange()
+    return max(1, int(number * min_seconds / max(seconds, 1e-9)))
+
+
+def best_time(fn, min_seconds=0.05, repeat=5) -> float:
+    """Best-of-``repeat`` seconds per call of ``fn``, each repeat lasting about ``min_seconds``."""
+    timer, number = timeit.Timer(fn), _calls_per_repeat(fn, min_seconds)
     return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
-def ratio(fn, baseline, **kwargs) -> float:
-    """``best_time(fn) / best_time(baseline)``, measured back to back in one process."""
-    return best_time(fn, **kwargs) / best_time(baseline, **kwargs)
+def ratio(fn, baseline, min_seconds=0.05, repeat=7) -> float:
+    """Best time of ``fn`` over best time of ``baseline``, their repeats alternating.
+
+    Alternating keeps both sides in the same machine state (caches, clock,
+    other load); timing one side in a tight loop first would flatter it.
+    """
+    timers = [(timeit.Timer(f), _calls_per_repeat(f, min_seconds)) for f in (fn, baseline)]
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for i, (timer, number) in enumerate(timers):
+            best[i] = min(best[i], timer.timeit(number) / number)
+    return best[0] / best[1]
