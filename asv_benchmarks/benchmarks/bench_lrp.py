@@ -10,6 +10,7 @@ from . import common
 import numpy as np
 
 from refimpl import lrp as L
+from refimpl import lrp_layers
 
 
 def _cnn(gen):
@@ -44,26 +45,26 @@ class LRP:
 
     def setup(self, network):
         self.layers, self.x = _network(network)
-        y = L.forward(self.layers, self.x)
+        y = lrp_layers.forward(self.layers, self.x)
         self.R = np.where(np.arange(y.shape[1]) == np.argmax(y, axis=1)[:, None], y, 0.0)
         self.rules = L.epsilon_gamma_box(-1.0, 1.0)(self.layers)
 
     def time_forward(self, network):
-        L.forward(self.layers, self.x)
+        lrp_layers.forward(self.layers, self.x)
 
     def time_lrp(self, network):
         L.lrp(self.layers, self.x, self.R, self.rules)
 
     def time_gradient_times_input(self, network):
-        self.x * L.forward_vjp(self.layers, self.x, self.R)[0]
+        self.x * lrp_layers.forward_vjp(self.layers, self.x, self.R)[0]
 
     def track_lrp_over_forward(self, network):
         return common.ratio(lambda: L.lrp(self.layers, self.x, self.R, self.rules),
-                            lambda: L.forward(self.layers, self.x))
+                            lambda: lrp_layers.forward(self.layers, self.x))
 
     def track_gradient_times_input_over_forward(self, network):
-        return common.ratio(lambda: self.x * L.forward_vjp(self.layers, self.x, self.R)[0],
-                            lambda: L.forward(self.layers, self.x))
+        return common.ratio(lambda: self.x * lrp_layers.forward_vjp(self.layers, self.x, self.R)[0],
+                            lambda: lrp_layers.forward(self.layers, self.x))
 
     track_lrp_over_forward.unit = "ratio"
     track_gradient_times_input_over_forward.unit = "ratio"

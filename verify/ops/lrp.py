@@ -125,7 +125,7 @@ def _linear_cases(draw):
 
 
 def _layer_op(name, forward, vjp, primals, cases, reference, naive, convention):
-    register(Op(name=name, module="lrp", forward=forward, vjp=vjp, primals=primals, cases=cases,
+    register(Op(name=name, module="lrp_layers", forward=forward, vjp=vjp, primals=primals, cases=cases,
                 reference=reference, naive=naive, properties=(), tolerance=TOL,
                 convention=convention, references=REFERENCES))
 
