@@ -106,3 +106,27 @@ def test_torch_gradient_is_the_strict_lower_part_of_ours(explicit_tau):
         dV, dX = householder_product_vjp(V, X0, G)
     np.testing.assert_allclose(A.grad.numpy(), np.tril(dV.T, -1), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(X.grad.numpy(), dX, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in, c_out, H, W, k", [(1, 1, 1, 1, 1), (2, 3, 5, 4, 3), (3, 2, 6, 7, 5),
+                                                   (4, 4, 3, 8, 3)])
+def test_circular_conv2d_is_periodic_conv_of_the_embedded_kernel(c_in, c_out, H, W, k):
+    """CONVENTIONS section 3: a PyTorch layer with circular padding p = k // 2 is
+    periodic_conv with embed_kernel(w, (H, W), "oihw"), forward and both cotangents."""
+    from refimpl import embed_kernel, embed_kernel_vjp, periodic_conv, periodic_conv_vjp
+
+    gen = np.random.default_rng(c_in * 100 + H * 10 + k)
+    x, w = gen.standard_normal((2, c_in, H, W)), gen.standard_normal((c_out, c_in, k, k))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    p = k // 2
+    padded = torch.nn.functional.pad(tx, (p, p, p, p), mode="circular") if p else tx
+    z = torch.nn.functional.conv2d(padded, tw)
+    G = gen.standard_normal(z.shape)
+    z.backward(torch.tensor(G))
+
+    K = embed_kernel(w, (H, W), layout="oihw")
+    np.testing.assert_allclose(periodic_conv(x, K), z.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dx, dK = periodic_conv_vjp(x, K, G)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    (dw,) = embed_kernel_vjp(w, dK, (H, W), layout="oihw")
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
