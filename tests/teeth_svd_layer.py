@@ -17,18 +17,12 @@ Each mutant changes one of these lines.
 from __future__ import annotations
 
 import numpy as np
+from _teeth_numpy import unbroadcast as _unbroadcast
 
 from verify import Candidate
 from verify.testing import Teeth
 
 T = np.swapaxes
-
-
-def _unbroadcast(g, shape):
-    """Sum ``g`` over the axes that broadcasting added or stretched to reach it."""
-    g = np.sum(g, axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return np.sum(g, axis=stretched, keepdims=True) if stretched else g
 
 
 def _reflectors(V, bug=None):

@@ -11,9 +11,8 @@ import scipy.signal as signal
 import array_api_strict as xps
 from refimpl import fftconv as fc
 from refimpl.backend import available_backends, backend_namespace, from_numpy, to_numpy
-from verify import get_op, run_property
-from verify.engine import properties_of
-from verify.testing import assert_property, property_cases
+from verify import get_op
+from verify.testing import assert_property, failing_properties, property_cases
 
 
 @pytest.mark.parametrize(*property_cases(module="fftconv"))
@@ -216,10 +215,7 @@ def _failing(op_name, impl=None, monkeypatch=None, patches=(), profile="quick", 
     """Names of the properties (all, or those in ``among``) that fail on the planted bug."""
     for target, replacement in patches:
         monkeypatch.setattr(fc, target, replacement)
-    op = get_op(op_name)
-    impl = impl or SimpleNamespace(forward=op.forward, vjp=op.vjp)
-    return {p.name for p in properties_of(op) if among is None or p.name in among
-            if not run_property(op, p, "numpy", "float64", impl=impl, profile=profile).passed}
+    return failing_properties(op_name, impl=impl, among=among, profile=profile)
 
 
 def _assert_fail(expected, op_name, impl=None, **kwargs):

@@ -5,9 +5,7 @@ import pytest
 
 import array_api_strict as xps
 from refimpl import householder as hh
-from verify import get_op, run_property
-from verify.engine import properties_of
-from verify.testing import assert_property, property_cases
+from verify.testing import assert_property, failing_properties, property_cases
 
 
 @pytest.mark.parametrize(*property_cases(module="householder"))
@@ -128,12 +126,6 @@ def test_non_finite_allowed_when_unchecked(V, X):
 # -- the checks have teeth: a planted bug in the WY code must make the suite fail ----------
 
 
-def _failing(op_name):
-    op = get_op(op_name)
-    return {p.name for p in properties_of(op)
-            if not run_property(op, p, "numpy", "float64", profile="quick").passed}
-
-
 @pytest.fixture
 def wrong_sign_in_T(monkeypatch):
     """Plant a bug in the WY build: the off-diagonal of T with the wrong sign."""
@@ -147,7 +139,7 @@ def wrong_sign_in_T(monkeypatch):
 
 
 def test_wrong_sign_in_T_is_caught(wrong_sign_in_T):
-    assert {"matches ground truth", "orthogonality", "methods agree"} <= _failing("householder_product")
+    assert {"matches ground truth", "orthogonality", "methods agree"} <= failing_properties("householder_product")
 
 
 def test_stale_gradient_term_is_caught(monkeypatch):
@@ -158,7 +150,7 @@ def test_stale_gradient_term_is_caught(monkeypatch):
         return dV + 0.1 * (f.S @ f.V), dtau  # a spurious in-block triangle term
 
     monkeypatch.setattr(hh, "_block_cotangents", stale_term)
-    failed = _failing("householder_product")
+    failed = failing_properties("householder_product")
     assert {"vjp: dot-product test", "vjp: autograd", "methods agree"} <= failed
 
 

@@ -10,10 +10,8 @@ import scipy.stats as stats
 import array_api_strict as xps
 from refimpl import vi
 from refimpl.backend import available_backends, backend_namespace, from_numpy, to_numpy
-from verify import get_op, run_property
-from verify.engine import properties_of
 from verify.ops.vi import gaussian_target
-from verify.testing import assert_property, property_cases
+from verify.testing import assert_property, failing_properties, property_cases
 
 BACKENDS = available_backends(devices=True)
 # Rounding allowance per dtype for ELBO steps and fixed points, relative to the quantity's size.
@@ -254,9 +252,7 @@ def test_same_inputs_give_bitwise_same_outputs():
 
 def _failing(monkeypatch, target, replacement, op_name="advi_elbo"):
     monkeypatch.setattr(vi, target, replacement)
-    op = get_op(op_name)
-    return {p.name for p in properties_of(op)
-            if not run_property(op, p, "numpy", "float64", profile="quick").passed}
+    return failing_properties(op_name)
 
 
 def test_missing_entropy_gradient_is_caught(monkeypatch):
@@ -273,9 +269,7 @@ def test_wrong_softplus_derivative_is_caught(monkeypatch):
     original = vi._dsigma_domega
     monkeypatch.setattr(vi, "_dsigma_domega", lambda xp, omega, sigma, p: (
         original(xp, omega, sigma, p) if p == "exp" else sigma))
-    op = get_op("advi_elbo")
-    failed = {p.name for p in properties_of(op)
-              if not run_property(op, p, "numpy", "float64", profile="ci").passed}
+    failed = failing_properties("advi_elbo", profile="ci")
     assert {"vjp: dot-product test", "vjp: autograd"} <= failed
 
 

@@ -19,16 +19,22 @@ The profile comes from ``REFIMPL_VERIFY_PROFILE`` (default ``ci``;
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 from refimpl.backend import available_backends
-
-from dataclasses import dataclass, field
 
 from .candidate import Candidate, _as_candidate, candidate_properties, check
 from .engine import properties_of, run_property
 from .registry import Op, Property, get_op, ops
 
-__all__ = ["Teeth", "assert_property", "parametrize_with_checks", "property_cases", "test_profile"]
+__all__ = [
+    "Teeth",
+    "assert_property",
+    "failing_properties",
+    "parametrize_with_checks",
+    "property_cases",
+    "test_profile",
+]
 
 
 def test_profile() -> str:
@@ -143,3 +149,16 @@ class Teeth:
     mutants: dict[str, Candidate]
     caught_by: dict[str, set] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+
+
+def failing_properties(op, *, impl=None, among=None, profile="quick",
+                       backend="numpy", dtype="float64") -> set:
+    """Names of the properties of ``op`` (all, or those named in ``among``) that fail.
+
+    For tests that plant a bug (with monkeypatch, or as ``impl``) and assert
+    which checks catch it. ``op`` is an :class:`~verify.registry.Op` or its name.
+    """
+    op = get_op(op) if isinstance(op, str) else op
+    return {p.name for p in properties_of(op)
+            if (among is None or p.name in among) and dtype in p.dtypes
+            and not run_property(op, p, backend, dtype, impl=impl, profile=profile).passed}
