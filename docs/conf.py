@@ -1,4 +1,9 @@
-"""Sphinx configuration. Builds offline; the registry table is generated from verify.registry."""
+"""Sphinx configuration. Builds offline.
+
+Generated at build time: the registry table (from :mod:`verify.registry`) and
+one API page per family (``automodule`` of each member module, which follows
+the member's ``__all__``): adding an op or a member needs no edit here.
+"""
 
 import os
 import sys
@@ -10,7 +15,7 @@ author = "refimpl developers"
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc"]
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "conventions"]
 html_theme = "alabaster"
 nitpicky = False
 suppress_warnings = []
@@ -33,8 +38,12 @@ def _write_registry_table(app):
     lines = []
     for op in ops():
         title = f"``{op.name}``"
+        primals = ", ".join(p.name + ("=None" if p.optional else "") for p in op.primals)
+        section = f" (conventions, section {op.section})" if op.section else ""
+        vjp = "" if op.vjp is not None else " No VJP: no gradient checks."
         lines += [title, "-" * len(title), "",
-                  f"Module :mod:`refimpl.{op.module}`; primals ``{', '.join(op.primals)}``.", "",
+                  f"Function :func:`refimpl.{op.family}.{op.name}` in :mod:`refimpl.{op.module}`; "
+                  f"primals ``{primals}``.{vjp}", "",
                   _text(op.convention), "",
                   ".. list-table::", "   :header-rows: 1", "",
                   "   * - property", "     - dtypes", "     - what it checks"]
@@ -42,12 +51,35 @@ def _write_registry_table(app):
             lines += [f"   * - {_text(p.name)}", f"     - {', '.join(p.dtypes)}",
                       f"     - {_text(p.description)}"]
         tol = ", ".join(f"{k}: {v:g}" for k, v in op.tolerance.items())
-        lines += ["", f"Tolerance (normwise relative): {tol}.", ""]
+        lines += ["", f"Tolerance (normwise relative): {tol}{section}.", ""]
         if op.references:
             lines += ["References:", ""] + [f"* {_text(r)}" for r in op.references] + [""]
     with open(os.path.join(out, "registry.rst"), "w") as fh:
         fh.write("\n".join(lines))
 
 
+FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi")
+
+
+def _write_api_pages(app):
+    """docs/_generated/api/<family>.rst: the family's docstring and each member's automodule."""
+    import importlib
+    import pkgutil
+
+    out = os.path.join(app.srcdir, "_generated", "api")
+    os.makedirs(out, exist_ok=True)
+    for family in FAMILIES:
+        package = importlib.import_module(f"refimpl.{family}")
+        title = f"refimpl.{family}"
+        lines = [title, "=" * len(title), "", f".. automodule:: {title}", ""]
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            lines += [f".. automodule:: {title}.{info.name}", "   :members:", ""]
+        with open(os.path.join(out, f"{family}.rst"), "w") as fh:
+            fh.write("\n".join(lines))
+
+
 def setup(app):
     app.connect("builder-inited", _write_registry_table)
+    app.connect("builder-inited", _write_api_pages)

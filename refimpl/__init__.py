@@ -2,11 +2,22 @@
 
 Every op takes its array namespace from its inputs (array API standard), so
 the same code runs on NumPy, CuPy and any array-API library; every
-differentiable op ``f`` has ``f_vjp``. The verification suite lives in the
-sibling package :mod:`verify`. Layer-wise relevance propagation is the
-namespace :mod:`refimpl.lrp` (its function ``lrp`` would hide the module).
+differentiable op ``f`` has ``f_vjp``. The ops live in family packages, in
+the style of ``scipy.linalg``:
+
+* :mod:`refimpl.linalg` -- Householder products (FastH), the SVD-parametrised layer;
+* :mod:`refimpl.conv` -- FFT circular and periodic convolutions as invertible layers;
+* :mod:`refimpl.flows` -- normalizing-flow layers (Glow's 1x1 convolution);
+* :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
+* :mod:`refimpl.attribution` -- layer-wise relevance propagation;
+* :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI).
+
+This package itself holds the backend API (:mod:`refimpl.backend`). The
+verification suite is the sibling package :mod:`verify`; the conventions
+are in ``docs/conventions.rst``.
 """
 
+from . import attribution, conv, flows, linalg, nn, vi
 from .backend import (
     available_backends,
     get_backend,
@@ -15,27 +26,21 @@ from .backend import (
     to_numpy,
     use_backend,
 )
-from . import fftconv, householder, lrp, lrp_layers, svd_layer, vi, vi_bgmm
-from .fftconv import *  # noqa: F403  (each module's __all__ is its public API)
-from .householder import *  # noqa: F403
-from .svd_layer import *  # noqa: F403
-from .vi import *  # noqa: F403
-from .vi_bgmm import *  # noqa: F403
 
-__version__ = "0.1.0"
-CONVENTION_VERSION = "1"
+__version__ = "0.2.0"
+CONVENTION_VERSION = "2"
 
 __all__ = [
+    "attribution",
     "available_backends",
+    "conv",
+    "flows",
     "get_backend",
     "get_namespace",
+    "linalg",
+    "nn",
     "set_backend",
     "to_numpy",
     "use_backend",
-    "lrp",  # the module: refimpl.lrp.lrp, its rules, layers and composites
-    *fftconv.__all__,
-    *householder.__all__,
-    *svd_layer.__all__,
-    *vi.__all__,
-    *vi_bgmm.__all__,
+    "vi",
 ]

@@ -27,20 +27,30 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import adapters
+from ._tree import tree_leaves
 from .checks import (
     Context,
     NotProvided,
-    _cotangent_for,
-    _primals,
+    call_forward,
+    call_vjp,
+    compare,
+    cotangent_for,
+    cotangents_of,
     generic_properties,
+    natural_scale,
+    outputs_of,
     rel_error,
-    vjp_on,
+    run_outputs,
+    run_vjp,
+    worst,
 )
-from .engine import Result, run_property
+from .engine import Result, no_vjp_result, run_property
 from .registry import Case, Op, Property, get_op
 from .report import format_table, summary, to_json, to_junit
 
-__all__ = ["Candidate", "Report", "candidate_properties", "check", "check_all", "replay"]
+__all__ = ["DTYPES", "Candidate", "Report", "candidate_properties", "check", "check_all", "replay"]
+
+DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -69,31 +79,39 @@ def _as_candidate(candidate, **overrides) -> Candidate:
 
 
 def _agrees_forward(op, impl, case, ctx):
-    inputs = [ctx.rounded(case.primals[n]) for n in op.primals]
-    expected = np.asarray(op.forward(*inputs, **case.params))
-    got = ctx.take(impl.forward(*_primals(case, ctx, op), **case.params), expected.shape)
-    return rel_error(got, expected)
+    """Every compared output against refimpl's on the same (rounded) inputs, in float64."""
+    rounded = {k: ctx.rounded(v) for k, v in case.primals.items()}
+    expected = outputs_of(op, call_forward(op, op.forward, rounded, case.params, lambda a: a))
+    got = run_outputs(op, impl, case, ctx)
+    return worst({("output" if len(op.outputs) == 1 else f"output {n}"):
+                  compare(op.output(n), got[n], np.asarray(expected[n], dtype=got[n].dtype))
+                  for n in got})
 
 
 def _agrees_vjp(op, impl, case, ctx):
     """Each cotangent against refimpl's, relative to the largest of refimpl's."""
-    c = _cotangent_for(op, case)
-    got = vjp_on(op, impl, case, ctx, c)
-    inputs = [ctx.rounded(case.primals[n]) for n in op.primals]
-    expected = [np.asarray(e) for e in op.vjp(*inputs, ctx.rounded(c), **case.params)]
-    scale = max(np.linalg.norm(e) for e in expected)
-    return max(rel_error(g, e, scale=scale) for g, e in zip(got, expected))
+    c = cotangent_for(op, case)
+    got = run_vjp(op, impl, case, ctx, c)
+    rounded = {k: ctx.rounded(v) for k, v in case.primals.items()}
+    result = call_vjp(op, op.vjp, rounded, [ctx.rounded(ci) for ci in c], case.params, lambda a: a)
+    expected = {n: [np.asarray(leaf, np.float64) for leaf in tree_leaves(v)]
+                for n, v in cotangents_of(op, result, rounded).items()}
+    scale = max(max(np.linalg.norm(leaf) for v in expected.values() for leaf in v),
+                natural_scale(op, case, c))
+    return worst({f"cotangent of {n}": max(rel_error(g, e, scale=scale)
+                                           for g, e in zip(got[n], expected[n])) for n in got})
 
 
 def candidate_properties(op: Op) -> list[Property]:
     """Generic properties, agreement with refimpl, and the invariants not marked refimpl-only."""
-    truth, *gradients = generic_properties(op)
+    truth, *derived = generic_properties(op)
     agree = Property("matches refimpl forward", partial(_agrees_forward, op),
-                     "forward equals refimpl's forward on the same (rounded) inputs")
-    agree_vjp = Property("vjp: matches refimpl", partial(_agrees_vjp, op),
-                         "every cotangent equals refimpl's hand-derived VJP")
-    own = [p for p in op.properties if not p.refimpl_only]
-    return [truth, agree, *gradients, agree_vjp, *own]
+                     "forward equals refimpl's forward on the same (rounded) inputs", generic=True)
+    props = [truth, agree, *derived]
+    if op.vjp is not None:
+        props.append(Property("vjp: matches refimpl", partial(_agrees_vjp, op),
+                              "every cotangent equals refimpl's hand-derived VJP", generic=True))
+    return props + [p for p in op.properties if not p.refimpl_only]
 
 
 def _impl(op: Op, candidate: Candidate) -> SimpleNamespace:
@@ -231,13 +249,17 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
         a reproducer snippet (``Result.reproducer``).
     """
     op = _op(op)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES} (inputs are drawn in float64 and rounded "
+                         f"to it), got {dtype!r}")
     candidate = _as_candidate(candidate, vjp=vjp, from_numpy=from_numpy, to_numpy=to_numpy)
     ctx = _context(candidate, dtype)
     impl = _impl(op, candidate)
     props = [p for p in candidate_properties(op) if dtype in p.dtypes]
     if properties is not None:
         props = _select(props, properties)
-    results = []
+    results = [] if op.vjp is not None or properties is not None else [
+        no_vjp_result(op, ctx.backend.name)]
     for prop in props:
         r = run_property(op, prop, ctx.backend.name, dtype, impl=impl, context=ctx,
                          max_examples=max_examples, tolerance=_tolerance(op, prop, dtype, rtol),

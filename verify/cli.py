@@ -107,8 +107,7 @@ def _suite(argv) -> int:
         print(f"refimpl-verify: error: {exc.args[0]}", file=sys.stderr)
         return 2
     if args.list:
-        for op in ops:
-            print(f"{op.name}({', '.join(op.primals)})  [refimpl.{op.module}]\n    {op.convention}")
+        print("\n\n".join(describe_op(op) for op in ops))
         return 0
     dtypes = tuple(args.dtype or ("float64", "float32"))
     from .engine import properties_of
@@ -180,21 +179,28 @@ def _check(argv) -> int:
 
 
 def describe_op(op) -> str:
-    """``name(primals, *, params)``, module, convention, tolerances and candidate checks."""
+    """Signature, module, VJP, convention, tolerances and candidate checks of one op."""
     (case,) = _draw(op, 1, 0)
-    params = [k for k in case.params if k not in op.options]
-    signature = ", ".join(op.primals) + "".join(f", {k}=..." for k in params)
+    params = "".join(f", {k}=..." for k in case.params if k not in op.options)
+    required = [p.name for p in op.primals if not p.optional]
+    optional = "".join(f", {p.name}=None" for p in op.primals if p.optional)
+    if op.vjp is None:
+        vjp = "    vjp: none (no gradient checks)"
+    else:
+        cotangents = ", ".join(f"d{o.name}" for o in op.differentiable_outputs)
+        vjp = (f"    vjp({', '.join(required)}, {cotangents}{optional}{params})"
+               f" -> ({', '.join(p.name for p in op.primals if p.is_differentiable)})")
     tol = ", ".join(f"{k} {v:g}" for k, v in op.tolerance.items())
+    outputs = ", ".join(o.name if o.dtype == "float" else f"{o.name}: {o.dtype}" for o in op.outputs)
     checks = "; ".join(p.name for p in candidate_properties(op))
-    lines = [
-        f"{op.name}({signature})  [refimpl.{op.module}]",
-        f"    vjp({', '.join(op.primals)}, cotangent{''.join(f', {k}=...' for k in params)})"
-        f" -> ({', '.join('d' + n for n in op.primals)})",
-        f"    convention: {op.convention}",
+    section = f" (docs/conventions.rst: {op.section})" if op.section else ""
+    return "\n".join([
+        f"{op.name}({', '.join(required)}{optional}{params}) -> {outputs}  [refimpl.{op.module}]",
+        vjp,
+        f"    convention{section}: {op.convention}",
         f"    tolerance (normwise relative): {tol}",
         f"    candidate checks: {checks}",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def _list(argv) -> int:

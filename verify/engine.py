@@ -49,10 +49,14 @@ class Result:
     skipped: bool = False
     reproducer: str = ""
     xfail: str = ""
+    not_applicable: bool = False
 
     @property
     def verdict(self) -> str:
-        """``pass``, ``FAIL``, ``skip`` (nothing to check) or ``xfail`` (an expected failure)."""
+        """``pass``, ``FAIL``, ``skip`` (a function the check needs was not given), ``n/a``
+        (the op has no such checks: no VJP) or ``xfail`` (an expected failure)."""
+        if self.not_applicable:
+            return "n/a"
         if self.skipped:
             return "skip"
         if self.passed:
@@ -133,10 +137,12 @@ def run_property(
             raise _PropertyFailed(str(exc)) from exc
         finally:
             result.examples += not result.skipped
-        if not math.isnan(err):
-            result.max_error = max(result.max_error, err)
+        if not math.isnan(result.max_error):  # a NaN, once seen, is the report's maximum
+            result.max_error = err if math.isnan(err) else max(result.max_error, float(err))
         if not err <= tol:  # NaN fails too
-            last_failure[:] = [case, f"error {err:.3g} > tolerance {tol:.3g}"]
+            where = getattr(err, "where", "")
+            last_failure[:] = [case, f"error {err:.3g} > tolerance {tol:.3g}"
+                               + (f" ({where})" if where else "")]
             raise _PropertyFailed(last_failure[1])
 
     start = time.perf_counter()
@@ -152,6 +158,9 @@ def run_property(
         else:
             result.message = _describe_exception(exc)
     result.seconds = time.perf_counter() - start
+    if result.passed and not result.skipped and result.examples == 0:
+        result.passed = False  # a check that ran no example is not a pass
+        result.message = "no example ran"
     return result
 
 
@@ -161,9 +170,15 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def no_vjp_result(op: Op, backend: str) -> Result:
+    """The report's line for an op without a VJP: it has no gradient checks."""
+    return Result(op.name, "vjp", backend, "-", not_applicable=True,
+                  message="no VJP (not differentiable, or a fit): no gradient checks")
+
+
 def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"), progress=None):
     """All properties of one op on one backend, each for the dtypes it supports."""
-    results = []
+    results = [] if op.vjp is not None else [no_vjp_result(op, backend)]
     for prop in properties_of(op):
         for dtype in dtypes:
             if dtype not in prop.dtypes:

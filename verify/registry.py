@@ -1,9 +1,19 @@
 """The op registry: one record per op, the single source of truth.
 
-``verify`` (engine, CLI, candidate checks), the docs tables and the asv
-benchmarks all read these records. Adding an op to refimpl means adding one
-:class:`Op` record in ``verify/ops/<building block>.py`` and calling
-:func:`register`; every module of ``verify.ops`` is imported on first use.
+``verify`` (engine, CLI, candidate checks, golden vectors), the docs tables
+and the asv benchmarks all read these records. An op is a public function of
+a ``refimpl.<family>`` package, and its record lives in
+``verify/ops/<family>/<member>.py``, mirroring ``refimpl/<family>/<member>.py``.
+The op's name is the function's name (``Op.name`` is read from ``forward``).
+
+A record is one :class:`Op`: the function, its primals (:class:`Primal`,
+with dtypes, so integer and boolean inputs work), its outputs
+(:class:`Output`), a strategy of input cases, an independent ground truth,
+and optional fields: the hand-written ``vjp``, an autograd-differentiable
+``naive`` forward, relations (``inverse_of``, ``slogdet_of``, ``linear_in``)
+from which the engine derives the round trip, the log-determinant against
+the Jacobian and the adjoint test, and op-specific invariants
+(:class:`Property`). See ``docs/contributing.rst``.
 """
 
 from __future__ import annotations
@@ -13,20 +23,97 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["Case", "Op", "Property", "get_op", "ops", "register"]
+__all__ = [
+    "Case",
+    "Op",
+    "Output",
+    "Primal",
+    "Property",
+    "get_op",
+    "ops",
+    "register",
+]
+
+PRIMAL_DTYPES = ("float", "int64", "bool", "tree")
+OUTPUT_DTYPES = ("float", "int", "bool")
+
+
+@dataclass(frozen=True)
+class Primal:
+    """One array argument of an op, passed positionally (keyword when ``optional``).
+
+    ``dtype`` is ``"float"`` (the check's dtype: float64 or float32),
+    ``"int64"``, ``"bool"``, or ``"tree"``: a structure (lists, tuples,
+    dicts, dataclasses such as :mod:`refimpl.nn` layers) whose floating
+    arrays are converted like float primals. Float primals are differentiable
+    unless ``differentiable=False``; integer and boolean ones never are, a
+    tree only when ``differentiable=True`` (its cotangent is a tree of the
+    same structure). An ``optional`` primal may be absent from a case; when
+    present it is passed by keyword.
+    """
+
+    name: str
+    dtype: str = "float"
+    optional: bool = False
+    differentiable: bool | None = None
+
+    def __post_init__(self):
+        if self.dtype not in PRIMAL_DTYPES:
+            raise ValueError(f"Primal {self.name!r}: dtype must be one of {PRIMAL_DTYPES}, "
+                             f"got {self.dtype!r}")
+
+    @property
+    def is_differentiable(self) -> bool:
+        if self.differentiable is not None:
+            return self.differentiable
+        return self.dtype == "float"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of an op, named as the field of its result (NamedTuple or dataclass).
+
+    ``dtype`` is ``"float"`` (the check's dtype), ``"int"`` or ``"bool"``
+    (compared exactly). A ``differentiable`` output takes a cotangent in the
+    VJP; ``compared=False`` keeps an output out of the comparisons (an
+    iteration trace whose length may differ between correct implementations).
+    """
+
+    name: str
+    dtype: str = "float"
+    differentiable: bool | None = None
+    compared: bool = True
+
+    def __post_init__(self):
+        if self.dtype not in OUTPUT_DTYPES:
+            raise ValueError(f"Output {self.name!r}: dtype must be one of {OUTPUT_DTYPES}, "
+                             f"got {self.dtype!r}")
+
+    @property
+    def is_differentiable(self) -> bool:
+        if self.differentiable is not None:
+            return self.differentiable
+        return self.dtype == "float"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One drawn input: float64 NumPy primals (in signature order) and keyword params."""
+    """One drawn input: NumPy primals by name (float64, int64, bool or trees) and keyword params."""
 
     primals: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        parts = [f"{k}: shape {tuple(v.shape)}" for k, v in self.primals.items()]
+        parts = [f"{k}: {_describe(v)}" for k, v in self.primals.items()]
         parts += [f"{k}={v!r}" for k, v in self.params.items()]
         return ", ".join(parts)
+
+
+def _describe(value) -> str:
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        kind = "" if value.dtype.kind == "f" else f" {value.dtype}"
+        return f"shape {tuple(value.shape)}{kind}"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -37,7 +124,10 @@ class Property:
     the tolerance (``tolerance`` per dtype, else the op's). ``impl`` carries
     ``forward`` and ``vjp``: refimpl's own, or a candidate's. Properties
     marked ``refimpl_only`` exercise refimpl options (methods, block sizes)
-    that a candidate's plain signature lacks.
+    that a candidate's plain signature lacks. ``generic`` marks the
+    properties the engine derives for every op (they run on every backend;
+    op-specific invariants run on NumPy and array-api-strict's second
+    device).
     """
 
     name: str
@@ -47,6 +137,7 @@ class Property:
     dtypes: tuple[str, ...] = ("float64", "float32")
     cases: Callable[[], Any] | None = None
     refimpl_only: bool = False
+    generic: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,50 +146,109 @@ class Op:
 
     Attributes
     ----------
-    name : str
-        Registry key, e.g. ``"householder_product"``.
-    module : str
-        Building block (``refimpl.<module>``), for docs and benchmarks.
-    forward, vjp : callable
-        ``forward(*primals, **params)`` and ``vjp(*primals, cotangent, **params)``
-        returning one cotangent per primal.
-    primals : tuple of str
-        Names of the differentiable positional arguments, in order.
+    forward : callable
+        The public refimpl function; the op is named after it and its module
+        ``refimpl.<family>.<member>`` gives ``family`` and ``member``.
+        Called as ``forward(*required primals, **optional primals, **params)``.
+    primals : tuple of Primal
+        The array arguments, in signature order.
     cases : callable
-        Returns a hypothesis strategy of :class:`Case` (small, well-conditioned).
+        Returns a hypothesis strategy of :class:`Case` (small, well conditioned).
     reference : callable
-        Independent float64 NumPy forward (SciPy/LAPACK or the definition).
-    naive : callable or None
-        Forward written with ``autograd.numpy``, differentiated by autograd.
-    properties : tuple of Property
-        Op-specific invariants; the engine adds the generic ones.
+        Independent float64 NumPy ground truth, ``reference(*primals, **params)``
+        (absent optional primals omitted), returning the outputs (an array, a
+        tuple in output order, or a mapping; a mapping may hold only some).
     tolerance : mapping
         Normwise relative tolerance per dtype.
-    convention, references : str, tuple of str
-        Text for the report and the docs.
-    bench_case : callable or None
-        ``bench_case(size) -> Case`` for asv, ``size`` from ``bench_sizes``.
+    convention : str
+        One sentence of the op's convention, for the report and ``list``;
+        ``section`` names its section of ``docs/conventions.rst``.
+    outputs : tuple of Output
+        Default one differentiable float output, ``("out",)``.
+    vjp : callable or None
+        ``vjp(*required primals, *cotangents, **optional primals, **params)``
+        with one cotangent per differentiable output, returning one cotangent
+        per primal (a NamedTuple by primal name; ``None`` for an absent or
+        non-differentiable primal). Without it the op has no gradient checks.
+    naive : callable or None
+        Forward written with ``autograd.numpy``, differentiated by autograd
+        (gradient ground truth; also the Jacobian of ``slogdet_of``).
+    properties : tuple of Property
+        Op-specific invariants; the engine adds the generic ones.
+    data : str or None
+        The primal an invertible or linear op maps (``X``), for the relations.
+    inverse_of : str or None
+        This op inverts op ``inverse_of`` in its ``data`` primal (the other
+        primals the same, by position): the engine checks the round trip both
+        ways, the error divided by ``condition(case)`` when given.
+    slogdet_of : str or None
+        This op's outputs ``(sign, logabsdet)`` (or its ``logdet`` output)
+        are the slogdet of the Jacobian of op ``slogdet_of``'s first output
+        with respect to its ``data`` primal, at the points ``jacobian_points(case)``
+        (pairs ``(case of that op, index into this op's outputs)``).
+    linear_in : tuple of str
+        Primals in which the forward is linear: the engine adds the adjoint
+        test ``<f(x), g> = <x, vjp(g)_x>`` for each.
     options : tuple of str
         Keyword params that select a refimpl implementation (method, block
-        size) rather than the mathematical function: they are not passed to
-        candidates (:func:`verify.check`) nor written to golden vectors.
+        size) rather than the mathematical function: not passed to candidates
+        nor written to golden vectors.
     """
 
-    name: str
-    module: str
     forward: Callable
-    vjp: Callable
-    primals: tuple[str, ...]
+    primals: tuple[Primal, ...]
     cases: Callable[[], Any]
     reference: Callable
-    naive: Callable | None
-    properties: tuple[Property, ...]
     tolerance: Mapping[str, float]
     convention: str
+    section: str = ""
+    outputs: tuple[Output, ...] = (Output("out"),)
+    vjp: Callable | None = None
+    naive: Callable | None = None
+    properties: tuple[Property, ...] = ()
+    data: str | None = None
+    inverse_of: str | None = None
+    condition: Callable | None = None
+    slogdet_of: str | None = None
+    jacobian_points: Callable | None = None
+    linear_in: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     bench_case: Callable | None = None
     bench_sizes: tuple = ()
-    options: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.forward.__name__
+
+    @property
+    def module(self) -> str:
+        """``<family>.<member>``: the forward's module below ``refimpl``."""
+        return self.forward.__module__.removeprefix("refimpl.")
+
+    @property
+    def family(self) -> str:
+        return self.module.split(".")[0]
+
+    @property
+    def primal_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.primals)
+
+    def primal(self, name: str) -> Primal:
+        return next(p for p in self.primals if p.name == name)
+
+    def output(self, name: str) -> Output:
+        return next(o for o in self.outputs if o.name == name)
+
+    @property
+    def differentiable_outputs(self) -> tuple[Output, ...]:
+        return tuple(o for o in self.outputs if o.is_differentiable)
+
+    def signature(self) -> str:
+        """``name(V, X, *, tau=None, transpose=...)`` as candidates are called."""
+        required = [p.name for p in self.primals if not p.optional]
+        optional = [f"{p.name}=None" for p in self.primals if p.optional]
+        return f"{self.name}({', '.join(required + optional)})"
 
 
 _REGISTRY: dict[str, Op] = {}
@@ -106,11 +256,31 @@ _loaded = [False]
 
 
 def register(op: Op) -> Op:
-    """Add ``op`` to the registry; a duplicate name is an error."""
+    """Add ``op`` to the registry; a duplicate name or an inconsistent record is an error."""
     if op.name in _REGISTRY:
         raise ValueError(f"op {op.name!r} is registered twice")
+    _validate(op)
     _REGISTRY[op.name] = op
     return op
+
+
+def _validate(op: Op) -> None:
+    names = op.primal_names
+    if len(set(names)) != len(names):
+        raise ValueError(f"op {op.name!r}: primal names repeat: {names}")
+    for field_name in ("data",):
+        value = getattr(op, field_name)
+        if value is not None and value not in names:
+            raise ValueError(f"op {op.name!r}: {field_name}={value!r} is not a primal of {names}")
+    unknown = [n for n in op.linear_in if n not in names]
+    if unknown:
+        raise ValueError(f"op {op.name!r}: linear_in names unknown primals {unknown}")
+    if op.linear_in and op.vjp is None:
+        raise ValueError(f"op {op.name!r}: linear_in needs a vjp (the adjoint test)")
+    if op.inverse_of is not None and op.data is None:
+        raise ValueError(f"op {op.name!r}: inverse_of needs data (the primal it maps)")
+    if op.slogdet_of is not None and op.jacobian_points is None:
+        raise ValueError(f"op {op.name!r}: slogdet_of needs jacobian_points")
 
 
 def _load() -> None:
@@ -118,8 +288,8 @@ def _load() -> None:
         return
     _loaded[0] = True
     package = importlib.import_module("verify.ops")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"verify.ops.{info.name}")
+    for info in pkgutil.walk_packages(package.__path__, prefix="verify.ops."):
+        importlib.import_module(info.name)
 
 
 def ops(names=None) -> list[Op]:

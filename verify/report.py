@@ -17,7 +17,7 @@ _COLUMNS = ("op", "property", "backend", "dtype", "examples", "max err / tol", "
 
 
 def _row(r: Result) -> tuple[str, ...]:
-    ratio = f"{r.max_error:.1e} / {r.tolerance:.0e}"
+    ratio = "-" if r.not_applicable else f"{r.max_error:.1e} / {r.tolerance:.0e}"
     return (r.op, r.property, r.backend, r.dtype, str(r.examples), ratio, r.verdict)
 
 
@@ -42,10 +42,12 @@ def format_table(results: list[Result]) -> str:
 
 def summary(results: list[Result]) -> str:
     """``"N passed, M failed (T s)"``, plus skipped and expected failures when there are any."""
-    counts = {v: sum(r.verdict == v for r in results) for v in ("pass", "FAIL", "skip", "xfail")}
+    counts = {v: sum(r.verdict == v for r in results)
+              for v in ("pass", "FAIL", "skip", "xfail", "n/a")}
     seconds = sum(r.seconds for r in results)
     extra = "".join(f", {counts[v]} {word}" for v, word in (("skip", "skipped"),
-                                                          ("xfail", "expected failures"))
+                                                          ("xfail", "expected failures"),
+                                                          ("n/a", "ops without a VJP"))
                     if counts[v])
     return f"{counts['pass']} passed, {counts['FAIL']} failed{extra} ({seconds:.1f} s)"
 
@@ -84,7 +86,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
         suite = ET.SubElement(
             root, "testsuite", name=op, tests=str(len(mine)),
             failures=str(sum(r.verdict == "FAIL" for r in mine)),
-            skipped=str(sum(r.verdict in ("skip", "xfail") for r in mine)),
+            skipped=str(sum(r.verdict in ("skip", "xfail", "n/a") for r in mine)),
             time=f"{sum(r.seconds for r in mine):.3f}",
         )
         for r in mine:
@@ -94,7 +96,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
             if r.verdict == "FAIL":
                 text = "\n".join(x for x in (r.counterexample, r.reproducer) if x)
                 ET.SubElement(case, "failure", message=r.message, type="PropertyFailed").text = text
-            elif r.verdict in ("skip", "xfail"):
+            elif r.verdict in ("skip", "xfail", "n/a"):
                 ET.SubElement(case, "skipped", message=r.xfail or r.message)
             ET.SubElement(case, "system-out").text = detail
     return ET.tostring(root, encoding="unicode", xml_declaration=True)

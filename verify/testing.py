@@ -1,10 +1,15 @@
 """pytest integration: one test per (op, property, backend, dtype).
 
-Used by refimpl's own tests (``tests/test_<module>.py``)::
+Used by refimpl's own tests (``tests/<family>/test_<member>.py``)::
 
-    @pytest.mark.parametrize(*property_cases(module="householder"))
+    @pytest.mark.parametrize(*property_cases("linalg.householder"))
     def test_property(op, prop, backend, dtype):
         assert_property(op, prop, backend, dtype)
+
+The generic properties (ground truth, gradients, relations) run on every
+backend; an op's own invariants on NumPy and on array-api-strict's second
+device (where any hidden conversion to host memory fails), so that test
+time grows with the ops, not with ops times backends.
 
 and by a framework's test suite, one test per (op, check) of its candidates::
 
@@ -44,8 +49,20 @@ def test_profile() -> str:
 test_profile.__test__ = False  # not a pytest test despite its name
 
 
-def property_cases(*, module: str):
-    """``(argnames, params)`` for ``pytest.mark.parametrize`` over one building block."""
+INVARIANT_BACKENDS = ("numpy", "array_api_strict:device1")
+
+
+def backends_for(prop: Property) -> list[str]:
+    """Every available backend for a generic property; NumPy and a second device otherwise."""
+    every = available_backends(devices=True)
+    return every if prop.generic else [b for b in every if b in INVARIANT_BACKENDS]
+
+
+def property_cases(module: str):
+    """``(argnames, params)`` for ``pytest.mark.parametrize`` over one member module.
+
+    ``module`` is ``"<family>.<member>"`` (``"linalg.householder"``).
+    """
     import pytest
 
     params = []
@@ -53,12 +70,12 @@ def property_cases(*, module: str):
         if op.module != module:
             continue
         for prop in properties_of(op):
-            for backend in available_backends(devices=True):
+            for backend in backends_for(prop):
                 for dtype in prop.dtypes:
                     test_id = _test_id(op.name, prop.name, backend, dtype)
                     params.append(pytest.param(op, prop, backend, dtype, id=test_id))
     if not params:
-        raise LookupError(f"no registered op belongs to module {module!r}")
+        raise LookupError(f"no registered op belongs to refimpl.{module}")
     return "op,prop,backend,dtype", params
 
 

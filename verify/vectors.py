@@ -18,6 +18,7 @@ entry, so ``max |actual - expected| <= atol`` is a (weaker) elementwise test.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,8 @@ import scipy
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from ._tree import is_array, tree_leaves, tree_map
+from .checks import call_forward, call_vjp, cotangents_of, outputs_of
 from .registry import Case, Op, ops
 
 __all__ = ["FORMAT", "Vector", "export_vectors", "load_vectors"]
@@ -62,26 +65,89 @@ def _tolerances(op: Op, expected: np.ndarray, scale: float | None = None) -> dic
     return {dt: {"rtol": tol, "atol": tol * denom} for dt, tol in op.tolerance.items()}
 
 
-def _arrays(op: Op, case: Case, index: int, seed: int) -> tuple[dict, dict, dict]:
-    """Arrays of one case, the keyword params a candidate takes, tolerances per output."""
+def _jsonable(value):
+    """Params and tree structures as JSON: dataclasses by type and fields, the rest by repr."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__,
+                **{f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def _store(arrays: dict, key: str, value) -> tuple:
+    """Put an array, or a tree's array leaves as ``key.0, key.1, ...``.
+
+    Returns ``(description, keys)``: the array's key, or the tree with every
+    leaf replaced by its key (written to the manifest as JSON), and the keys added.
+    """
+    if is_array(value):
+        arrays[key] = np.asarray(value)
+        return key, [key]
+    keys = [f"{key}.{i}" for i in range(len(tree_leaves(value)))]
+    names = iter(keys)
+
+    def place(a):
+        name = next(names)
+        arrays[name] = np.asarray(a)
+        return name
+
+    return tree_map(place, value), keys
+
+
+def _single(names, prefix, name):
+    return prefix if len(names) == 1 else f"{prefix}_{name}"
+
+
+def _arrays(op: Op, case: Case, index: int, seed: int) -> tuple[dict, dict, dict, dict]:
+    """One case's arrays, the params a candidate takes, tolerances per array, tree structures."""
     params = {k: v for k, v in case.params.items() if k not in op.options}
-    primals = [case.primals[n] for n in op.primals]
-    output = np.asarray(op.forward(*primals, **params))
-    cotangent = np.random.default_rng([seed, index]).standard_normal(output.shape)
-    vjps = [np.asarray(g) for g in op.vjp(*primals, cotangent, **params)]
-    scale = max(float(np.linalg.norm(g)) for g in vjps)
-    arrays = {f"input_{n}": x for n, x in zip(op.primals, primals)}
-    arrays.update(output=output, cotangent=cotangent)
-    arrays.update({f"vjp_{n}": g for n, g in zip(op.primals, vjps)})
-    tolerance = {"output": _tolerances(op, output)}
-    tolerance.update({f"vjp_{n}": _tolerances(op, g, scale) for n, g in zip(op.primals, vjps)})
-    return arrays, params, tolerance
+    arrays, trees, tolerance = {}, {}, {}
+    for name, value in case.primals.items():
+        described, _ = _store(arrays, f"input_{name}", value)
+        if not is_array(value):
+            trees[f"input_{name}"] = described
+    result = call_forward(op, op.forward, case.primals, params, lambda a: a)
+    outputs = {k: np.asarray(v) for k, v in outputs_of(op, result).items()}
+    compared = [o.name for o in op.outputs if o.compared]
+    for name in compared:
+        key = _single(compared, "output", name)
+        arrays[key] = outputs[name]
+        if op.output(name).dtype == "float":
+            tolerance[key] = _tolerances(op, outputs[name])
+    if op.vjp is None:
+        return arrays, params, tolerance, trees
+    gen = np.random.default_rng([seed, index])
+    diff = [o.name for o in op.differentiable_outputs]
+    cotangents = [gen.standard_normal(outputs[n].shape) for n in diff]
+    for name, c in zip(diff, cotangents):
+        arrays[_single(diff, "cotangent", name)] = c
+    vjps = cotangents_of(op, call_vjp(op, op.vjp, case.primals, cotangents, params, lambda a: a),
+                         case.primals)
+    scale = max(float(np.linalg.norm(leaf)) for v in vjps.values() for leaf in tree_leaves(v))
+    for name, g in vjps.items():
+        described, keys = _store(arrays, f"vjp_{name}", g)
+        if not is_array(g):
+            trees[f"vjp_{name}"] = described
+        tolerance.update({k: _tolerances(op, arrays[k], scale) for k in keys})
+    return arrays, params, tolerance, trees
+
+
+def _write_json(path: str, payload: dict) -> None:
+    """Write ``path`` atomically: a temporary file renamed into place, so it is never truncated."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=2, default=_jsonable)
+    os.replace(tmp, path)
 
 
 def export_vectors(out_dir, op_names=None, *, examples: int = 5, seed: int = 0) -> dict:
     """Write ``examples`` golden cases per op (all ops, or those named) to ``out_dir``.
 
-    Returns the manifest, also written to ``out_dir/manifest.json``.
+    Returns the manifest, written last (atomically) to ``out_dir/manifest.json``:
+    an export that fails midway leaves no manifest, or the previous one.
     """
     from refimpl import CONVENTION_VERSION, __version__
 
@@ -96,35 +162,54 @@ def export_vectors(out_dir, op_names=None, *, examples: int = 5, seed: int = 0) 
         "ops": {}, "files": [],
     }
     for op in ops(op_names):
-        manifest["ops"][op.name] = {"primals": list(op.primals), "convention": op.convention}
+        manifest["ops"][op.name] = {
+            "primals": list(op.primal_names), "outputs": [o.name for o in op.outputs],
+            "cotangents": [o.name for o in op.differentiable_outputs] if op.vjp else [],
+            "signature": op.signature(), "convention": op.convention,
+        }
         for i, case in enumerate(_draw(op, examples, seed)):
-            arrays, params, tolerance = _arrays(op, case, i, seed)
+            arrays, params, tolerance, trees = _arrays(op, case, i, seed)
             name = f"{op.name}_{i:03d}.npz"
             np.savez(os.path.join(out_dir, name), **arrays)
             manifest["files"].append({
                 "file": name, "op": op.name, "sha256": _sha256(os.path.join(out_dir, name)),
-                "params": params,
+                "params": params, "trees": trees,
                 "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.name}
                            for k, a in arrays.items()},
                 "tolerance": tolerance,
             })
-    with open(os.path.join(out_dir, _MANIFEST), "w") as fh:
-        json.dump(manifest, fh, indent=2)
-    return manifest
+    _write_json(os.path.join(out_dir, _MANIFEST), manifest)
+    return json.loads(json.dumps(manifest, default=_jsonable))
 
 
 @dataclass(frozen=True)
 class Vector:
-    """One golden case: ``op(*inputs.values(), **params) == output`` and its VJP."""
+    """One golden case: ``op(*inputs, **params)`` gives ``outputs``; its VJP at ``cotangents``.
+
+    Tree inputs (network layers) come back as the manifest's JSON structure
+    (``{"type": "Linear", "weight": array, ...}``) with their arrays in place.
+    ``output`` and ``cotangent`` are the single output and its cotangent of
+    one-output ops.
+    """
 
     op: str
     file: str
     params: dict
     inputs: dict
-    output: np.ndarray
-    cotangent: np.ndarray
+    outputs: dict
+    cotangents: list
     vjp: dict
     tolerance: dict
+
+    @property
+    def output(self) -> np.ndarray:
+        (value,) = self.outputs.values()
+        return value
+
+    @property
+    def cotangent(self) -> np.ndarray:
+        (value,) = self.cotangents
+        return value
 
 
 def _read_checked(directory: str, entry: dict) -> dict:
@@ -142,6 +227,23 @@ def _read_checked(directory: str, entry: dict) -> dict:
     return arrays
 
 
+def _rebuild(described, arrays):
+    """A stored tree's JSON description with its array keys replaced by the arrays."""
+    if isinstance(described, str):
+        return arrays.get(described, described)
+    if isinstance(described, list):
+        return [_rebuild(v, arrays) for v in described]
+    if isinstance(described, dict):
+        return {k: _rebuild(v, arrays) for k, v in described.items()}
+    return described
+
+
+def _named(arrays, prefix, names):
+    if len(names) == 1 and prefix in arrays:
+        return {names[0]: arrays[prefix]}
+    return {n: arrays[f"{prefix}_{n}"] for n in names if f"{prefix}_{n}" in arrays}
+
+
 def load_vectors(directory) -> list[Vector]:
     """The golden vectors in ``directory``, after checking every file's SHA-256."""
     with open(os.path.join(directory, _MANIFEST)) as fh:
@@ -151,11 +253,20 @@ def load_vectors(directory) -> list[Vector]:
     vectors = []
     for entry in manifest["files"]:
         arrays = _read_checked(directory, entry)
-        primals = manifest["ops"][entry["op"]]["primals"]
+        record = manifest["ops"][entry["op"]]
+        trees = entry.get("trees", {})
+
+        def value(key):
+            return _rebuild(trees[key], arrays) if key in trees else arrays.get(key)
+
+        inputs = {n: value(f"input_{n}") for n in record["primals"]}
         vectors.append(Vector(
             op=entry["op"], file=entry["file"], params=entry["params"],
-            inputs={n: arrays[f"input_{n}"] for n in primals},
-            output=arrays["output"], cotangent=arrays["cotangent"],
-            vjp={n: arrays[f"vjp_{n}"] for n in primals}, tolerance=entry["tolerance"],
+            inputs={n: v for n, v in inputs.items() if v is not None},
+            outputs=_named(arrays, "output", record["outputs"]),
+            cotangents=list(_named(arrays, "cotangent", record["cotangents"]).values()),
+            vjp={n: value(f"vjp_{n}") for n in record["primals"]
+                 if f"vjp_{n}" in arrays or f"vjp_{n}" in trees},
+            tolerance=entry["tolerance"],
         ))
     return vectors

@@ -4,9 +4,14 @@ from . import common  # noqa: F401  (pins BLAS threads before NumPy is used)
 
 import numpy as np
 
-from verify.registry import ops
+from verify.checks import call_forward, call_vjp, outputs_of
+from verify.registry import get_op, ops
 
 _CASES = [(op.name, size) for op in ops() if op.bench_case for size in op.bench_sizes]
+
+
+def _identity(a):
+    return a
 
 
 class RegistryOps:
@@ -15,15 +20,19 @@ class RegistryOps:
 
     def setup(self, key):
         name, size = _CASES[self.params[0].index(key)]
-        self.op = next(op for op in ops() if op.name == name)
-        case = self.op.bench_case(size)
-        self.args = [case.primals[n] for n in self.op.primals]
-        self.params_ = case.params
-        out = self.op.forward(*self.args, **self.params_)
-        self.cotangent = np.ones_like(out)
+        self.op = get_op(name)
+        self.case = self.op.bench_case(size)
+        out = outputs_of(self.op, self.forward())
+        self.cotangents = [np.ones_like(np.asarray(out[o.name]))
+                           for o in self.op.differentiable_outputs]
+        if self.op.vjp is None:
+            self.time_vjp = None
+
+    def forward(self):
+        return call_forward(self.op, self.op.forward, self.case.primals, self.case.params, _identity)
 
     def time_forward(self, key):
-        self.op.forward(*self.args, **self.params_)
+        self.forward()
 
     def time_vjp(self, key):
-        self.op.vjp(*self.args, self.cotangent, **self.params_)
+        call_vjp(self.op, self.op.vjp, self.case.primals, self.cotangents, self.case.params, _identity)

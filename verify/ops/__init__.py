@@ -1,5 +1,6 @@
-"""One module per building block; each registers its op records on import.
+"""Op records: ``verify/ops/<family>/<member>.py`` mirrors ``refimpl/<family>/<member>.py``.
 
-:func:`verify.registry.ops` imports every module here, so a new building
-block needs no edit outside its own file.
+Each module registers the records of its member's ops on import;
+:func:`verify.registry.ops` imports every module here, so a new member needs
+no edit outside its own file.
 """

@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.linalg: one module per member."""

@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.linalg`: one module per member."""
