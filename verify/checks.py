@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -247,8 +248,8 @@ def call_vjp(op: Op, fn, primals: dict, cotangents: list, params: dict, convert)
 def outputs_of(op: Op, result, what="forward") -> dict:
     """``{output name: value}`` from a result: an array, a tuple, a mapping or an object."""
     names = [o.name for o in op.outputs]
-    if len(names) == 1 and is_array(result):
-        return {names[0]: result}
+    if len(names) == 1 and not _has_fields(result, names[0]):
+        return {names[0]: result}  # the value itself: ctx.take says what is wrong with it
     if isinstance(result, dict):
         values = {n: result[n] for n in names if n in result}
     elif isinstance(result, (tuple, list)) and not hasattr(result, "_fields"):
@@ -263,6 +264,15 @@ def outputs_of(op: Op, result, what="forward") -> dict:
         raise CheckError(f"{what} result {type(result).__name__} has no output {missing[0]!r} "
                          f"(outputs: {', '.join(names)})")
     return values
+
+
+def _has_fields(result, name) -> bool:
+    """A structured result holding output ``name``: a mapping, NamedTuple or dataclass."""
+    if isinstance(result, dict):
+        return name in result
+    if is_array(result):
+        return False
+    return (hasattr(result, "_fields") or dataclasses.is_dataclass(result)) and hasattr(result, name)
 
 
 def cotangents_of(op: Op, result, primals: dict) -> dict:

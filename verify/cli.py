@@ -187,7 +187,8 @@ def describe_op(op) -> str:
     if op.vjp is None:
         vjp = "    vjp: none (no gradient checks)"
     else:
-        cotangents = ", ".join(f"d{o.name}" for o in op.differentiable_outputs)
+        diff = op.differentiable_outputs
+        cotangents = "cotangent" if len(diff) == 1 else ", ".join(f"d{o.name}" for o in diff)
         vjp = (f"    vjp({', '.join(required)}, {cotangents}{optional}{params})"
                f" -> ({', '.join(p.name for p in op.primals if p.is_differentiable)})")
     tol = ", ".join(f"{k} {v:g}" for k, v in op.tolerance.items())

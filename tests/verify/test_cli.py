@@ -5,24 +5,24 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from refimpl import householder_product, householder_product_vjp
+from refimpl.linalg import householder_product, householder_product_vjp
 from verify.cli import main
 
 
-def correct(V, X, *, transpose=False):
-    return householder_product(V, X, transpose=transpose)
+def correct(V, X, tau=None, *, transpose=False):
+    return householder_product(V, X, tau=tau, transpose=transpose)
 
 
-def correct_vjp(V, X, G, *, transpose=False):
-    return householder_product_vjp(V, X, G, transpose=transpose)
+def correct_vjp(V, X, G, tau=None, *, transpose=False):
+    return householder_product_vjp(V, X, G, tau=tau, transpose=transpose)
 
 
 def as_float32(x):
     return x.astype("float32")
 
 
-def buggy(V, X, *, transpose=False):
-    return householder_product(V, X, transpose=not transpose)
+def buggy(V, X, tau=None, *, transpose=False):
+    return householder_product(V, X, tau=tau, transpose=not transpose)
 
 
 NOT_CALLABLE = 3
@@ -31,29 +31,29 @@ CHECK = ["check", "--op", "householder_product", "--max-examples", "4"]
 
 def test_check_passes_with_reports(tmp_path, capsys):
     json_path, junit_path = tmp_path / "r.json", tmp_path / "r.xml"
-    code = main(CHECK + ["test_verify_cli:correct", "--vjp", "test_verify_cli:correct_vjp",
+    code = main(CHECK + ["test_cli:correct", "--vjp", "test_cli:correct_vjp",
                          "--json", str(json_path), "--junit", str(junit_path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "householder_product: test_verify_cli:correct" in out and "0 failed" in out
+    assert "householder_product: test_cli:correct" in out and "0 failed" in out
     assert json.loads(json_path.read_text())["passed"] is True
     assert ET.parse(junit_path).getroot().find("testsuite").get("failures") == "0"
 
 
 def test_check_failure_exits_1_with_reproducer(capsys):
-    code = main(CHECK + ["test_verify_cli:buggy", "--property", "transpose is the reversed product",
+    code = main(CHECK + ["test_cli:buggy", "--property", "transpose is the reversed product",
                          "--property", "matches ground truth"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL householder_product / matches ground truth" in out
-    assert "from test_verify_cli import buggy as forward" in out
+    assert "from test_cli import buggy as forward" in out
 
 
 @pytest.mark.parametrize("path, message", [
     ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
-    ("test_verify_cli:missing", "has no attribute 'missing'"),
-    ("test_verify_cli", "not an import path of the form"),
-    ("test_verify_cli:NOT_CALLABLE", "is a int, not a callable"),
+    ("test_cli:missing", "has no attribute 'missing'"),
+    ("test_cli", "not an import path of the form"),
+    ("test_cli:NOT_CALLABLE", "is a int, not a callable"),
 ])
 def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
     assert main(CHECK + [path]) == 2
@@ -61,10 +61,10 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["check", "test_verify_cli:correct", "--op", "nope"], "no op 'nope'"),
-    (["check", "test_verify_cli:correct", "--op", "householder_product", "--from-numpy", "mx"],
+    (["check", "test_cli:correct", "--op", "nope"], "no op 'nope'"),
+    (["check", "test_cli:correct", "--op", "householder_product", "--from-numpy", "mx"],
      "'mx' is not an import path"),
-    (["check", "test_verify_cli:correct", "--op", "householder_product", "--from-numpy",
+    (["check", "test_cli:correct", "--op", "householder_product", "--from-numpy",
       "torch:nodevice"], "nodevice"),
     (["export-vectors", "--out", "unused", "--op", "nope"], "no op 'nope'"),
     (["list", "--op", "nope"], "no op 'nope'"),
@@ -76,23 +76,24 @@ def test_usage_errors_exit_2(argv, message, capsys):
 
 
 def test_from_numpy_import_path(capsys):
-    code = main(CHECK + ["test_verify_cli:correct", "--from-numpy", "test_verify_cli:as_float32"])
+    code = main(CHECK + ["test_cli:correct", "--from-numpy", "test_cli:as_float32"])
     assert code == 2 and "turned a float64 array into float32" in capsys.readouterr().err
 
 
 def test_list_gives_signatures_and_conventions(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "householder_product(V, X, transpose=...)  [refimpl.householder]" in out
-    assert "householder_product_tau(V, X, tau, transpose=...)" in out
-    assert "vjp(V, X, tau, cotangent, transpose=...) -> (dV, dX, dtau)" in out
-    assert "convention: Reflectors are the rows of V" in out
+    assert ("householder_product(V, X, tau=None, transpose=...) -> out  "
+            "[refimpl.linalg.householder]") in out
+    assert "vjp(V, X, cotangent, tau=None, transpose=...) -> (V, X, tau)" in out
+    assert "svd_linear_slogdet(Vu, s, Vv) -> sign, logabsdet" in out
+    assert "convention (docs/conventions.rst: 1): Reflectors are the rows of V" in out
     assert "method" not in out.split("convention")[0]  # refimpl-only options are not listed
 
 
 def test_export_vectors(tmp_path, capsys):
     code = main(["export-vectors", "--out", str(tmp_path), "--op", "householder_product",
-                 "householder_product_tau", "--examples", "2"])
+                 "householder_matrix", "--examples", "2"])
     assert code == 0
     assert "wrote 4 cases for 2 ops" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir())[-1] == "manifest.json"

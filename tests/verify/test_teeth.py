@@ -6,23 +6,19 @@ entry fails ``test_every_registered_op_has_teeth``.
 """
 
 import functools
-import importlib.util
-import pathlib
 
 import pytest
+from _loading import TESTS, load_module
 
 import verify
 from verify.candidate import candidate_properties
 
-_TESTS = pathlib.Path(__file__).parent.parent
 
 
 def _load_teeth() -> dict:
     table = {}
-    for path in sorted(_TESTS.glob("*/teeth_*.py")):
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    for path in sorted(TESTS.glob("*/teeth_*.py")):
+        module = load_module(path)
         overlap = set(table) & set(module.TEETH)
         assert not overlap, f"{path.name} repeats teeth for {sorted(overlap)}"
         table.update(module.TEETH)

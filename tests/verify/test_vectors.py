@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from _loading import load_module
 
 import verify
+from refimpl.linalg import householder_product, householder_product_vjp, svd_linear_slogdet
 from verify.vectors import FORMAT
 
-OPS = ["householder_product", "householder_product_tau"]
+OPS = ["householder_product", "svd_linear_slogdet"]
 
 
 @pytest.fixture(scope="module")
@@ -29,31 +31,44 @@ def test_manifest_describes_every_file(exported):
     for entry in manifest["files"]:
         data = (out / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-        assert "method" not in entry["params"] and "transpose" in entry["params"]
-        primals = manifest["ops"][entry["op"]]["primals"]
-        expected_keys = ({f"input_{p}" for p in primals} | {f"vjp_{p}" for p in primals}
-                         | {"output", "cotangent"})
-        assert set(entry["arrays"]) == expected_keys
-        assert set(entry["tolerance"]) == {"output"} | {f"vjp_{p}" for p in primals}
-        assert entry["tolerance"]["output"]["float64"]["rtol"] == 1e-12
+        assert "method" not in entry["params"] and "block_size" not in entry["params"]
+        record = manifest["ops"][entry["op"]]
+        given = [p for p in record["primals"] if f"input_{p}" in entry["arrays"]]
+        outputs = (["output"] if len(record["outputs"]) == 1
+                   else [f"output_{o}" for o in record["outputs"]])
+        cotangents = (["cotangent"] if len(record["cotangents"]) == 1
+                      else [f"cotangent_{o}" for o in record["cotangents"]])
+        vjps = {f"vjp_{p}" for p in given}
+        assert set(entry["arrays"]) == ({f"input_{p}" for p in given} | vjps | set(outputs)
+                                        | set(cotangents))
+        assert set(entry["tolerance"]) == set(outputs) | vjps
+        assert entry["tolerance"][outputs[-1]]["float64"]["rtol"] == 1e-12
 
 
 def test_vectors_reproduce_refimpl_and_an_independent_implementation(exported):
-    from teeth_householder import Reflectors
-
+    Reflectors = load_module("linalg/teeth_householder.py").Reflectors
     vectors = verify.load_vectors(exported[0])
     assert [v.op for v in vectors] == [op for op in OPS for _ in range(3)]
-    for v in vectors:
-        op = verify.get_op(v.op)
-        independent = Reflectors(explicit_tau="tau" in v.inputs)
-        args = list(v.inputs.values())
-        for impl in (op, independent):
-            out = impl.forward(*args, **v.params)
+    for v in [v for v in vectors if v.op == "householder_product"]:
+        independent = Reflectors()
+        V, X, tau = v.inputs["V"], v.inputs["X"], v.inputs.get("tau")
+        for forward, vjp in ((householder_product, householder_product_vjp),
+                             (independent.forward, independent.vjp)):
+            out = forward(V, X, tau=tau, **v.params)
             tol = v.tolerance["output"]["float64"]
             assert np.linalg.norm(out - v.output) <= tol["atol"]
-            grads = impl.vjp(*args, v.cotangent, **v.params)
+            grads = vjp(V, X, v.cotangent, tau=tau, **v.params)
             for name, g in zip(v.inputs, grads):
                 assert np.linalg.norm(g - v.vjp[name]) <= v.tolerance[f"vjp_{name}"]["float64"]["atol"]
+
+
+def test_vectors_of_several_outputs(exported):
+    for v in [v for v in verify.load_vectors(exported[0]) if v.op == "svd_linear_slogdet"]:
+        assert set(v.outputs) == {"sign", "logabsdet"}
+        expected = svd_linear_slogdet(v.inputs["Vu"], v.inputs["s"], v.inputs["Vv"])
+        np.testing.assert_array_equal(v.outputs["sign"], expected.sign)
+        np.testing.assert_allclose(v.outputs["logabsdet"], expected.logabsdet, rtol=1e-14)
+        assert set(v.vjp) == {"Vu", "s", "Vv"} and len(v.cotangents) == 1
 
 
 def test_same_seed_same_vectors(exported, tmp_path):

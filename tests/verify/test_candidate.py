@@ -11,35 +11,32 @@ import numpy as np
 import pytest
 
 import verify
-from refimpl import householder_product, householder_product_vjp
+from refimpl.linalg import householder_product, householder_product_vjp
 from verify.adapters import default_to_numpy
 from verify.testing import _Check
 
 OP = "householder_product"
 
 
-def forward(V, X, *, transpose=False):
-    return householder_product(V, X, transpose=transpose, method="sequential")
+def forward(V, X, tau=None, *, transpose=False):
+    return householder_product(V, X, tau=tau, transpose=transpose, method="sequential")
 
 
-def vjp(V, X, G, *, transpose=False):
-    return householder_product_vjp(V, X, G, transpose=transpose, method="sequential")
+def vjp(V, X, G, tau=None, *, transpose=False):
+    return householder_product_vjp(V, X, G, tau=tau, transpose=transpose, method="sequential")
 
 
-def tau_forward(V, X, tau, *, transpose=False):
-    return householder_product(V, X, tau=tau, transpose=transpose)
+def matrix(V, tau=None):
+    d = V.shape[-1]
+    return forward(V, np.broadcast_to(np.eye(d), V.shape[:-2] + (d, d)), tau)
 
 
-def tau_vjp(V, X, tau, G, *, transpose=False):
-    return householder_product_vjp(V, X, G, tau=tau, transpose=transpose)
+def negated(V, X, tau=None, *, transpose=False):
+    return -forward(V, X, tau, transpose=transpose)
 
 
-def negated(V, X, *, transpose=False):
-    return -forward(V, X, transpose=transpose)
-
-
-def perturbed(V, X, *, transpose=False):
-    return forward(V, X, transpose=transpose) * (1 + 1e-9)
+def perturbed(V, X, tau=None, *, transpose=False):
+    return forward(V, X, tau, transpose=transpose) * (1 + 1e-9)
 
 
 def _report(candidate, **kw):
@@ -50,8 +47,9 @@ def test_correct_candidate_passes_every_check():
     report = _report(forward, vjp=vjp)
     assert report.passed, str(report)
     names = [r.property for r in report.results]
-    assert names[:5] == ["matches ground truth", "matches refimpl forward",
-                         "vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl"]
+    assert names[:6] == ["matches ground truth", "matches refimpl forward",
+                         "vjp: dot-product test", "vjp: autograd", "adjoint test in X",
+                         "vjp: matches refimpl"]
     own = {p.name for p in verify.get_op(OP).properties}
     refimpl_only = {p.name for p in verify.get_op(OP).properties if p.refimpl_only}
     assert set(names) >= own - refimpl_only and not set(names) & refimpl_only
@@ -62,27 +60,32 @@ def test_without_vjp_gradient_checks_are_skipped():
     report = _report(forward)
     skipped = {r.property for r in report.results if r.verdict == "skip"}
     assert skipped == {"vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl",
-                       "gradient orthogonal to v"}
-    assert report.passed and "4 skipped" in report.summary()
+                       "adjoint test in X", "gradient orthogonal to v"}
+    assert report.passed and "5 skipped" in report.summary()
 
 
-def _raises(V, X, *, transpose=False):
+def _raises(V, X, tau=None, *, transpose=False):
     raise RuntimeError("kernel not implemented")
 
 
 @pytest.mark.parametrize("candidate, message", [
     (_raises, "RuntimeError: kernel not implemented"),
-    (lambda V, X, transpose=False: forward(V, X, transpose=transpose)[..., :1], "has shape"),
-    (lambda V, X, transpose=False: forward(V, X, transpose=transpose).astype(np.float32),
-     "has dtype float32, expected float64"),
-    (lambda V, X, transpose=False: xps.asarray(forward(V, X, transpose=transpose)),
+    (lambda V, X, tau=None, transpose=False: forward(V, X, tau, transpose=transpose)[..., :1],
+     "has shape"),
+    (lambda V, X, tau=None, transpose=False: forward(V, X, tau, transpose=transpose).astype(
+        np.float32), "has dtype float32, expected float64"),
+    (lambda V, X, tau=None, transpose=False: xps.asarray(forward(V, X, tau, transpose=transpose)),
      "in namespace array_api_strict, expected"),
-    (lambda V, X, transpose=False: forward(V, X, transpose=transpose) * np.nan, "error inf"),
-    (lambda V, X, transpose=False: forward(V, X, transpose=transpose).tolist(), "not an array"),
-    (lambda V, X, transpose=False: None, "not an array but NoneType"),
-    (lambda V, X, transpose=False: SimpleNamespace(shape=X.shape, dtype=X.dtype),
+    (lambda V, X, tau=None, transpose=False: forward(V, X, tau, transpose=transpose) * np.nan,
+     "error nan"),
+    (lambda V, X, tau=None, transpose=False: forward(V, X, tau, transpose=transpose) * np.inf,
+     "error inf"),
+    (lambda V, X, tau=None, transpose=False: forward(V, X, tau, transpose=transpose).tolist(),
+     "not an array"),
+    (lambda V, X, tau=None, transpose=False: None, "not an array but NoneType"),
+    (lambda V, X, tau=None, transpose=False: SimpleNamespace(shape=X.shape, dtype=X.dtype),
      "is a SimpleNamespace, not an array of"),
-    (lambda V, X: forward(V, X), "TypeError"),  # does not accept the op's keyword params
+    (lambda V, X, tau=None: forward(V, X, tau), "TypeError"),  # lacks the keyword params
 ])
 def test_bad_candidate_fails_the_check_and_does_not_crash(candidate, message):
     report = _report(candidate, properties=["matches ground truth"])
@@ -92,10 +95,13 @@ def test_bad_candidate_fails_the_check_and_does_not_crash(candidate, message):
 
 
 @pytest.mark.parametrize("bad_vjp, message", [
-    (lambda V, X, G, transpose=False: vjp(V, X, G, transpose=transpose)[:1], "must return 2"),
-    (lambda V, X, G, transpose=False: vjp(V, X, G, transpose=transpose)[0], "tuple of 2"),
-    (lambda V, X, G, transpose=False: (vjp(V, X, G, transpose=transpose)[0].T,
-                                        vjp(V, X, G, transpose=transpose)[1]), "cotangent of V"),
+    (lambda V, X, G, tau=None, transpose=False: vjp(V, X, G, tau, transpose=transpose)[:1],
+     "cotangents (one per primal"),
+    (lambda V, X, G, tau=None, transpose=False: vjp(V, X, G, tau, transpose=transpose)[0],
+     "must return a tuple"),
+    (lambda V, X, G, tau=None, transpose=False: (vjp(V, X, G, tau, transpose=transpose)[0].T,
+                                                  *vjp(V, X, G, tau, transpose=transpose)[1:]),
+     "cotangent of V"),
 ])
 def test_bad_vjp_fails_the_gradient_checks(bad_vjp, message):
     report = _report(forward, vjp=bad_vjp, properties=["vjp: autograd", "vjp: matches refimpl"])
@@ -105,8 +111,9 @@ def test_bad_vjp_fails_the_gradient_checks(bad_vjp, message):
 
 def test_wrong_device_is_a_failure():
     """Inputs on array_api_strict's device1, output moved back to the default device."""
-    def leaks(V, X, transpose=False):
-        return householder_product(V, X, transpose=transpose).to_device(xps.Device("CPU_DEVICE"))
+    def leaks(V, X, tau=None, transpose=False):
+        return householder_product(V, X, tau=tau, transpose=transpose).to_device(
+            xps.Device("CPU_DEVICE"))
 
     report = _report(leaks, from_numpy="array_api_strict:device1",
                      properties=["matches ground truth"])
@@ -135,7 +142,7 @@ def test_adapter_errors_are_usage_errors():
 def test_failure_has_smallest_input_and_a_reproducer_that_replays_it():
     report = _report(negated)
     failure = report.failures[0]
-    assert "from test_verify_check import negated as forward" in failure.reproducer
+    assert "from test_candidate import negated as forward" in failure.reproducer
     assert "V: shape (1, 1)" in failure.counterexample  # shrunk to the smallest case
     namespace, out = {}, io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -167,9 +174,9 @@ def test_seed_fixes_the_drawn_inputs():
 
 
 def test_check_all_with_expected_failures():
-    report = verify.check_all({OP: negated, "householder_product_tau": tau_forward},
+    report = verify.check_all({OP: negated, "householder_matrix": matrix},
                               expected_failures={OP: "upstream bug #123"}, max_examples=4)
-    assert report.op_verdicts() == {OP: "xfail", "householder_product_tau": "pass"}
+    assert report.op_verdicts() == {OP: "xfail", "householder_matrix": "pass"}
     assert report.passed
     assert {r.verdict for r in report.results if r.op == OP} <= {"pass", "skip", "xfail"}
     assert "expected failure: upstream bug #123" in str(report)
@@ -178,7 +185,7 @@ def test_check_all_with_expected_failures():
     assert xpass.op_verdicts() == {OP: "XPASS"} and not xpass.passed
     assert "XPASS householder_product" in str(xpass)
     with pytest.raises(ValueError, match="without a candidate"):
-        verify.check_all({OP: forward}, expected_failures={"householder_product_tau": "?"})
+        verify.check_all({OP: forward}, expected_failures={"householder_matrix": "?"})
 
 
 def test_report_as_json_and_junit():
@@ -195,7 +202,7 @@ def test_report_as_json_and_junit():
 
 CANDIDATES = {
     OP: verify.Candidate(forward, vjp=vjp),
-    "householder_product_tau": verify.Candidate(tau_forward, vjp=tau_vjp),
+    "householder_matrix": verify.Candidate(matrix),
 }
 
 
@@ -214,8 +221,8 @@ def test_parametrize_with_checks_ids_and_marks():
     mark = verify.parametrize_with_checks(CANDIDATES, dtypes=("float64", "float32"))
     ids = [p.id for p in mark.args[1]]
     assert "householder_product-matches_ground_truth-float64" in ids
-    assert "householder_product_tau-vjp:_dot-product_test-float64" in ids
-    assert "householder_product_tau-vjp:_dot-product_test-float32" not in ids  # float64 only
+    assert "householder_product-vjp:_dot-product_test-float64" in ids
+    assert "householder_product-vjp:_dot-product_test-float32" not in ids  # float64 only
     assert len(ids) == len(set(ids))
     assert all(isinstance(p.values[0], _Check) for p in mark.args[1])
 
