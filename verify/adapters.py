@@ -42,7 +42,8 @@ class Adapter:
 
     def put(self, x: np.ndarray):
         """``from_numpy(x)``, refused when the conversion changed the dtype."""
-        out = self.from_numpy(np.ascontiguousarray(x))
+        # np.array, not np.ascontiguousarray: the latter turns a 0-d array into shape (1,).
+        out = self.from_numpy(np.array(x, order="C"))
         got = str(getattr(out, "dtype", "?")).rsplit(".", 1)[-1]
         if got != x.dtype.name:
             raise TypeError(

@@ -176,7 +176,8 @@ def no_vjp_result(op: Op, backend: str) -> Result:
                   message="no VJP (not differentiable, or a fit): no gradient checks")
 
 
-def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"), progress=None):
+def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"), progress=None,
+           seed=None):
     """All properties of one op on one backend, each for the dtypes it supports."""
     results = [] if op.vjp is not None else [no_vjp_result(op, backend)]
     for prop in properties_of(op):
@@ -185,7 +186,7 @@ def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"),
                 continue
             if progress:
                 progress(op, prop, backend, dtype)
-            results.append(run_property(op, prop, backend, dtype, profile=profile))
+            results.append(run_property(op, prop, backend, dtype, profile=profile, seed=seed))
     return results
 
 
@@ -196,10 +197,12 @@ def run_suite(
     profile="ci",
     dtypes=("float64", "float32"),
     progress: Callable | None = None,
+    seed: int | None = None,
 ) -> list[Result]:
-    """Every property of every op on every backend."""
+    """Every property of every op on every backend (``seed``: hypothesis's, else the profile's)."""
     results = []
     for backend in backends:
         for op in ops:
-            results += run_op(op, backend, profile=profile, dtypes=dtypes, progress=progress)
+            results += run_op(op, backend, profile=profile, dtypes=dtypes, progress=progress,
+                              seed=seed)
     return results

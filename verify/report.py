@@ -11,7 +11,7 @@ import scipy
 
 from .engine import Result
 
-__all__ = ["format_table", "summary", "to_json", "to_junit"]
+__all__ = ["format_table", "header", "summary", "to_json", "to_junit", "versions"]
 
 _COLUMNS = ("op", "property", "backend", "dtype", "examples", "max err / tol", "verdict")
 
@@ -19,6 +19,37 @@ _COLUMNS = ("op", "property", "backend", "dtype", "examples", "max err / tol", "
 def _row(r: Result) -> tuple[str, ...]:
     ratio = "-" if r.not_applicable else f"{r.max_error:.1e} / {r.tolerance:.0e}"
     return (r.op, r.property, r.backend, r.dtype, str(r.examples), ratio, r.verdict)
+
+
+def versions() -> dict:
+    """The versions a report depends on: refimpl, its conventions, Python and the libraries."""
+    import array_api_compat
+    import hypothesis
+
+    from refimpl import CONVENTION_VERSION, __version__
+
+    return {"refimpl": __version__, "convention_version": CONVENTION_VERSION,
+            "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "hypothesis": hypothesis.__version__,
+            "array_api_compat": array_api_compat.__version__}
+
+
+def header(*, profile, backends, seed=None, threads=None) -> str:
+    """The report's first lines: what ran, where, and with which versions."""
+    from .engine import PROFILES
+
+    v = versions()
+    examples = PROFILES[profile]["max_examples"]
+    mode = "fresh draws" if seed is None and not PROFILES[profile]["derandomize"] else (
+        f"seed {seed}" if seed is not None else "deterministic")
+    lines = [
+        f"refimpl-verify: refimpl {v['refimpl']} (conventions {v['convention_version']}), "
+        f"profile {profile} ({examples} examples per property, {mode}), "
+        f"backends {', '.join(backends)}" + (f", {threads} BLAS thread(s)" if threads else ""),
+        "versions: " + ", ".join(f"{k} {v[k]}" for k in ("python", "numpy", "scipy", "hypothesis",
+                                                        "array_api_compat")),
+    ]
+    return "\n".join(lines)
 
 
 def format_table(results: list[Result]) -> str:
@@ -54,14 +85,8 @@ def summary(results: list[Result]) -> str:
 
 def to_json(results: list[Result], **meta) -> str:
     """The same report as JSON, with the versions that produced it."""
-    from refimpl import CONVENTION_VERSION, __version__
-
     payload = {
-        "refimpl": __version__,
-        "convention_version": CONVENTION_VERSION,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "python": platform.python_version(),
+        **versions(),
         **meta,
         "results": [
             {

@@ -1,6 +1,9 @@
 """refimpl-verify: the suite, check, list and export-vectors; usage errors exit 2."""
 
 import json
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -69,6 +72,8 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
     (["export-vectors", "--out", "unused", "--op", "nope"], "no op 'nope'"),
     (["list", "--op", "nope"], "no op 'nope'"),
     (["--backend", "tensorflow"], "unknown backend"),
+    (["check", "test_cli:correct", "--op", "householder_product", "--dtype", "float16"],
+     "invalid choice: 'float16'"),
 ])
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -108,3 +113,51 @@ def test_suite_without_subcommand_still_runs(tmp_path, capsys):
     cases = ET.parse(junit).getroot().findall(".//testcase")
     assert len(cases) > 5 and all(c.find("failure") is None for c in cases)
     assert main(["--list"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["chek"], "invalid choice: 'chek'"),
+    (["run", "--profile", "fast"], "invalid choice: 'fast'"),
+    (["list", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--op", "householder_matrix", "--json", "/no/such/folder/r.json"], "does not exist"),
+    (["check", "test_cli:correct", "--op", "householder_product", "--junit", "/"],
+     "not a writable file path"),
+    (["--threads", "0", "--op", "householder_matrix"], "--threads must be at least 1"),
+])
+def test_usage_errors_come_before_the_run(argv, message, capsys):
+    started = time.perf_counter()
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert time.perf_counter() - started < 5  # reported up front, not after the properties
+
+
+def test_report_header_names_what_ran(capsys):
+    assert main(["--op", "householder_matrix", "--profile", "quick", "--dtype", "float64",
+                 "--seed", "3", "--no-progress"]) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert "refimpl 0." in first and "profile quick" in first and "seed 3" in first
+    assert "backends numpy" in first and "1 BLAS thread" in first
+    assert second.startswith("versions: python") and "numpy" in second and "hypothesis" in second
+
+
+def test_progress_shows_in_a_log(capsys):
+    assert main(["--op", "householder_matrix", "--profile", "quick", "--dtype", "float64"]) == 0
+    err = capsys.readouterr().err
+    assert "0/4" in err and "householder_matrix" in err  # tqdm's meter, without a terminal
+
+
+def test_list_and_dash_dash_list_agree(capsys):
+    main(["list", "--op", "householder_matrix"])
+    listed = capsys.readouterr().out
+    main(["--list", "--op", "householder_matrix"])
+    assert capsys.readouterr().out == listed
+
+
+def test_broken_pipe_ends_quietly():
+    """`refimpl-verify list | head -1`: no BrokenPipeError traceback."""
+    command = [sys.executable, "-m", "verify", "list"]
+    lister = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lister.stdout.close()  # the reader is gone before the first line is written
+    err = lister.stderr.read().decode()
+    assert lister.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
