@@ -36,7 +36,7 @@ def _check_perm(perm, c):
         return None
     try:
         perm = tuple(int(i) for i in perm)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"perm must be a sequence of ints, got {perm!r}") from None
     if sorted(perm) != list(range(c)):
         raise ValueError(f"perm must be a permutation of range({c}), got {perm}")
