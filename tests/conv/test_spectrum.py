@@ -21,7 +21,6 @@ from refimpl.conv import (
     circular_conv_slogdet,
     kernel_spectrum,
     periodic_conv,
-    periodic_conv_inverse,
     periodic_kernel_spectrum,
 )
 from verify.testing import failing_properties

@@ -46,13 +46,14 @@ def test_is_the_periodic_conv_of_a_1x1_kernel():
 
 def test_cotangents_are_named_and_masked():
     gen = np.random.default_rng(4)
-    L, U, s, G = gen.standard_normal((3, 3)), gen.standard_normal((3, 3)), gen.standard_normal(3), \
-        gen.standard_normal((3, 3))
+    L, U, G = gen.standard_normal((3, 3, 3))
+    s = gen.standard_normal(3)
     dL, dU, ds = cot = gl.glow_lu_weight_vjp(L, U, s, G)
     assert cot._fields == ("L", "U", "s")
     np.testing.assert_array_equal(np.triu(dL), 0)  # only the strictly lower part is a parameter
     np.testing.assert_array_equal(np.tril(dU), 0)
-    assert gl.glow_conv1x1_vjp(np.ones((3, 2, 2)), L, U, s, np.ones((3, 2, 2)))._fields == ("X", "L", "U", "s")
+    X = np.ones((3, 2, 2))
+    assert gl.glow_conv1x1_vjp(X, L, U, s, X)._fields == ("X", "L", "U", "s")
     assert gl.glow_conv1x1_slogdet_vjp(s, np.array(1.0), (2, 2))._fields == ("s",)
 
 
@@ -70,7 +71,8 @@ _L = _U = np.eye(2)
     (lambda: gl.glow_conv1x1_slogdet_vjp(np.ones(2), np.ones(2), (2, 2)), ValueError, "g must be a 0-d"),
     (lambda: gl.glow_conv1x1_slogdet(np.ones(2), 4), TypeError, "shape must be a pair"),
     (lambda: gl.glow_lu_weight(_L, _U, np.ones(2, np.float32)), TypeError, "share one dtype"),
-    (lambda: gl.glow_lu_weight(_L, _U, np.ones(2), perm=[0, "a"]), TypeError, "perm must be a sequence of ints"),
+    (lambda: gl.glow_lu_weight(_L, _U, np.ones(2), perm=[0, "a"]), TypeError,
+     "perm must be a sequence of ints"),
     (lambda: gl.glow_lu_weight_vjp(_L, _U, np.ones(2), np.ones((2, 3))), ValueError,
      "G must have the output's shape"),
 ])
