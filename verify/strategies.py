@@ -19,6 +19,10 @@ __all__ = [
     "batch_shapes",
     "lapack_reflectors",
     "lapack_reflector_cases",
+    "moderate_kernel",
+    "moderate_periodic_kernel",
+    "near_identity_kernel",
+    "near_orthogonal_periodic_kernel",
     "rng",
     "rows_with_norms",
 ]
@@ -63,3 +67,68 @@ def lapack_reflector_cases(draw, max_d=8, max_m=4):
     V, tau = lapack_reflectors(gen, d, n)
     X = gen.standard_normal((d, draw(st.integers(1, max_m))))
     return Case({"V": V, "X": X, "tau": tau}, {"transpose": draw(st.booleans())})
+
+
+# -- convolution kernels (refimpl.conv): spectra bounded away from zero ---------------------------
+
+
+def near_identity_kernel(gen: np.random.Generator, grid, max_ratio=0.8) -> np.ndarray:
+    """``a delta + P`` on ``grid`` with ``||P||_1 = r |a|``, ``r`` uniform in ``[0, max_ratio]``.
+
+    Every eigenvalue ``K_hat[f] = a + P_hat[f]`` of the circular convolution
+    lies in ``|a| [1 - r, 1 + r]`` (``|P_hat[f]| <= ||P||_1``), so its
+    condition number is at most ``(1 + r) / (1 - r)`` by construction; ``a``
+    has a random sign and ``|a|`` is uniform in ``[0.5, 2]``.
+    """
+    a = gen.choice([-1.0, 1.0]) * gen.uniform(0.5, 2.0)
+    P = gen.standard_normal(grid)
+    r = gen.uniform(0.0, max_ratio)
+    K = P * (r * abs(a) / np.abs(P).sum())
+    K[(0,) * len(grid)] += a
+    return K
+
+
+def moderate_kernel(gen: np.random.Generator, grid, limit=30.0) -> np.ndarray:
+    """A Gaussian kernel with ``max|K_hat| / min|K_hat| <= limit`` (redrawn until it holds).
+
+    Unlike :func:`near_identity_kernel` its eigenvalues take both signs on
+    the self-conjugate frequencies, so the sign of the determinant varies.
+    Falls back to :func:`near_identity_kernel` after 200 draws.
+    """
+    for _ in range(200):
+        K = gen.standard_normal(grid)
+        mags = np.abs(np.fft.fftn(K))
+        if mags.max() <= limit * mags.min():
+            return K
+    return near_identity_kernel(gen, grid)
+
+
+def near_orthogonal_periodic_kernel(gen: np.random.Generator, c, H, W, max_ratio=0.8) -> np.ndarray:
+    """``Q delta + P``, shape ``(c, c, H, W)``, ``Q`` orthogonal, ``sum_m ||P[:, :, m]||_2 = r``.
+
+    Every per-frequency matrix ``K_hat(f) = Q + P_hat(f)`` has
+    ``||P_hat(f)||_2 <= r``, so its singular values lie in ``[1 - r, 1 + r]``
+    (``r`` uniform in ``[0, max_ratio]``): the periodic convolution is
+    invertible with condition number at most ``(1 + r) / (1 - r)``.
+    """
+    Q, _ = np.linalg.qr(gen.standard_normal((c, c)))
+    P = gen.standard_normal((c, c, H, W))
+    r = gen.uniform(0.0, max_ratio)
+    norms = sum(np.linalg.norm(P[:, :, h, w], 2) for h in range(H) for w in range(W))
+    K = P * (r / norms)
+    K[:, :, 0, 0] += Q
+    return K
+
+
+def moderate_periodic_kernel(gen: np.random.Generator, c, H, W, limit=100.0) -> np.ndarray:
+    """A Gaussian ``(c, c, H, W)`` kernel with every ``cond(K_hat(f)) <= limit`` (redrawn).
+
+    Determinant signs of both kinds occur. Falls back to
+    :func:`near_orthogonal_periodic_kernel` after 200 draws.
+    """
+    for _ in range(200):
+        K = gen.standard_normal((c, c, H, W))
+        A = np.moveaxis(np.fft.fft2(K), (0, 1), (-2, -1))
+        if np.all(np.linalg.cond(A) <= limit):
+            return K
+    return near_orthogonal_periodic_kernel(gen, c, H, W)

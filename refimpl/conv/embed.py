@@ -63,6 +63,19 @@ def embed_kernel(w, shape, layout="oihw"):
     Returns
     -------
     K : (c_out, c_in, H, W) array
+
+    Examples
+    --------
+    The centre tap lands at the origin, the others around it, flipped:
+
+    >>> import numpy as np
+    >>> from refimpl.conv import embed_kernel
+    >>> w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    >>> embed_kernel(w, (4, 4))[0, 0]
+    array([[5., 4., 0., 6.],
+           [2., 1., 0., 3.],
+           [0., 0., 0., 0.],
+           [8., 7., 0., 9.]])
     """
     xp, (H, W), (kh, kw) = _embed_inputs(w, shape, layout)
     if layout == "hwio":

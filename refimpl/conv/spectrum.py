@@ -13,9 +13,9 @@ from typing import Any
 
 from .._validation import dtype_name, require_ndim, require_real_floating, require_same_dtype
 from ..backend import get_namespace
-from ._fft import _check_method, _fft
+from ._fft import METHODS, _check_method, _fft
 
-__all__ = ["KernelSpectrum", "kernel_spectrum", "periodic_kernel_spectrum"]
+__all__ = ["METHODS", "KernelSpectrum", "kernel_spectrum", "periodic_kernel_spectrum"]
 
 
 @dataclass(frozen=True)

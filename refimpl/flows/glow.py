@@ -4,7 +4,8 @@ Convention (docs/conventions.rst, section 4). The ``k = 1`` case of
 :func:`refimpl.conv.periodic_conv`: ``Z[..., :, h, w] = W X[..., :, h, w]``
 per pixel, with ``W = P L~ (U~ + diag(s))``, ``L~`` unit lower and ``U~``
 strictly upper triangular (Kingma and Dhariwal 2018). No FFT is needed:
-``log|det| = H W sum log|s|``.
+``log|det| = H W sum log|s|``. The derivations of every VJP are in
+``docs/blocks/flows.rst``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _check_perm(perm, c):
         return None
     try:
         perm = tuple(int(i) for i in perm)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"perm must be a sequence of ints, got {perm!r}") from None
     if sorted(perm) != list(range(c)):
         raise ValueError(f"perm must be a permutation of range({c}), got {perm}")
@@ -178,6 +179,25 @@ def glow_conv1x1(X, L, U, s, *, perm=None):
         Diagonal of the upper factor.
     perm : sequence of int, optional
         The fixed permutation, see :func:`glow_lu_weight`.
+
+    Examples
+    --------
+    The weight of ``scipy.linalg.lu``'s factors, applied per pixel:
+
+    >>> import numpy as np, scipy.linalg
+    >>> from refimpl.flows import glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet
+    >>> rng = np.random.default_rng(0)
+    >>> W0, X = rng.standard_normal((3, 3)), rng.standard_normal((2, 3, 4, 5))
+    >>> P, L, U = scipy.linalg.lu(W0)
+    >>> s, perm = np.diag(U), P.argmax(axis=1)
+    >>> Z = glow_conv1x1(X, L, U, s, perm=perm)
+    >>> np.allclose(Z, np.einsum("oi,bihw->bohw", W0, X))
+    True
+    >>> np.allclose(glow_conv1x1_inverse(Z, L, U, s, perm=perm), X)
+    True
+    >>> sign, logabsdet = glow_conv1x1_slogdet(s, (4, 5), perm=perm)
+    >>> bool(np.isclose(logabsdet, 20 * np.linalg.slogdet(W0).logabsdet))
+    True
     """
     xp, perm = _glow_inputs(X, L, U, s, perm)
     return xp.reshape(_weight(xp, L, U, s, perm) @ _pixels(xp, X), tuple(X.shape))

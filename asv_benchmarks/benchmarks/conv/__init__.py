@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.conv: one module per member."""

@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.flows: one module per member."""

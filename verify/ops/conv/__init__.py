@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.conv`: one module per member."""

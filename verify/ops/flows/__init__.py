@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.flows`: one module per member."""
