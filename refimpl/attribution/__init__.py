@@ -3,7 +3,7 @@
 Members: :mod:`refimpl.attribution.relevance` (every standard LRP rule of
 zennit, captum and iNNvestigate, the composites, and :func:`lrp` over a
 list of :mod:`refimpl.nn` layers). Conventions: ``docs/conventions.rst``,
-section 6.
+section 5.
 """
 
 from . import relevance

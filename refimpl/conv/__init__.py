@@ -5,7 +5,7 @@ Members: :mod:`refimpl.conv.spectrum` (cached kernel spectra),
 :mod:`refimpl.conv.periodic` (multi-channel periodic convolution) and
 :mod:`refimpl.conv.embed` (deep-learning kernels as full-size kernels); each
 with its inverse, ``(sign, logabsdet)`` and VJPs. Conventions:
-``docs/conventions.rst``, section 3.
+``docs/conventions.rst``, section 2.
 """
 
 from . import circular, embed, periodic, spectrum

@@ -1,6 +1,6 @@
 r"""FFT helpers shared by the convolution members: real and complex paths, Hermitian hygiene.
 
-Convention (docs/conventions.rst, section 3). DFTs are unnormalised forward
+Convention (docs/conventions.rst, section 2). DFTs are unnormalised forward
 and ``1/N`` inverse (``norm="backward"``); every n-d FFT gets both ``s`` and
 ``axes``.
 

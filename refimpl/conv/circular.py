@@ -1,6 +1,6 @@
 r"""Circular convolution over chosen axes as an invertible layer: forward, inverse, log-determinant, VJPs.
 
-Convention (docs/conventions.rst, section 3). Over the grid axes of ``X``
+Convention (docs/conventions.rst, section 2.2). Over the grid axes of ``X``
 (grid shape ``N``):
 
 .. math::  Z[n] = \sum_m K[m]\, X[(n - m) \bmod N] = \mathcal F^{-1}(\hat K \cdot \hat X).

@@ -1,6 +1,6 @@
 r"""Deep-learning kernels as full-size convolution kernels: :func:`embed_kernel` and its VJP.
 
-Convention (docs/conventions.rst, section 3). A small odd kernel of a
+Convention (docs/conventions.rst, section 2.4). A small odd kernel of a
 cross-correlation layer with circular padding (PyTorch ``"oihw"``, TF
 ``"hwio"``) becomes the full-size kernel of :func:`refimpl.conv.periodic_conv`.
 """

@@ -1,6 +1,6 @@
 r"""Multi-channel periodic convolution (Hoogeboom et al. 2019) as an invertible layer.
 
-Convention (docs/conventions.rst, section 3). ``X`` is ``(..., c_in, H, W)``,
+Convention (docs/conventions.rst, section 2.3). ``X`` is ``(..., c_in, H, W)``,
 the full-size kernel ``K`` is ``(c_out, c_in, H, W)``, ``z_o = sum_i K_oi (*) x_i``;
 per 2-D frequency ``z_hat(f) = K_hat(f) x_hat(f)`` with ``K_hat(f)`` a
 ``c_out x c_in`` matrix, ``log|det| = sum_f log|det K_hat(f)|`` and the

@@ -1,6 +1,6 @@
 r"""Kernel spectra: the cached DFT of a convolution kernel, accepted by every convolution op.
 
-Convention (docs/conventions.rst, section 3). :func:`kernel_spectrum` and
+Convention (docs/conventions.rst, section 2.1). :func:`kernel_spectrum` and
 :func:`periodic_kernel_spectrum` return a :class:`KernelSpectrum` that the
 ``circular_conv*`` and ``periodic_conv*`` ops accept in place of ``K``; the
 forward is then two FFTs and a product.

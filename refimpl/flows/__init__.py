@@ -1,7 +1,7 @@
 """Normalizing-flow layers: invertible maps with exact log-determinants and VJPs.
 
 Members: :mod:`refimpl.flows.glow` (Glow's invertible 1x1 convolution, LU
-parametrisation). Conventions: ``docs/conventions.rst``, section 4.
+parametrisation). Conventions: ``docs/conventions.rst``, section 3.
 """
 
 from . import glow

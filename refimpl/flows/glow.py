@@ -1,6 +1,6 @@
 r"""Glow's invertible 1x1 convolution with the LU parametrisation ``W = P L (U + diag(s))``.
 
-Convention (docs/conventions.rst, section 4). The ``k = 1`` case of
+Convention (docs/conventions.rst, section 3.1). The ``k = 1`` case of
 :func:`refimpl.conv.periodic_conv`: ``Z[..., :, h, w] = W X[..., :, h, w]``
 per pixel, with ``W = P L~ (U~ + diag(s))``, ``L~`` unit lower and ``U~``
 strictly upper triangular (Kingma and Dhariwal 2018). No FFT is needed:

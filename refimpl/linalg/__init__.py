@@ -4,7 +4,7 @@ Members: :mod:`refimpl.linalg.householder` (products of reflections, their
 WY blocks and VJPs) and :mod:`refimpl.linalg.svd_layer` (``W = U diag(s) V^T``
 with ``U``, ``V`` Householder products: forward, inverse, log-determinant,
 spectral quantities, matrix functions). Conventions: ``docs/conventions.rst``,
-sections 1 and 2.
+sections 1.1 and 1.2.
 """
 
 from . import householder, svd_layer

@@ -1,6 +1,6 @@
 r"""Products of Householder reflections, in compact WY form (the FastH algorithm).
 
-Convention (docs/conventions.rst, section 1). The reflectors are the **rows** of
+Convention (docs/conventions.rst, section 1.1). The reflectors are the **rows** of
 ``V`` with shape ``(..., n, d)``; ``H(v) = I - tau v v^T`` with
 ``tau = 2 / ||v||^2`` by default (so ``H(c v) = H(v)``), or an explicit
 LAPACK-style ``tau`` (``tau = 0`` meaning ``H = I``). The product is

@@ -1,8 +1,8 @@
 r"""The SVD-parametrised linear layer ``W = U diag(s) V^T`` (FastH), and what its SVD makes cheap.
 
-Convention (docs/conventions.rst, section 2). ``U`` and ``V`` are products of
+Convention (docs/conventions.rst, section 1.2). ``U`` and ``V`` are products of
 Householder reflections with the default ``tau = 2 / ||v||^2``
-(:mod:`refimpl.linalg.householder`, section 1): the rows of ``Vu`` (shape
+(:mod:`refimpl.linalg.householder`, section 1.1): the rows of ``Vu`` (shape
 ``(..., n_u, d)``) and of ``Vv`` (``(..., n_v, d)``),
 
 .. math::  U = H(u_1) \cdots H(u_{n_u}),\qquad V = H(v_1) \cdots H(v_{n_v}),\qquad

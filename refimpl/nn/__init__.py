@@ -7,7 +7,7 @@ Members: :mod:`~refimpl.nn.dense` (``linear``), :mod:`~refimpl.nn.convolution`
 :mod:`~refimpl.nn.reshape` (flatten) and :mod:`~refimpl.nn.network`
 (``sequential`` over a list of layers). Each layer is a function with its
 ``_vjp`` and a class (a frozen dataclass of arrays) for networks.
-Conventions: ``docs/conventions.rst``, section 5.
+Conventions: ``docs/conventions.rst``, section 4.
 """
 
 from . import activation, convolution, dense, network, normalization, pooling, reshape

@@ -4,7 +4,7 @@ Members: :mod:`refimpl.vi.normal` (CAVI for the normal model with a
 Normal-Gamma prior), :mod:`refimpl.vi.bgmm` (scikit-learn's Bayesian Gaussian
 mixture fitted by CAVI, with its full ELBO) and :mod:`refimpl.vi.advi` (the
 reparameterised Gaussian ELBO, its gradient and VJP). Conventions:
-``docs/conventions.rst``, section 7.
+``docs/conventions.rst``, section 6.
 """
 
 from . import advi, bgmm, normal

@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.conv.circular` (docs/conventions.rst, section 3).
+"""Records of :mod:`refimpl.conv.circular` (docs/conventions.rst, section 2.2).
 
 ``circular_conv`` (data ``X``, linear in ``X`` and in ``K``), its inverse
 (data ``Z``; the round trip with ``circular_conv`` is measured as relative
@@ -399,7 +399,7 @@ CONV = register(Op(
     linear_in=("X", "K"),
     tolerance=TOL,
     convention=CONVENTION,
-    section="3",
+    section="2.2",
     references=REFERENCES,
     options=("method",),
     bench_case=_bench_case,
@@ -424,7 +424,7 @@ INVERSE = register(Op(
     tolerance=INVERSE_TOL,
     convention="X = C(K)^{-1} Z = ifftn(fftn(Z) / K_hat) over the chosen axes, "
                "circular_conv's convention; a singular C(K) is a ValueError naming the frequency.",
-    section="3",
+    section="2.2",
     references=REFERENCES,
     options=("method",),
 ))
@@ -449,7 +449,7 @@ SLOGDET = register(Op(
     convention="SlogdetResult(sign, logabsdet) of C(K) per kernel of the batch: logabsdet = "
                "sum_f log|K_hat[f]|, sign = prod of sign(K_hat[f]) over the self-conjugate f; "
                "the VJP takes the cotangent of logabsdet.",
-    section="3",
+    section="2.2",
     references=REFERENCES,
     options=("method",),
 ))

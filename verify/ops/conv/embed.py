@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.conv.embed` (docs/conventions.rst, section 3).
+"""Records of :mod:`refimpl.conv.embed` (docs/conventions.rst, section 2.4).
 
 ``embed_kernel`` is linear in ``w`` (its VJP is a gather: the adjoint test).
 Ground truth writes every tap ``w[o, i, a, b]`` to
@@ -118,6 +118,6 @@ OP = register(Op(
     linear_in=("w",),
     tolerance=TOL,
     convention=CONVENTION,
-    section="3",
+    section="2.4",
     references=REFERENCES,
 ))

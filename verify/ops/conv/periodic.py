@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.conv.periodic` (docs/conventions.rst, section 3).
+"""Records of :mod:`refimpl.conv.periodic` (docs/conventions.rst, section 2.3).
 
 ``periodic_conv`` (data ``X``, linear in ``X`` and in ``K``), its inverse
 (data ``Z``; the round trip with ``periodic_conv`` is divided by
@@ -198,7 +198,7 @@ CONV = register(Op(
     linear_in=("X", "K"),
     tolerance=TOL,
     convention=CONVENTION,
-    section="3",
+    section="2.3",
     references=REFERENCES,
     options=("method",),
     bench_case=_bench_case,
@@ -223,7 +223,7 @@ INVERSE = register(Op(
     tolerance=INVERSE_TOL,
     convention="x_hat(f) = solve(K_hat(f), z_hat(f)) for square K (c_out = c_in), periodic_conv's "
                "convention; a singular K_hat(f) is a ValueError naming the frequency.",
-    section="3",
+    section="2.3",
     references=REFERENCES,
     options=("method",),
 ))
@@ -243,7 +243,7 @@ SLOGDET = register(Op(
     convention="SlogdetResult(sign, logabsdet) per square kernel (..., c, c, H, W) of the batch: "
                "logabsdet = sum_f log|det K_hat(f)|, sign = prod of sign(det K_hat(f)) over the "
                "self-conjugate f; the VJP takes the cotangent of logabsdet.",
-    section="3",
+    section="2.3",
     references=REFERENCES,
     options=("method",),
 ))

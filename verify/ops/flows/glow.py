@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.flows.glow` (docs/conventions.rst, section 4).
+"""Records of :mod:`refimpl.flows.glow` (docs/conventions.rst, section 3.1).
 
 ``glow_conv1x1`` (data ``X``, linear in ``X``), its inverse (data ``Z``,
 round trip with ``glow_conv1x1`` divided by ``cond W``),
@@ -212,7 +212,7 @@ def _record(forward, vjp, primals, cases, reference, naive, properties=(), tol=T
     return register(Op(
         forward=forward, vjp=vjp, primals=tuple(Primal(n) for n in primals.split()), cases=cases,
         reference=reference, naive=naive, properties=tuple(properties), tolerance=tol,
-        section="4", references=REFERENCES, **fields,
+        section="3.1", references=REFERENCES, **fields,
     ))
 
 

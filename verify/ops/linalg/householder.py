@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.linalg.householder` (docs/conventions.rst, section 1).
+"""Records of :mod:`refimpl.linalg.householder` (docs/conventions.rst, section 1.1).
 
 ``householder_product`` has primals ``V``, ``X`` and the optional ``tau``
 (cases draw the default ``tau = 2 / ||v||^2`` and explicit LAPACK-style
@@ -277,7 +277,7 @@ OP = register(Op(
     linear_in=("X",),
     tolerance=TOL,
     convention=CONVENTION,
-    section="1",
+    section="1.1",
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 32), (1024, 32)),
@@ -302,6 +302,6 @@ MATRIX = register(Op(
     tolerance=TOL,
     convention="U = H(v_1) ... H(v_n), the d x d matrix of householder_product (formed as one "
                "compact WY block); tau as householder_product.",
-    section="1",
+    section="1.1",
     references=REFERENCES,
 ))

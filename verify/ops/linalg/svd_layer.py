@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.linalg.svd_layer` (docs/conventions.rst, section 2).
+"""Records of :mod:`refimpl.linalg.svd_layer` (docs/conventions.rst, section 1.2).
 
 Ground truth is the dense ``W = U diag(s) V^T`` built from the definition
 (products of dense ``I - 2 v v^T / ||v||^2``, verify's Householder helper) and
@@ -27,7 +27,7 @@ from .householder import _default_tau, _dense_product
 
 CONVENTION = (
     "W = U diag(s) V^T with U = H(u_1)...H(u_{n_u}) and V = H(v_1)...H(v_{n_v}) from the rows of "
-    "Vu and Vv (default tau = 2 / norm(v)^2, CONVENTIONS section 1); s signed, W's singular values abs(s). "
+    "Vu and Vv (default tau = 2 / norm(v)^2, conventions section 1.1); s signed, W's singular values abs(s). "
     "sign det W = (-1)^(n_u + n_v) prod sign(s_i). Symmetric ops use W = U diag(s) U^T."
 )
 REFERENCES = (
@@ -271,7 +271,7 @@ def _record(forward, vjp, primals, cases, reference, naive, properties=(), tol=T
     return register(Op(
         forward=forward, vjp=vjp, primals=_primals(primals), cases=cases, reference=reference,
         naive=naive, properties=tuple(properties), tolerance=tol,
-        convention=CONVENTION + (" " + convention if convention else ""), section="2",
+        convention=CONVENTION + (" " + convention if convention else ""), section="1.2",
         references=REFERENCES, bench_case=_bench_case if bench else None,
         bench_sizes=((256, 32), (1024, 32)) if bench else (), options=("block_size",),
         **relations,
