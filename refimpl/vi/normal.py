@@ -132,9 +132,10 @@ def normal_cavi(
     e_lambda : float, optional
         Starting ``E[lambda]``; default ``1 / s2`` (``1`` when ``s2 = 0``).
     tol : float, optional
-        Stop when a sweep changes ``E[lambda]`` by at most ``tol * E[lambda]``
+        Stop when a sweep changes ``E[lambda]`` by less than ``tol * E[lambda]``
         (the parameters, not the ELBO, which is flat at its maximum); default
-        ``100 * eps`` of the dtype (the fixed point to rounding).
+        ``100 * eps`` of the dtype (the fixed point to rounding); ``tol = 0``
+        runs ``max_iter`` sweeps.
     max_iter : int
         Maximum number of sweeps.
     check_finite : bool
@@ -165,6 +166,10 @@ def normal_cavi(
         raise ValueError(f"e_lambda must be positive, got {e_lambda}")
     else:
         e_lam = xp.asarray(e_lambda, dtype=x.dtype, device=device)
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     tol = 100 * xp.finfo(x.dtype).eps if tol is None else tol
     prior = dict(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
     kappa_n = kappa0 + n
@@ -179,7 +184,7 @@ def normal_cavi(
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
         rate = _q_lambda_rate(b0, scatter, kappa_n, var)
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
-        if bool(xp.abs(shape / rate - e_lam) <= tol * e_lam):
+        if bool(xp.abs(shape / rate - e_lam) < tol * e_lam):
             converged = True
             break
     return NormalCAVIResult(mean, var, shape, rate, xp.stack(trace), sweep, converged)

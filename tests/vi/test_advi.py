@@ -1,0 +1,10 @@
+"""ADVI: registered properties on every backend, bad input, planted bugs."""
+
+import pytest
+
+from verify.testing import assert_property, property_cases
+
+
+@pytest.mark.parametrize(*property_cases("vi.advi"))
+def test_property(op, prop, backend, dtype):
+    assert_property(op, prop, backend, dtype)
