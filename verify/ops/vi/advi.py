@@ -45,7 +45,7 @@ REFERENCES = (
     "Titsias and Lazaro-Gredilla 2014, Doubly stochastic variational Bayes (ICML)",
 )
 TOL = {"float64": 1e-12, "float32": 2e-5}
-FIT_TOL = {"float64": 1e-11, "float32": 1e-4}
+FIT_TOL = {"float64": 1e-11, "float32": 2e-5}
 ROUND = {"float64": 50 * 2.0**-52, "float32": 50 * 2.0**-23}
 
 
