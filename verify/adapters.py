@@ -42,7 +42,7 @@ class Adapter:
 
     def put(self, x: np.ndarray):
         """``from_numpy(x)``, refused when the conversion changed the dtype."""
-        out = self.from_numpy(np.ascontiguousarray(x))
+        out = self.from_numpy(np.asarray(x, order="C"))  # ascontiguousarray makes 0-d arrays 1-d
         got = str(getattr(out, "dtype", "?")).rsplit(".", 1)[-1]
         if got != x.dtype.name:
             raise TypeError(
