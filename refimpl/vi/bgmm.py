@@ -166,7 +166,8 @@ def _check_data(X, resp, check_finite, name="resp_init"):
     if check_finite:
         require_finite("X", X)
         require_finite(name, resp)
-    tol = math.sqrt(float(xp.finfo(X.dtype).eps))
+    # sqrt(eps), and no tighter than 1e-6: rows rounded from float32 are still accepted in float64.
+    tol = max(math.sqrt(float(xp.finfo(X.dtype).eps)), 1e-6)
     if not bool(xp.all(resp >= 0)):
         raise ValueError(f"{name} must be non-negative (responsibilities are probabilities)")
     if not bool(xp.all(xp.abs(xp.sum(resp, axis=1) - 1.0) <= tol)):
