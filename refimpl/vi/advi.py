@@ -126,6 +126,18 @@ def advi_elbo(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable | None = 
     Returns
     -------
     elbo : 0-d array
+
+    Examples
+    --------
+    With ``log p = 0`` the estimate is the entropy of ``q``:
+
+    >>> import math
+    >>> import numpy as np
+    >>> from refimpl.vi import advi_elbo
+    >>> zero = lambda z: np.zeros(z.shape[0])
+    >>> elbo = advi_elbo(np.zeros(3), np.log(np.full(3, 2.0)), np.ones((4, 3)), log_p=zero)
+    >>> bool(np.isclose(elbo, 3 * (math.log(2.0) + 0.5 * (1 + math.log(2 * math.pi)))))
+    True
     """
     _target(log_p, grad_log_p, "log_p")
     xp, sigma = _advi_inputs(mu, omega, eps, parametrization)

@@ -690,6 +690,20 @@ def bgmm_cavi(
     BGMMResult
         Fitted parameters, the full ELBO and scikit-learn's bound per
         iteration, and the responsibilities of a final E-step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refimpl.vi import bgmm_cavi, bgmm_predict
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 2)), rng.normal(3, 1, (40, 2))])
+    >>> resp = np.where(X[:, :1] < 0, [0.8, 0.2], [0.2, 0.8])  # a rough start
+    >>> res = bgmm_cavi(X, resp, reg_covar=0.0, tol=0.0, max_iter=20)
+    >>> bool(np.all(np.diff(res.elbo) >= -1e-9 * np.abs(res.elbo).max()))
+    True
+    >>> labels = bgmm_predict(res, X)
+    >>> bool(labels[0] != labels[-1] and np.all(labels[:40] == labels[0]))
+    True
     """
     xp, device = _check_data(X, resp_init, check_finite)
     _check_options(covariance_type, weight_concentration_prior_type, reg_covar, tol, max_iter)

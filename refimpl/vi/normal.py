@@ -145,6 +145,18 @@ def normal_cavi(
     -------
     NormalCAVIResult
         Variational parameters, the ELBO after every update, sweeps done, convergence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refimpl.vi import normal_cavi
+    >>> x = np.random.default_rng(0).normal(2.0, 3.0, 50)
+    >>> res = normal_cavi(x)
+    >>> n, s2 = x.size, x.var()
+    >>> bool(np.isclose(res.shape / res.rate, (n + 1) / (n * s2), rtol=1e-12))
+    True
+    >>> bool(res.converged and np.all(np.diff(res.elbo) >= -1e-12 * np.abs(res.elbo).max()))
+    True
     """
     require_real_floating("x", x)
     require_ndim("x", x, 1, "(n,)")
