@@ -79,7 +79,14 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     -------
     elbo : 0-d array
     """
-    xp, _ = get_namespace(x)
+    require_real_floating("x", x)
+    if x.ndim != 1:
+        raise ValueError(f"x must have shape (n,), got shape {tuple(x.shape)}")
+    _check_prior(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
+    xp, _ = get_namespace(x, mean, var, shape, rate)
+    for name, value in (("mean", mean), ("var", var), ("shape", shape), ("rate", rate)):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a 0-d array, got shape {tuple(value.shape)}")
     n = x.shape[0]
     e_lam = shape / rate
     e_log_lam = digamma(xp, shape) - xp.log(rate)

@@ -50,6 +50,16 @@ def test_normal_cavi_bad_input(data, kwargs, error, match):
         normal.normal_cavi(x, **kwargs)
 
 
+def test_normal_elbo_bad_input(data):
+    q = [np.asarray(v) for v in (1.0, 0.1, 3.0, 2.0)]
+    with pytest.raises(ValueError, match="var must be a 0-d array"):
+        normal.normal_elbo(data, q[0], np.ones(2), q[2], q[3])
+    with pytest.raises(ValueError, match="a0 must be positive"):
+        normal.normal_elbo(data, *q, a0=0.0)
+    with pytest.raises(ValueError, match=r"x must have shape \(n,\)"):
+        normal.normal_elbo(data[None], *q)
+
+
 # -- planted bugs: the records' checks catch them ---------------------------------------------
 
 

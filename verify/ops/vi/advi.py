@@ -88,7 +88,9 @@ def gaussian_target(gen, d, c=None):
     lam = 0.5 * (lam + lam.T)
     # c keeps the ELBO away from 0 (|ELBO| >= 1.4 D + 1), so relative errors stay meaningful.
     c = -(3.0 * d + 1.0) if c is None else c
-    return GaussianTarget(tuple(gen.uniform(-1, 1, d)), tuple(map(tuple, lam)), c)
+    # Plain floats: the repr (reports, golden vectors' params) then reads as Python literals.
+    return GaussianTarget(tuple(gen.uniform(-1, 1, d).tolist()), tuple(map(tuple, lam.tolist())),
+                          float(c))
 
 
 def target_params(target: GaussianTarget, parametrization="exp") -> dict:
