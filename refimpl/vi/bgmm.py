@@ -384,7 +384,8 @@ def _e_log_weights(xp, weight_type, concentration):
 
 
 def _dirichlet_entropy(xp, alpha):
-    """``H[Dir(alpha)] = log B(alpha) + (a - K) psi(a) - sum (alpha_k - 1) psi(alpha_k)``, ``a = sum alpha``."""
+    """``H[Dir(alpha)] = log B(alpha) + (a - K) psi(a) - sum (alpha_k - 1) psi(alpha_k)``,
+    ``a = sum alpha``."""
     a = xp.sum(alpha)
     log_b = xp.sum(lgamma(xp, alpha)) - lgamma(xp, a)
     return log_b + (a - alpha.shape[0]) * digamma(xp, a) - xp.sum((alpha - 1.0) * digamma(xp, alpha))

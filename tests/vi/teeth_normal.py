@@ -46,7 +46,9 @@ class NormalModel:
         mean, var, shape, rate = (float(v) for v in (mean, var, shape, rate))
         n = x.shape[0]
         e = shape / rate
-        e_log = math.log(e) if self.bug == "E[log lambda] = log E[lambda]" else digamma(shape) - math.log(rate)
+        e_log = digamma(shape) - math.log(rate)
+        if self.bug == "E[log lambda] = log E[lambda]":
+            e_log = math.log(e)
         sq = np.sum((x - mean) ** 2) + (0.0 if self.bug == "variance dropped from E(x - mu)^2" else n * var)
         log_2pi = 0.0 if self.bug == "log 2 pi dropped" else math.log(2 * math.pi)
         value = 0.5 * n * (e_log - log_2pi) - 0.5 * e * sq

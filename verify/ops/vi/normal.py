@@ -222,7 +222,8 @@ def _elbo_at(impl, case, ctx, q):
 
 
 def coordinate_optimum(x, shape, rate, mean, var, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0, **_):
-    """The CAVI updates: ``q(mu)`` given ``q(lambda) = Gamma(shape, rate)`` and ``q(lambda)`` given ``q(mu)``."""
+    """The CAVI updates: ``(mean, var)`` given ``q(lambda) = Gamma(shape, rate)``, and
+    ``(shape, rate)`` given ``q(mu) = N(mean, var)``."""
     n = x.shape[0]
     kappa_n = kappa0 + n
     mu_star = (kappa0 * mu0 + n * np.mean(x)) / kappa_n
