@@ -304,6 +304,7 @@ TEETH = {
                                      "one component: ELBO is the log evidence"},
             "tol relative to |bound|": {"stops when scikit-learn stops"},
         },
+        options={"max_examples": 6},  # each example is a few small fits; every bug shows within 6
     ),
     "bgmm_elbo": Teeth(
         correct=Candidate(Mixture().full_elbo),
