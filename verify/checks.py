@@ -126,8 +126,14 @@ class Context:
         """Check namespace, device, dtype and shape of ``out``; return it as NumPy.
 
         ``kind`` is ``"float"`` (this context's dtype, returned as float64),
-        ``"int"`` (any integer dtype) or ``"bool"``.
+        ``"int"`` (any integer dtype) or ``"bool"``; a 0-d integer or boolean
+        output may also be a Python or NumPy scalar (a fit's ``n_iter``).
         """
+        if kind != "float" and isinstance(out, (int, np.integer, np.bool_)) and shape == ():
+            # A fit's count or flag (n_iter, converged) may be a Python or NumPy scalar.
+            host = np.asarray(out)
+            _check_dtype(what, host.dtype.name, kind, self.dtype)
+            return host
         if not is_array(out):
             raise CheckError(f"{what} is not an array but {type(out).__name__}")
         expected_ns = self.backend.xp
