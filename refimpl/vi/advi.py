@@ -1,6 +1,6 @@
 r"""Reparameterised mean-field Gaussian VI (ADVI): the ELBO estimate, its gradient and VJP, a fit.
 
-Convention (docs/conventions.rst, section 7). ``q = N(mu, diag(sigma^2))``
+Convention (docs/conventions.rst, section 6.3). ``q = N(mu, diag(sigma^2))``
 with ``sigma = exp(omega)`` (or ``softplus(omega)``), samples
 ``z_s = mu + sigma * eps_s`` for a given ``eps`` of shape ``(S, D)``:
 

@@ -1,6 +1,6 @@
 r"""Bayesian Gaussian mixture fitted by CAVI: scikit-learn's ``BayesianGaussianMixture`` model.
 
-Convention (docs/conventions.rst, section 7). The model, priors, defaults and update
+Convention (docs/conventions.rst, section 6.2). The model, priors, defaults and update
 order are those of scikit-learn's ``BayesianGaussianMixture`` (1.9), started
 from given responsibilities instead of k-means:
 

@@ -1,6 +1,6 @@
 r"""CAVI for the normal model with unknown mean and precision, and its ELBO.
 
-Convention (docs/conventions.rst, section 7). ``x_i ~ N(mu, 1/lambda)`` with
+Convention (docs/conventions.rst, section 6.1). ``x_i ~ N(mu, 1/lambda)`` with
 the conjugate Normal-Gamma prior
 
 .. math::  \mu \mid \lambda \sim N(\mu_0, (\kappa_0 \lambda)^{-1}),\qquad

@@ -1,4 +1,4 @@
-r"""Records of :mod:`refimpl.vi.advi` (docs/conventions.rst, section 7).
+r"""Records of :mod:`refimpl.vi.advi` (docs/conventions.rst, section 6.3).
 
 Primals ``mu (D,)``, ``omega (D,)`` and the noise ``eps (S, D)`` (an input,
 so the dot-product test perturbs it too); the target is given by the params
@@ -353,7 +353,7 @@ ELBO = register(Op(
     ),
     tolerance=TOL,
     convention=CONVENTION,
-    section="7",
+    section="6.3",
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 10), (1024, 100)),
@@ -381,7 +381,7 @@ GRAD = register(Op(
     tolerance=TOL,
     convention=CONVENTION + " Gradient: d/dmu = mean_s g_s, d/domega = (mean_s g_s eps_s + "
                             "1/sigma) dsigma/domega, g_s = grad_log_p(z_s).",
-    section="7",
+    section="6.3",
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 10), (1024, 100)),
@@ -442,6 +442,6 @@ FIT = register(Op(
     convention="Plain gradient ascent (mu, omega) += step_size advi_elbo_grad(...), n_steps "
                "steps; eps (S, D) reused at every step, or (T, S, D) fresh per step (n_steps "
                "default T); elbo holds the estimate before each step.",
-    section="7",
+    section="6.3",
     references=REFERENCES,
 ))

@@ -1,4 +1,4 @@
-r"""Records of :mod:`refimpl.vi.bgmm` (docs/conventions.rst, section 7).
+r"""Records of :mod:`refimpl.vi.bgmm` (docs/conventions.rst, section 6.2).
 
 ``bgmm_cavi`` is a fit: primals ``X (N, D)`` and ``resp_init (N, K)`` (the
 optional ``mean_prior`` and ``covariance_prior`` arrays too), scikit-learn's
@@ -451,7 +451,7 @@ CAVI = register(Op(
     ),
     tolerance=TOL,
     convention=CONVENTION,
-    section="7",
+    section="6.2",
     references=REFERENCES,
 ))
 
@@ -515,7 +515,7 @@ ELBO = register(Op(
     tolerance=EXACT_TOL,
     convention="The full ELBO (Bishop 10.70-10.77, every constant) at resp and the fitted "
                "q(pi, mu, Lambda) and prior of result (its public fields).",
-    section="7",
+    section="6.2",
     references=REFERENCES,
 ))
 
@@ -548,7 +548,7 @@ PROBA = register(Op(
     tolerance={"float64": 1e-11, "float32": 2e-4},
     convention="r_nk proportional to exp(E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2 pi "
                "- D/(2 beta_k) - nu_k/2 (x_n - m_k)^T W_k (x_n - m_k)), W_k = precisions_k / nu_k.",
-    section="7",
+    section="6.2",
     references=REFERENCES,
 ))
 
@@ -570,6 +570,6 @@ register(Op(
     tolerance=TOL,
     convention="The most responsible component of each row (argmax of bgmm_predict_proba); "
                "cases keep rows whose best log-probability leads by at least 0.05.",
-    section="7",
+    section="6.2",
     references=REFERENCES,
 ))

@@ -1,4 +1,4 @@
-r"""Records of :mod:`refimpl.vi.normal` (docs/conventions.rst, section 7).
+r"""Records of :mod:`refimpl.vi.normal` (docs/conventions.rst, section 6.1).
 
 ``normal_cavi`` is a fit: primal ``x``, the Normal-Gamma prior and the
 stopping rule as params, outputs ``mean, var, shape, rate`` compared and the
@@ -209,7 +209,7 @@ CAVI = register(Op(
     ),
     tolerance=TOL,
     convention=CONVENTION_CAVI,
-    section="7",
+    section="6.1",
     references=REFERENCES,
 ))
 
@@ -267,6 +267,6 @@ ELBO = register(Op(
     ),
     tolerance=TOL,
     convention=CONVENTION_ELBO,
-    section="7",
+    section="6.1",
     references=REFERENCES,
 ))
