@@ -29,9 +29,9 @@ Rules per layer kind: weighted layers (:class:`Linear`, :class:`Conv2d`) take
 Epsilon, Gamma, AlphaBeta, ZPlus, ZBox, WSquare, Flat; average pools take
 Epsilon or Norm (the epsilon rule on the averaging map); max pooling takes
 Pass (relevance to the window's first maximum, as its gradient) or
-Epsilon/Norm (captum); ReLU and Flatten take Pass. BatchNorm is merged first
-(:func:`refimpl.nn.merge_batchnorm`, zennit) or takes Epsilon on its affine map
-(captum, iNNvestigate).
+Epsilon/Norm (captum); ReLU, Tanh, Sigmoid and Flatten take Pass. BatchNorm is
+merged first (:func:`refimpl.nn.merge_batchnorm`, zennit) or takes Epsilon on its
+affine map (captum, iNNvestigate).
 
 Checkable by candidates: one function per rule on a single Linear or Conv2d
 layer (:func:`lrp_epsilon`, :func:`lrp_gamma`, ...; ``x``, the layer's
@@ -158,7 +158,7 @@ def _flat_bias(xp, layer, bias, out_shape):
 
 _KIND_NAMES = {
     "weighted": "Linear/Conv2d", "avgpool": "AvgPool2d/AdaptiveAvgPool2d", "maxpool": "MaxPool2d",
-    "activation": "ReLU", "reshape": "Flatten", "batchnorm": "BatchNorm",
+    "activation": "ReLU/Tanh/Sigmoid", "reshape": "Flatten", "batchnorm": "BatchNorm",
 }
 
 
@@ -492,7 +492,7 @@ class Flat(_WeightedRule):
 
 @dataclass(frozen=True)
 class Pass(_Rule):
-    """Relevance passes unchanged through ReLU and Flatten (reshaped), and to the
+    """Relevance passes unchanged through activations and Flatten (reshaped), and to the
     first maximum of each window through MaxPool2d (its gradient)."""
 
     accepts = ("activation", "reshape", "maxpool")
@@ -649,9 +649,9 @@ def lrp(layers, x, R_out, rules, method="gradient") -> LRPResult:
     Parameters
     ----------
     layers : list of layers
-        :class:`Linear`, :class:`Conv2d`, :class:`ReLU`, :class:`AvgPool2d`,
-        :class:`MaxPool2d`, :class:`AdaptiveAvgPool2d`, :class:`Flatten`,
-        :class:`BatchNorm` (merge it first with :func:`~refimpl.nn.merge_batchnorm`, or
+        :mod:`refimpl.nn` layers: ``Linear``, ``Conv2d``, ``ReLU``, ``Tanh``,
+        ``Sigmoid``, ``AvgPool2d``, ``MaxPool2d``, ``AdaptiveAvgPool2d``, ``Flatten``,
+        ``BatchNorm`` (merge it first with :func:`~refimpl.nn.merge_batchnorm`, or
         give it :class:`Epsilon`).
     x : (N, ...) array
         Input batch; samples are independent.

@@ -61,3 +61,16 @@ def test_bad_layers_and_cotangent():
         sequential([ReLU(), "relu"], np.ones((1, 2)))
     with pytest.raises(ValueError, match=r"cotangent must have the output's shape \(2, 2\)"):
         sequential_vjp(_cnn(), np.ones((2, 2, 6, 6)), np.ones((2, 3)))
+
+
+def test_golden_vectors_describe_the_layers(tmp_path):
+    """Exported networks come back as ``{"type": class name, field: value}`` per layer."""
+    import verify
+
+    verify.export_vectors(tmp_path, ["sequential"], examples=3, seed=2)
+    for v in verify.load_vectors(tmp_path):
+        layers = [getattr(refimpl.nn, d.pop("type"))(**d) for d in v.inputs["layers"]]
+        np.testing.assert_allclose(sequential(layers, v.inputs["x"]), v.output, rtol=1e-13)
+        dlayers, dx = sequential_vjp(layers, v.inputs["x"], v.cotangent)
+        np.testing.assert_allclose(dx, v.vjp["x"], rtol=1e-13)
+        assert len(v.vjp["layers"]) == len(layers)

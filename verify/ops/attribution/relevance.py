@@ -19,6 +19,8 @@ captum's choice; its properties read the implementation's ``relevance_at``
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Callable
 
 import autograd
 import autograd.numpy as anp
@@ -61,8 +63,15 @@ from ..nn.convolution import conv2d_reference
 from ..nn.dense import linear_reference
 from ..nn.network import network_activations, network_reference
 from ..nn.pooling import avg_pool_reference
-from ._formulas import FORMULAS, apply_terms, denominators, linear_map_dense, reference_lrp, \
-    weighted_dense
+from ._formulas import (
+    FORMULAS,
+    _flat,
+    apply_terms,
+    denominators,
+    linear_map_dense,
+    reference_lrp,
+    weighted_dense,
+)
 
 LRP_TOL = {"float64": 1e-10, "float32": 2e-3}
 REFERENCES = (
@@ -88,48 +97,62 @@ def _with_pair(params, names, pairs):
     return params.flatmap(lambda p: st.sampled_from(pairs).map(lambda v: {**p, **dict(zip(names, v))}))
 
 
+@dataclass(frozen=True)
+class _RuleFunction:
+    """A single-layer rule function: its rule class, parameters, exact-zero recipe, convention.
+
+    ``zero(rule)`` says how an exact case gets a zero denominator at output 0 of
+    sample 0: in the rule's own denominator (``"input"``: by moving one input
+    under a unit weight, ``"bias"``: by moving the bias), in the plain ``z``
+    (``"z"``: gamma's output signs), or by a zero input sample (``"row"``) where
+    no denominator can vanish with nonzero contributions.
+    """
+
+    rule: type
+    params: st.SearchStrategy
+    zero: Callable
+    convention: str
+
+
 _ZB, _WO = st.booleans(), st.booleans()
 
-#: ``function: (rule class, parameter strategy, how an exact case gets a zero output, convention)``.
-#: The zero is made in the denominator of the rule itself (``"input"``: by moving one input
-#: under a unit weight, ``"bias"``: by moving the bias), in the plain ``z`` (``"z"``: gamma's
-#: output signs), or by a zero input sample (``"row"``) where no denominator can vanish with
-#: nonzero contributions.
 RULE_FUNCTIONS = {
-    lrp_epsilon: (Epsilon, _params(zero_bias=_ZB), lambda rule: "input",
-                  "R_i = a_i sum_j w_ij R_j / S(z_j), z_j = sum_i a_i w_ij + b_j (b left out "
-                  "with zero_bias)"),
-    lrp_gamma: (Gamma, _params(gamma=st.sampled_from([0.0, 0.25, 1.0]), zero_bias=_ZB,
-                               weights_only=_WO),
-                lambda rule: "bias" if rule.weights_only else "z",
-                "zennit's generalised gamma: for z_j > 0 the contributions a+ (w + gamma w+) + "
-                "a- (w + gamma w-) over S(their sum + b + gamma b+), for z_j < 0 the same with "
-                "w+ and w- (b+ and b-) exchanged, nothing for z_j = 0; weights_only=True is "
-                "captum's a (w + gamma w+) with bias b"),
-    lrp_alpha_beta: (AlphaBeta, _with_pair(_params(zero_bias=_ZB), ("alpha", "beta"),
-                                           [(2.0, 1.0), (1.0, 0.0), (1.5, 0.5)]),
-                     lambda rule: "row",
-                     "alpha (a+ w+ + a- w-) / S(z_alpha) - beta (a+ w- + a- w+) / S(z_beta), "
-                     "biases b+ and b- in z_alpha and z_beta, alpha - beta = 1"),
-    lrp_zplus: (ZPlus, _params(zero_bias=_ZB, weights_only=_WO),
-                lambda rule: "bias" if rule.weights_only else "row",
-                "(a+ w+ + a- w-) / S(their sum + b+); weights_only=True is captum's a w+ / "
-                "S(sum a w+ + b)"),
-    lrp_zbox: (ZBox, _with_pair(_params(), ("low", "high"),
-                                [(-1.0, 1.0), (-2.0, 1.5), (0.0, 0.0), (0.0, 1.0)]),
-               lambda rule: "input",
-               "(a_i w_ij - l w+_ij - h w-_ij) / S(the sum over i), low l and high h scalars, "
-               "the bias cancels"),
-    lrp_wsquare: (WSquare, _params(zero_bias=_ZB), lambda rule: "row",
-                  "w_ij^2 / S(sum_i w_ij^2 + b_j^2) times R_j (b left out with zero_bias), "
-                  "independent of a"),
-    lrp_flat: (Flat, _params(), lambda rule: "row",
-               "R_j / S(|RF(j)|) to every input of the in-bounds receptive field RF(j), no bias"),
+    lrp_epsilon: _RuleFunction(
+        Epsilon, _params(zero_bias=_ZB), lambda rule: "input",
+        "R_i = a_i sum_j w_ij R_j / S(z_j), z_j = sum_i a_i w_ij + b_j (b left out with "
+        "zero_bias)"),
+    lrp_gamma: _RuleFunction(
+        Gamma, _params(gamma=st.sampled_from([0.0, 0.25, 1.0]), zero_bias=_ZB, weights_only=_WO),
+        lambda rule: "bias" if rule.weights_only else "z",
+        "zennit's generalised gamma: for z_j > 0 the contributions a+ (w + gamma w+) + a- (w + "
+        "gamma w-) over S(their sum + b + gamma b+), for z_j < 0 the same with w+ and w- (b+ and "
+        "b-) exchanged, nothing for z_j = 0; weights_only=True is captum's a (w + gamma w+) with "
+        "bias b"),
+    lrp_alpha_beta: _RuleFunction(
+        AlphaBeta, _with_pair(_params(zero_bias=_ZB), ("alpha", "beta"),
+                              [(2.0, 1.0), (1.0, 0.0), (1.5, 0.5)]),
+        lambda rule: "row",
+        "alpha (a+ w+ + a- w-) / S(z_alpha) - beta (a+ w- + a- w+) / S(z_beta), biases b+ and b- "
+        "in z_alpha and z_beta, alpha - beta = 1"),
+    lrp_zplus: _RuleFunction(
+        ZPlus, _params(zero_bias=_ZB, weights_only=_WO),
+        lambda rule: "bias" if rule.weights_only else "row",
+        "(a+ w+ + a- w-) / S(their sum + b+); weights_only=True is captum's a w+ / "
+        "S(sum a w+ + b)"),
+    lrp_zbox: _RuleFunction(
+        ZBox, _with_pair(_params(), ("low", "high"),
+                         [(-1.0, 1.0), (-2.0, 1.5), (0.0, 0.0), (0.0, 1.0)]),
+        lambda rule: "input",
+        "(a_i w_ij - l w+_ij - h w-_ij) / S(the sum over i), low l and high h scalars, the bias "
+        "cancels"),
+    lrp_wsquare: _RuleFunction(
+        WSquare, _params(zero_bias=_ZB), lambda rule: "row",
+        "w_ij^2 / S(sum_i w_ij^2 + b_j^2) times R_j (b left out with zero_bias), independent of "
+        "a"),
+    lrp_flat: _RuleFunction(
+        Flat, _params(), lambda rule: "row",
+        "R_j / S(|RF(j)|) to every input of the in-bounds receptive field RF(j), no bias"),
 }
-
-
-def _flat(a):
-    return a.reshape(a.shape[0], -1)
 
 
 def _relevance(rule, L, R, shape):
@@ -212,8 +235,8 @@ def _dyadic(gen):
 
 @st.composite
 def _weighted_cases(draw, function):
-    rule_class, params, zero_mode, _ = RULE_FUNCTIONS[function]
-    params = draw(params)
+    entry = RULE_FUNCTIONS[function]
+    rule_class, params = entry.rule, draw(entry.params)
     gen = draw(rng())
     exact = draw(st.booleans())
     values = _dyadic(gen) if exact else gen.standard_normal
@@ -222,7 +245,7 @@ def _weighted_cases(draw, function):
     bias = values(weight.shape[0]) if draw(st.booleans()) else None
     if exact:
         rule = rule_class(**params)
-        x, weight, bias = _zeroed(zero_mode(rule), rule, x, weight, bias, geometry, weight_tap,
+        x, weight, bias = _zeroed(entry.zero(rule), rule, x, weight, bias, geometry, weight_tap,
                                   input_tap)
         assume(not _cancelled_zero(rule, weighted_dense(x, weight, bias, **geometry)))
     y = (conv2d_reference(np, x, weight, None, **geometry) if geometry
@@ -295,9 +318,9 @@ _WEIGHTED_PRIMALS = (Primal("x"), Primal("weight"), Primal("R"), Primal("bias", 
 _LAYER = ("one Linear (weight (out, in)) or Conv2d (weight (O, C, kh, kw), stride, padding) "
           "layer with input x, optional bias and relevance R at its output: ")
 
-for _function, (_rule, _, _, _convention) in RULE_FUNCTIONS.items():
+for _function, _entry in RULE_FUNCTIONS.items():
     _rule_record(_function, _WEIGHTED_PRIMALS, lambda f=_function: _weighted_cases(f),
-                 _weighted_reference(_rule), _LAYER + _convention)
+                 _weighted_reference(_entry.rule), _LAYER + _entry.convention)
 
 _rule_record(lrp_norm, (Primal("x"), Primal("R")), _norm_cases, _norm_reference,
              "the epsilon rule on one average pooling (kernel_size, stride; k = kh kw): "
