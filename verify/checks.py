@@ -322,9 +322,14 @@ def reference_outputs(op: Op, case: Case, rounded=None) -> dict:
 
 
 def output_shapes(op: Op, case: Case) -> dict:
-    """Shapes of every output: refimpl's own forward on the case's NumPy arrays."""
+    """Shapes of every output: refimpl's own forward on the case's NumPy arrays.
+
+    An output that is a sequence of arrays (relevance at every layer) has no
+    single shape and no entry: a property that reads it checks its parts.
+    """
     result = call_forward(op, op.forward, case.primals, case.params, lambda a: a)
-    return {k: tuple(np.shape(v)) for k, v in outputs_of(op, result).items()}
+    return {k: tuple(np.shape(v)) for k, v in outputs_of(op, result).items()
+            if not isinstance(v, (list, tuple))}
 
 
 def take_outputs(op, ctx, result, shapes, names=None) -> dict:

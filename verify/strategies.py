@@ -9,13 +9,18 @@ A candidate restricted to a sub-domain passes a strategy of
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.linalg.lapack as lapack
 from hypothesis import strategies as st
 
+from refimpl import nn
+
 from .registry import Case
 
 __all__ = [
+    "NETWORK_ACTIVATIONS",
     "batch_shapes",
     "lapack_reflectors",
     "lapack_reflector_cases",
@@ -23,6 +28,7 @@ __all__ = [
     "moderate_periodic_kernel",
     "near_identity_kernel",
     "near_orthogonal_periodic_kernel",
+    "networks",
     "rng",
     "rows_with_norms",
 ]
@@ -132,3 +138,93 @@ def moderate_periodic_kernel(gen: np.random.Generator, c, H, W, limit=100.0) -> 
         if np.all(np.linalg.cond(A) <= limit):
             return K
     return near_orthogonal_periodic_kernel(gen, c, H, W)
+# -- networks -------------------------------------------------------------------------------
+
+NETWORK_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def _fan_in_scaled(gen, shape, fan_in):
+    """Gaussian weights over ``sqrt(fan_in)``: every layer keeps its input's scale."""
+    return gen.standard_normal(shape) / math.sqrt(fan_in)
+
+
+def _batch_norm(gen, channels):
+    """A BatchNorm with ``gamma`` and the running variance in ``[0.5, 2]``."""
+    return nn.BatchNorm(gen.uniform(0.5, 2.0, channels), gen.standard_normal(channels),
+                        gen.standard_normal(channels), gen.uniform(0.5, 2.0, channels))
+
+
+@st.composite
+def networks(draw, kind=None, activations=tuple(NETWORK_ACTIVATIONS), batchnorm=False,
+             bias=None, max_batch=3):
+    """``(layers, x)``: a small random network of :mod:`refimpl.nn` layers and an input batch.
+
+    ``kind`` ``"mlp"`` (2 to 4 widths in 1..6: Linear, then activation and
+    Linear) or ``"cnn"`` (Conv2d with stride 1-2 and padding, activation,
+    average/max/adaptive pooling, Conv2d, activation, Flatten, Linear, on 1-2
+    channels of 4x4 to 6x6 images); drawn when ``None``. Activations are
+    drawn from ``activations`` (names of :data:`NETWORK_ACTIVATIONS`). Weights
+    are Gaussian over ``sqrt(fan_in)``, biases ``0.5 N(0, 1)`` on every
+    weighted layer or none (``bias``, drawn when ``None``), inputs uniform in
+    ``[-1, 1]``. ``batchnorm``: a BatchNorm after every weighted layer
+    (``True``), none (``False``), or drawn per layer (``None``).
+    """
+    gen = draw(rng())
+    kind = draw(st.sampled_from(["mlp", "cnn"])) if kind is None else kind
+    with_bias = draw(st.booleans()) if bias is None else bias
+    n = draw(st.integers(1, max_batch))
+    layers = []
+
+    def weighted(layer):
+        layers.append(layer)
+        if batchnorm or (batchnorm is None and draw(st.booleans())):
+            layers.append(_batch_norm(gen, layer.weight.shape[0]))
+
+    def activation():
+        layers.append(NETWORK_ACTIVATIONS[draw(st.sampled_from(activations))]())
+
+    def dense(fan_in, fan_out):
+        weighted(nn.Linear(_fan_in_scaled(gen, (fan_out, fan_in), fan_in),
+                           0.5 * gen.standard_normal(fan_out) if with_bias else None))
+
+    if kind == "mlp":
+        sizes = [draw(st.integers(1, 6)) for _ in range(draw(st.integers(2, 4)))]
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if i:
+                activation()
+            dense(a, b)
+        return layers, gen.uniform(-1.0, 1.0, (n, sizes[0]))
+    c, h, w = draw(st.integers(1, 2)), draw(st.integers(4, 6)), draw(st.integers(4, 6))
+    x = gen.uniform(-1.0, 1.0, (n, c, h, w))
+    for position in range(2):
+        k = draw(st.integers(1, min(3, h, w)))
+        o = draw(st.integers(1, 3))
+        stride = draw(st.integers(1, 2)) if position == 0 else 1
+        padding = draw(st.integers(0, k // 2))
+        weighted(nn.Conv2d(_fan_in_scaled(gen, (o, c, k, k), c * k * k),
+                           0.5 * gen.standard_normal(o) if with_bias else None, stride, padding))
+        activation()
+        h, w = ((size + 2 * padding - k) // stride + 1 for size in (h, w))
+        c = o
+        if position == 0:
+            layers.append(draw(_pooling(h, w)))
+            h, w = _pooled_size(layers[-1], h, w)
+    layers.append(nn.Flatten())
+    dense(c * h * w, draw(st.integers(1, 3)))
+    return layers, x
+
+
+@st.composite
+def _pooling(draw, h, w):
+    kind = draw(st.sampled_from(["avg", "max", "adaptive"]))
+    if kind == "adaptive":
+        return nn.AdaptiveAvgPool2d((draw(st.integers(1, h)), draw(st.integers(1, w))))
+    k = min(2, h, w)
+    return (nn.AvgPool2d if kind == "avg" else nn.MaxPool2d)(k)
+
+
+def _pooled_size(layer, h, w):
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return layer.output_size
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    return (h - kh) // sh + 1, (w - kw) // sw + 1

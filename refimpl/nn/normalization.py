@@ -132,6 +132,7 @@ class BatchNorm(Layer):
         return c.x, BatchNorm(c.weight, c.bias, c.running_mean, c.running_var, self.eps)
 
     def input_vjp(self, x, g):
+        _check_batch_norm(x, *self._params(), self.eps, g)
         xp, _ = get_namespace(g)
         return g * _channels(xp, self.scale(), x.ndim)
 
