@@ -1,6 +1,6 @@
 r"""Layer-wise relevance propagation (LRP): every standard rule, two implementations.
 
-Convention (docs/conventions.rst, section 6). For one layer with inputs :math:`a_i`,
+Convention (docs/conventions.rst, section 5.1). For one layer with inputs :math:`a_i`,
 weights :math:`w_{ij}` (input ``i`` to output ``j``), bias :math:`b_j`,
 :math:`z_j = \sum_i a_i w_{ij} + b_j` and upper relevance :math:`R_j`, every
 weighted rule has the form

@@ -5,7 +5,7 @@ arrays: :class:`~refimpl.nn.Linear`, :class:`~refimpl.nn.Conv2d`, pools,
 activations, :class:`~refimpl.nn.BatchNorm`, :class:`~refimpl.nn.Flatten`).
 It is also the description a candidate framework reads to build its own
 model: each layer's class name and fields (``layer.arrays()`` for the
-parameters). Convention: docs/conventions.rst, section 5.
+parameters). Convention: docs/conventions.rst, section 4.7.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""Batch normalisation in inference mode, its VJP, its layer class, and merging into the layer before.
 
-Convention (docs/conventions.rst, section 5): over axis 1 (``BatchNorm1d/2d``),
+Convention (docs/conventions.rst, section 4.5): over axis 1 (``BatchNorm1d/2d``),
 
 .. math::  y = (x - \mu) \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}} + \beta,
 

@@ -9,7 +9,7 @@ the 0/1 matrix of each window's first maximum. A rule's formula
 
 .. math::  R_i = \sum_{\text{terms}} \sum_j c_{ij} \frac{f_j R_j}{S(\sum_{i'} c_{i'j} + b_j)}
 
-(docs/conventions.rst, section 6); Pass divides by nothing. Composites become
+(docs/conventions.rst, section 5.1); Pass divides by nothing. Composites become
 rules by :data:`COMPOSITE_RULES` (zennit's layer maps, by composite class).
 """
 

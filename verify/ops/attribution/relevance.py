@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.attribution.relevance` (docs/conventions.rst, section 6).
+"""Records of :mod:`refimpl.attribution.relevance` (docs/conventions.rst, section 5.1).
 
 One record per single-layer rule function (``lrp_epsilon``, ``lrp_gamma``,
 ...: primals ``x``, ``weight``, ``R`` and the optional ``bias``; ``lrp_norm``:
@@ -305,7 +305,7 @@ def _rule_record(function, primals, cases, reference, convention):
     op = Op(
         forward=function, primals=primals, outputs=(Output("relevance"),), cases=cases,
         reference=reference, tolerance=LRP_TOL, convention=f"{convention}; {STABILIZER}.",
-        section="6", references=REFERENCES, options=("method",),
+        section="5.1", references=REFERENCES, options=("method",),
     )
     return register(dataclasses.replace(op, properties=(
         Property("linear in R", _linear_in_R(op), "f(R1 + 2.5 R2) = f(R1) + 2.5 f(R2)"),
@@ -511,7 +511,7 @@ def _no_nan_at_zeros(impl, case, ctx):
 
 LRP_PROPERTIES = (
     Property("matches the rule formulas at every layer", _matches_formulas,
-                  "relevance_at equals the formulas of docs/conventions.rst, section 6, on dense "
+                  "relevance_at equals the formulas of docs/conventions.rst, section 5.1, on dense "
                   "matrices, at every layer, for every rule set and composite"),
     Property("explicit and gradient methods agree", _lrp_methods_agree,
                   "method='explicit' equals method='gradient' at every layer", refimpl_only=True),
@@ -563,7 +563,7 @@ LRP = register(Op(
                "EpsilonPlusFlat, EpsilonAlpha2Beta1, EpsilonGammaBox with low, high, gamma; all "
                "with epsilon for dense layers, rule_epsilon for the other rules, stabilizer) that "
                f"maps layers to rules by type; {STABILIZER}.",
-    section="6",
+    section="5.1",
     references=REFERENCES,
     options=("method",),
 ))

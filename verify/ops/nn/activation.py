@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.nn.activation` (docs/conventions.rst, section 5).
+"""Records of :mod:`refimpl.nn.activation` (docs/conventions.rst, section 4.4).
 
 Ground truth: ``numpy.maximum(x, 0)``, ``numpy.tanh`` and
 ``scipy.special.expit``; naive forwards ``maximum``, ``tanh`` and
@@ -50,7 +50,7 @@ def _relu_subgradient_at_zero(impl, case, ctx):
 def _record(forward, vjp, reference, naive, convention, cases=_cases, properties=()):
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal("x"),), cases=cases, reference=reference,
-        naive=naive, properties=properties, tolerance=TOL, convention=convention, section="5",
+        naive=naive, properties=properties, tolerance=TOL, convention=convention, section="4.4",
         references=REFERENCES,
     ))
 

@@ -1,4 +1,4 @@
-"""Record of :mod:`refimpl.nn.convolution` (docs/conventions.rst, section 5).
+"""Record of :mod:`refimpl.nn.convolution` (docs/conventions.rst, section 4.2).
 
 Ground truth is ``scipy.signal.correlate`` ('valid') of the zero-padded
 input, summed over input channels and subsampled by the stride; the naive
@@ -99,6 +99,6 @@ OP = register(Op(
     convention="Cross-correlation (PyTorch F.conv2d): x (N, C, H, W), weight (O, C, kh, kw), "
                "bias (O,) optional, stride and symmetric zero padding in [0, k // 2] as ints or "
                "pairs; y has Ho = (H + 2 p_h - kh) // s_h + 1 rows.",
-    section="5",
+    section="4.2",
     references=REFERENCES,
 ))

@@ -1,4 +1,4 @@
-"""Record of :mod:`refimpl.nn.dense` (docs/conventions.rst, section 5).
+"""Record of :mod:`refimpl.nn.dense` (docs/conventions.rst, section 4.1).
 
 Ground truth is ``x W^T + b`` written out with NumPy (autograd.numpy for the
 naive forward); cases draw leading batch axes and the optional bias.
@@ -47,6 +47,6 @@ OP = register(Op(
     convention="y = x W^T + b with W of shape (out, in) (PyTorch nn.Linear), bias optional, "
                "leading axes of x are batch axes; the VJP sums the weight and bias cotangents "
                "over them.",
-    section="5",
+    section="4.1",
     references=REFERENCES,
 ))

@@ -1,4 +1,4 @@
-"""Record of :mod:`refimpl.nn.network` (docs/conventions.rst, section 5).
+"""Record of :mod:`refimpl.nn.network` (docs/conventions.rst, section 4.7).
 
 ``sequential(layers, x)`` with the layer list as a differentiable tree primal:
 the dot-product test perturbs ``x`` and every parameter of every layer at
@@ -116,6 +116,6 @@ OP = register(Op(
                "running_mean, running_var, eps), Flatten) applied in order; the VJP returns "
                "(layers, x) cotangents, the layers' as one structure per layer holding its array "
                "fields' cotangents in field order (refimpl: layers of the same type).",
-    section="5",
+    section="4.7",
     references=("PyTorch documentation, torch.nn.Sequential",),
 ))

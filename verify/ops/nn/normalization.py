@@ -1,4 +1,4 @@
-"""Record of :mod:`refimpl.nn.normalization` (docs/conventions.rst, section 5).
+"""Record of :mod:`refimpl.nn.normalization` (docs/conventions.rst, section 4.5).
 
 Ground truth is ``(x - mu) / sqrt(var + eps) * gamma + beta`` per channel
 (axis 1), written out in NumPy (autograd.numpy for the naive forward); the
@@ -62,6 +62,6 @@ OP = register(Op(
     convention="Inference mode over axis 1: y = (x - running_mean) / sqrt(running_var + eps) "
                "* weight + bias per channel (PyTorch BatchNorm1d/2d in eval mode), eps = 1e-5 by "
                "default; every primal, running statistics included, gets a cotangent.",
-    section="5",
+    section="4.5",
     references=REFERENCES,
 ))

@@ -1,4 +1,4 @@
-"""Records of :mod:`refimpl.nn.pooling` (docs/conventions.rst, section 5).
+"""Records of :mod:`refimpl.nn.pooling` (docs/conventions.rst, section 4.3).
 
 Ground truth loops over the output positions and reduces each window (mean
 or max), or each of PyTorch's adaptive bins ``[floor(i n / o), ceil((i + 1) n / o))``
@@ -111,7 +111,7 @@ def _record(forward, vjp, cases, reference, convention, **relations):
         forward=forward, vjp=vjp, primals=(Primal("x"),), cases=cases,
         reference=lambda x, **params: reference(np, x, **params),
         naive=lambda x, **params: reference(anp, x, **params),
-        tolerance=TOL, convention=convention, section="5", references=REFERENCES, **relations,
+        tolerance=TOL, convention=convention, section="4.3", references=REFERENCES, **relations,
     ))
 
 

@@ -1,4 +1,4 @@
-"""Record of :mod:`refimpl.nn.reshape` (docs/conventions.rst, section 5).
+"""Record of :mod:`refimpl.nn.reshape` (docs/conventions.rst, section 4.6).
 
 Ground truth is ``numpy.reshape(x, (N, -1))`` (row-major); flattening is
 linear in ``x`` (adjoint test).
@@ -34,6 +34,6 @@ OP = register(Op(
     tolerance={"float64": 1e-12, "float32": 2e-5},
     convention="(N, ...) -> (N, prod(...)) in row-major (C) order, the batch axis kept "
                "(PyTorch nn.Flatten()); the cotangent is reshaped back.",
-    section="5",
+    section="4.6",
     references=("PyTorch documentation, torch.nn.Flatten",),
 ))
