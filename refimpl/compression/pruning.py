@@ -45,26 +45,24 @@ def _pruned_count(n: int, sparsity: float, count: str) -> int:
     return n - round((1.0 - sparsity) * n)
 
 
-def _pruning_order(xp, magnitudes, ties):
-    """Flat indices in the order they are pruned: increasing magnitude, equal ones by index."""
-    if ties == "low_index":
-        return xp.argsort(magnitudes, stable=True)
-    # The reverse of "decreasing magnitude, lower index first" puts higher indices first on ties.
-    return xp.flip(xp.argsort(magnitudes, descending=True, stable=True), axis=0)
-
-
 def _magnitude_mask(xp, w, k, ties):
-    """Keep all but ``k`` weights of smallest magnitude, ties by ``ties`` (``prune_all``: every
-    weight as small as the ``k``-th smallest goes)."""
+    """Keep all but ``k`` weights of smallest magnitude, ties at the ``k``-th smallest magnitude
+    ``t`` by ``ties``: ``prune_all`` prunes every one, ``low_index`` (``high_index``) the lower
+    (higher) flat indices first, as many as the count needs."""
     if k == 0:
         return xp.ones(w.shape, dtype=xp.bool, device=w.device)
-    magnitudes = xp.reshape(xp.abs(w), (-1,))
+    a = xp.reshape(xp.abs(w), (-1,))
+    t = xp.sort(a)[k - 1]
     if ties == "prune_all":
-        threshold = xp.sort(magnitudes)[k - 1]
-        return xp.abs(w) > threshold
-    # argsort of a permutation is its inverse: each weight's place in the pruning order.
-    place = xp.argsort(_pruning_order(xp, magnitudes, ties))
-    return xp.reshape(place >= k, w.shape)
+        return xp.reshape(a > t, w.shape)
+    below, tied = a < t, a == t
+    wanted = k - int(xp.count_nonzero(below))  # tied weights still to prune, at least one
+    rank = xp.cumulative_sum(xp.astype(tied, xp.int64))  # 1, 2, ... along the tied ones
+    if ties == "low_index":
+        pruned_tied = tied & (rank <= wanted)
+    else:
+        pruned_tied = tied & (rank > int(rank[-1]) - wanted)
+    return xp.reshape(~(below | pruned_tied), w.shape)
 
 
 def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned", check_finite=True):

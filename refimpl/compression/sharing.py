@@ -144,11 +144,13 @@ def _update(xp, x, labels, sums, counts, centers, empty_clusters):
     if empty_clusters == "sklearn":
         sums, counts = _relocate_empty(xp, x, labels, centers, sums, counts)
     filled = counts > 0
-    means = sums / xp.astype(xp.where(filled, counts, 1), x.dtype)
+    # Times the reciprocal count, as scikit-learn: its test "every point on its centre" is exact.
+    means = sums * (1 / xp.astype(xp.where(filled, counts, 1), x.dtype))
     if empty_clusters == "keep":
         return xp.where(filled, means, centers)
     # scikit-learn's _average_centers scales the clusters in index order and copies the biggest
-    # one into each cluster left empty: a cluster before the biggest gets its unscaled sum.
+    # one into each cluster left empty: a cluster before the biggest gets its unscaled sum (of
+    # the centred data, see kmeans_quantize).
     biggest = int(xp.argmax(counts))
     ids = xp.arange(centers.shape[0], device=x.device)
     return xp.where(filled, means, xp.where(ids < biggest, sums[biggest], means[biggest]))
@@ -230,8 +232,9 @@ def kmeans_quantize(w, n_clusters, *, mask=None, init="linear", noise=None, max_
     :math:`\sum_i (x_i - c_{a_i})^2`, which never increases from one
     iteration to the next. Convention (docs/conventions.rst, section 9.2):
     scikit-learn's ``KMeans(algorithm="lloyd", n_init=1)`` started from the
-    same centroids, step for step: the first centroid on ties; it stops when
-    the codes repeat, or when :math:`\sum_j \|c_j^{new} - c_j\|^2 \le
+    same centroids, step for step: on the data centred on their mean, the
+    first centroid on ties, sums times reciprocal counts; it stops when the
+    codes repeat, or when :math:`\sum_j \|c_j^{new} - c_j\|^2 \le
     \mathrm{tol} \cdot \operatorname{var}(x)`, or after ``max_iter``
     iterations, then assigns the codes once more (unless they repeated). An
     empty cluster takes one of the points farthest from their centroids
@@ -291,9 +294,13 @@ def kmeans_quantize(w, n_clusters, *, mask=None, init="linear", noise=None, max_
     else:
         u = xp.reshape(noise, (-1,))
         centers = _random_init(xp, x, n_clusters, u if kept is None else u[kept])
-    variance = float(xp.mean((x - xp.mean(x)) ** 2))
+    # Centred on their mean, as scikit-learn does: it fixes where an empty cluster goes.
+    mean = xp.mean(x)
+    x, centers = x - mean, centers - mean
+    variance = float(xp.mean(x**2))
     centers, labels, n_iter = _lloyd(xp, x, centers, max_iter, tol * variance, empty_clusters)
     inertia = xp.sum((x - xp.take(centers, labels)) ** 2)
+    centers = centers + mean
     if kept is not None:
         # The code of the i-th kept weight goes to the i-th True of the mask.
         place = xp.cumulative_sum(xp.astype(kept, xp.int64)) - 1
