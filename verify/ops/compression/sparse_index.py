@@ -61,8 +61,9 @@ def _reference_decode(gaps, filler, *, shape, offset="zeros_skipped", **_):
 @st.composite
 def _masks(draw):
     gen = draw(rng())
-    shape = draw(st.sampled_from([(1,), (16,), (40,), (5, 9), (3, 4, 5)]))
-    mask = sparse_mask(gen, shape, draw(st.sampled_from([0.0, 0.05, 0.2, 0.5, 0.9])))
+    # Listed from the most telling: hypothesis draws (and shrinks towards) the first ones more.
+    shape = draw(st.sampled_from([(40,), (5, 9), (3, 4, 5), (16,), (1,)]))
+    mask = sparse_mask(gen, shape, draw(st.sampled_from([0.2, 0.05, 0.5, 0.9, 0.0])))
     return mask, {"bits": draw(st.integers(1, 4)),
                   "offset": draw(st.sampled_from(["zeros_skipped", "difference"]))}
 
@@ -134,7 +135,7 @@ ENCODE = register(Op(
     section="9.4",
     references=REFERENCES,
     bench_case=_bench_case,
-    bench_sizes=(10**5, 10**6),
+    bench_sizes=((10**5,), (10**6,)),
 ))
 
 DECODE = register(Op(
