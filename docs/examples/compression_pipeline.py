@@ -36,7 +36,8 @@ x_train, x_test = gen.standard_normal((512, 32)), gen.standard_normal((512, 32))
 
 
 def relative_error(layers, x):
-    return np.linalg.norm(sequential(layers, x) - sequential(dense, x)) / np.linalg.norm(sequential(dense, x))
+    target = sequential(dense, x)
+    return np.linalg.norm(sequential(layers, x) - target) / np.linalg.norm(target)
 
 
 # 1-2. Prune, then quantise the kept weights of every Linear layer.

@@ -21,7 +21,8 @@ def row_blocks(n_rows: int, n_groups: int) -> list[slice]:
 
 
 def grouped_sums(xp, values, labels, n_groups):
-    """``(sums, counts)``: ``sum_i values_i [labels_i = j]`` and ``#{i: labels_i = j}``, ``j < n_groups``.
+    """``(sums, counts)``: ``sum_i values_i [labels_i = j]`` and ``#{i: labels_i = j}``,
+    ``j < n_groups``.
 
     ``values`` and ``labels`` (int64) are 1-D of one length; ``counts`` is
     int64 and exact (each block's count is below ``2**24``, exact in float32 too).

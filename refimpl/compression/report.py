@@ -118,7 +118,7 @@ def compression_report(codes, *, n_clusters, index_bits, codebook_bits=32, weigh
         raise ValueError(f"codes must lie in [-1, {n_clusters}) (-1: pruned)")
     kept = flat >= 0
     index = relative_index_encode(kept, bits=index_bits, offset=offset)
-    # Entry e that is not a filler holds the code of the (number of non-fillers before it)-th kept weight.
+    # An entry that is not a filler holds the code of the kept weight of its rank among those.
     rank = xp.cumulative_sum(xp.astype(~index.filler, xp.int64)) - 1
     kept_codes = flat[kept]
     held = xp.take(kept_codes, xp.clip(rank, min=0)) if kept_codes.shape[0] else rank

@@ -50,7 +50,7 @@ class Code:
                 depth[node[1]] = d
             else:
                 stack += [(child, d + 1) for child in children[node]]
-        if self.bug == "depths given in symbol order":  # computed by (frequency, symbol), stored by symbol
+        if self.bug == "depths given in symbol order":  # made in (frequency, symbol) order
             for s, d in zip(sorted(used), [depth[s] for s in used]):
                 depth[s] = d
         return depth, children

@@ -5,8 +5,9 @@ scikit-learn's Lloyd written out with ``np.bincount``: assign to the nearest
 centroid (first on ties); sum and count per cluster; move the farthest
 points (stable descending sort) into the empty clusters, in index order;
 average (on the data centred on their mean), an empty cluster copying the
-biggest one as ``_average_centers`` does (its unscaled sum before it); stop on repeated codes or a squared shift
-``<= tol var(x)``; assign once more unless the codes repeated. The
+biggest one as ``_average_centers`` does (its unscaled sum before it); stop
+on repeated codes or a squared shift ``<= tol var(x)``; assign once more
+unless the codes repeated. The
 expansion is ``where(codes >= 0, codebook[codes], 0)`` and its VJP
 ``bincount`` over the kept codes; the centroid gradient is that VJP, its own
 VJP the expansion. Each mutant changes one step.

@@ -18,7 +18,8 @@ def test_property(op, prop, backend, dtype):
 
 
 def test_canonical_codes_of_rfc_1951():
-    """RFC 1951, section 3.2.2: lengths (3, 3, 3, 3, 3, 2, 4, 4) give 010 011 100 101 110 00 1110 1111."""
+    """RFC 1951, section 3.2.2: lengths (3, 3, 3, 3, 3, 2, 4, 4) give the codes
+    010 011 100 101 110 00 1110 1111."""
     lengths = np.array([3, 3, 3, 3, 3, 2, 4, 4])
     codes = huffman._canonical_codes(np_xp, lengths, np.ones(8, dtype=np.int64), "symbol")
     words = [format(int(c), f"0{n}b") for c, n in zip(codes, lengths)]

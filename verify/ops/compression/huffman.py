@@ -263,7 +263,8 @@ ENCODE = register(Op(
     cases=_encode_cases,
     reference=_reference_encode,
     properties=(
-        Property("decodes back", _decodes_back, "refimpl's huffman_decode of the bits gives the symbols"),
+        Property("decodes back", _decodes_back,
+                 "refimpl's huffman_decode of the bits gives the symbols"),
         Property("one bit per code bit", _bit_count, "len(bits) = sum of lengths[symbols]"),
     ),
     tolerance=EXACT,
@@ -281,7 +282,8 @@ DECODE = register(Op(
     cases=_decode_cases,
     reference=_reference_decode,
     properties=(
-        Property("encodes back", _encodes_back, "refimpl's huffman_encode of the symbols gives the bits"),
+        Property("encodes back", _encodes_back,
+                 "refimpl's huffman_encode of the symbols gives the bits"),
     ),
     tolerance=EXACT,
     convention="The symbols whose codes (any prefix code, most significant bit first) "
