@@ -10,14 +10,15 @@ the style of ``scipy.linalg``:
 * :mod:`refimpl.flows` -- normalizing-flow layers (Glow's 1x1 convolution);
 * :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
 * :mod:`refimpl.attribution` -- layer-wise relevance propagation;
-* :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI).
+* :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI);
+* :mod:`refimpl.compression` -- deep compression: pruning, weight sharing, Huffman coding.
 
 This package itself holds the backend API (:mod:`refimpl.backend`). The
 verification suite is the sibling package :mod:`verify`; the conventions
 are in ``docs/conventions.rst``.
 """
 
-from . import attribution, conv, flows, linalg, nn, vi
+from . import attribution, compression, conv, flows, linalg, nn, vi
 from .backend import (
     available_backends,
     get_backend,
@@ -33,6 +34,7 @@ CONVENTION_VERSION = "2"
 __all__ = [
     "attribution",
     "available_backends",
+    "compression",
     "conv",
     "flows",
     "get_backend",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from .backend import get_namespace
 
 _FLOATING = ("float32", "float64")
@@ -70,3 +72,40 @@ def sum_to_shape(xp, x, shape: tuple):
     if axes:
         x = xp.sum(x, axis=axes, keepdims=True)
     return x
+
+
+_INTEGER = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def require_integer(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is an array of an integer dtype (codes, symbols, counts)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if dtype_name(x) not in _INTEGER:
+        raise TypeError(f"{name} must have an integer dtype, got {dtype_name(x)}")
+
+
+def require_bool(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is a boolean array (a mask)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if dtype_name(x) != "bool":
+        raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")
+
+
+def require_choice(name: str, value, choices) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices`` (a setting such as ``method``)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def require_int(name: str, value, low: int = 0) -> None:
+    """Raise ValueError unless ``value`` is a Python or NumPy integer ``>= low`` (not a bool)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def require_real(name: str, value, low: float, high: float) -> None:
+    """Raise ValueError unless ``value`` is a real number in ``[low, high]`` (NaN never is)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}], got {value!r}")

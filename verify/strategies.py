@@ -31,6 +31,8 @@ __all__ = [
     "networks",
     "rng",
     "rows_with_norms",
+    "sparse_mask",
+    "weights_with_ties",
 ]
 
 
@@ -228,3 +230,25 @@ def _pooled_size(layer, h, w):
         return layer.output_size
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     return (h - kh) // sh + 1, (w - kw) // sw + 1
+
+
+# -- compression (refimpl.compression): ties in magnitude, masks with long runs -------------------
+
+
+def weights_with_ties(gen: np.random.Generator, shape) -> np.ndarray:
+    """Gaussian weights, about half of them snapped to multiples of 1/4: magnitudes tie, ``w``
+    and ``-w`` included, so that every tie rule of pruning is exercised."""
+    w = gen.standard_normal(shape)
+    snap = gen.uniform(size=shape) < 0.5
+    return np.where(snap, np.round(4 * w) / 4, w)
+
+
+def sparse_mask(gen: np.random.Generator, shape, density: float) -> np.ndarray:
+    """A boolean mask with about ``density`` of its entries set, in clumps and long runs of zeros
+    (each entry keeps its left neighbour's value with probability 1/2 along the last axis)."""
+    fresh = gen.uniform(size=shape) < density
+    keep_left = gen.uniform(size=shape) < 0.5
+    mask = fresh.copy()
+    for j in range(1, shape[-1]):
+        mask[..., j] = np.where(keep_left[..., j], mask[..., j - 1], fresh[..., j])
+    return mask
