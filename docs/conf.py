@@ -58,7 +58,13 @@ def _write_registry_table(app):
         fh.write("\n".join(lines))
 
 
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "compression")
+def _families():
+    """The family packages ``import refimpl`` gives (its ``__all__`` modules)."""
+    import inspect
+
+    import refimpl
+
+    return [n for n in refimpl.__all__ if inspect.ismodule(getattr(refimpl, n))]
 
 
 def _write_api_pages(app):
@@ -68,7 +74,7 @@ def _write_api_pages(app):
 
     out = os.path.join(app.srcdir, "_generated", "api")
     os.makedirs(out, exist_ok=True)
-    for family in FAMILIES:
+    for family in _families():
         package = importlib.import_module(f"refimpl.{family}")
         title = f"refimpl.{family}"
         lines = [title, "=" * len(title), "", f".. automodule:: {title}", ""]
