@@ -40,25 +40,24 @@ class _Squash(NamedTuple):
 
     n: Any       # |s|, keepdims
     f: Any       # n / (1 + n^2)
-    slope: Any   # f'(n) = (1 - n^2) / (1 + n^2)^2
+    slope: Any   # n f'(n) = n (1 - n^2) / (1 + n^2)^2
 
 
 def _squash_parts(xp, s) -> _Squash:
-    r"""``f(n) = n / (1 + n^2)`` and ``f'(n)`` through ``t = min(n, 1/n)`` (no ``n^2`` formed).
+    r"""``f(n) = n / (1 + n^2)`` and ``n f'(n)`` through ``t = min(n, 1/n)`` (no ``n^2`` formed).
 
-    ``f`` is symmetric under ``n -> 1/n``, so ``f = t / (1 + t^2)``; and
-    ``f'(n) = (1 - t^2) / (1 + t^2)^2`` for ``n <= 1``, times ``-t^2`` for ``n > 1``.
+    ``f`` is symmetric under ``n -> 1/n``, so ``f = t / (1 + t^2)``, and
+    ``n f'(n) = n (1 - n^2) / (1 + n^2)^2 = \pm t (1 - t^2) / (1 + t^2)^2``, minus for ``n > 1``.
     """
     n = _norm(xp, s)
     t = xp.where(n > 1.0, 1.0 / xp.where(n > 1.0, n, 1.0), n)
-    t2 = t * t
-    one_plus = 1.0 + t2
-    slope = (1.0 - t2) / (one_plus * one_plus)
-    return _Squash(n, t / one_plus, xp.where(n > 1.0, -t2 * slope, slope))
+    one_plus = 1.0 + t * t
+    slope = t * (1.0 - t * t) / (one_plus * one_plus)
+    return _Squash(n, t / one_plus, xp.where(n > 1.0, -slope, slope))
 
 
 def _squash_backward(xp, s, parts: _Squash, g):
-    r""":math:`\bar s = f\, G + f'(n)\, \hat s\, \langle \hat s, G\rangle` with :math:`\hat s = s / n` (0 at ``s = 0``)."""
+    r""":math:`\bar s = f\, G + n f'(n)\, \hat s\, \langle \hat s, G\rangle` with :math:`\hat s = s / n` (0 at ``s = 0``)."""
     unit = s / xp.where(parts.n > 0, parts.n, 1.0)
     return parts.f * g + parts.slope * unit * xp.sum(unit * g, axis=-1, keepdims=True)
 
@@ -100,10 +99,10 @@ def squash(s, *, check_finite=True):
 def squash_vjp(s, cotangent, *, check_finite=True):
     r"""Cotangent ``(s,)`` of :func:`squash`.
 
-    With :math:`f(n) = n / (1 + n^2)`, :math:`v = f(|s|)\, s` and
+    With :math:`f(n) = n / (1 + n^2)`, :math:`v = f(|s|)\, s`, :math:`n = |s|` and
     :math:`f'(n) = (1 - n^2) / (1 + n^2)^2`:
 
-    .. math::  \bar s = f\, G + f'(n)\, \hat s\, \langle \hat s, G\rangle,\qquad \hat s = s / |s|,
+    .. math::  \bar s = f\, G + n f'(n)\, \hat s\, \langle \hat s, G\rangle,\qquad \hat s = s / |s|,
 
     which is 0 at ``s = 0`` (the Jacobian there is 0).
     """

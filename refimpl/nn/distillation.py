@@ -19,7 +19,7 @@ import math
 from .._results import cotangent_type
 from .._validation import dtype_name, require_finite, require_real_floating, require_same_dtype
 from ..backend import get_namespace
-from .categorical import log_probabilities, probabilities, softmax_backward
+from .categorical import log_probabilities, probabilities
 
 __all__ = ["distillation_loss", "distillation_loss_vjp"]
 
@@ -72,14 +72,31 @@ def _one_hot(xp, device, labels, like):
 
 
 class _Terms:
-    """The softened distributions and their logs, shared by the loss and its VJP."""
+    r"""The softened teacher distribution and the centred log-ratios, shared by the loss and its VJP.
+
+    With :math:`\delta = (z_s - z_t) / T` and :math:`\delta' = \delta - \sum_c q_c \delta_c`,
+    :math:`\log p - \log q = \delta' - \mathrm{KL}` and
+
+    .. math::  \mathrm{KL}(q \| p) = \log \sum_c q_c e^{\delta'_c} - \sum_c q_c \delta'_c
+               = \operatorname{log1p}\Big(\sum_c q_c \operatorname{expm1}(\delta'_c)\Big) - r,
+
+    (``r``, zero but for rounding, keeps the shift of the computed :math:`\delta'` out),
+    accurate relative to the KL itself when the two distributions
+    are close (``q (log q - log p)`` summed would lose it to cancellation);
+    a row with some :math:`\delta'_c > 50` takes the shifted log-sum-exp
+    instead (``expm1`` would overflow, the KL is large there anyway).
+    """
 
     def __init__(self, xp, student_logits, teacher_logits, temperature):
-        self.log_p = log_probabilities(xp, student_logits / temperature)
-        self.log_q = log_probabilities(xp, teacher_logits / temperature)
-        self.q = xp.exp(self.log_q)
-        # KL terms q (log q - log p), with 0 log 0 = 0 where the teacher's probability underflows.
-        self.kl_terms = xp.where(self.q > 0, self.q * (self.log_q - self.log_p), 0.0)
+        self.q = probabilities(xp, teacher_logits / temperature)
+        delta = (student_logits - teacher_logits) / temperature
+        self.centred = delta - xp.sum(self.q * delta, axis=1, keepdims=True)
+        # Rounding leaves r = sum q delta' != 0; log sum q e^delta' - r is the KL for any shift.
+        self.residual = xp.sum(self.q * self.centred, axis=1, keepdims=True)
+        top = xp.max(self.centred, axis=1, keepdims=True)
+        near = xp.log1p(xp.sum(self.q * xp.expm1(xp.minimum(self.centred, 50.0)), axis=1))
+        far = top[:, 0] + xp.log(xp.sum(self.q * xp.exp(self.centred - top), axis=1))
+        self.kl = xp.where(top[:, 0] > 50.0, far, near) - self.residual[:, 0]
 
 
 def _soft_weight(labels, alpha):
@@ -129,7 +146,7 @@ def distillation_loss(student_logits, teacher_logits, temperature, labels=None, 
     xp, device = _check(student_logits, teacher_logits, temperature, labels, alpha, check_finite)
     terms = _Terms(xp, student_logits, teacher_logits, temperature)
     n = student_logits.shape[0]
-    loss = _soft_weight(labels, alpha) * temperature ** 2 * xp.sum(terms.kl_terms) / n
+    loss = _soft_weight(labels, alpha) * temperature ** 2 * xp.sum(terms.kl) / n
     if labels is None:
         return loss
     hard = -xp.sum(_one_hot(xp, device, labels, student_logits)
@@ -144,20 +161,21 @@ def distillation_loss_vjp(student_logits, teacher_logits, cotangent, temperature
     With :math:`w = \alpha` (1 without labels) and :math:`G` the scalar cotangent:
 
     .. math::  \bar z_s = G\Big[\frac{w T}{N} (p^T - q^T) + \frac{1 - \alpha}{N} (p^1 - e_y)\Big],\qquad
-               \bar z_t = G\, \frac{w T}{N}\, q^T \odot \big(a - \textstyle\sum_c q^T_c a_c\big),\ \
-               a = \log q^T - \log p^T
+               \bar z_t = -G\, \frac{w T}{N}\, q^T \odot \delta'
 
-    (the second is the softmax backward of :math:`\sum_c q_c a_c`, whose
-    :math:`\log q` part has zero derivative). ``labels`` gets ``None``.
+    with :math:`\delta' = \delta - \sum_c q^T_c \delta_c`, :math:`\delta = (z_s - z_t) / T`:
+    the second is the softmax backward :math:`q \odot (a - \sum_c q_c a_c)` of
+    :math:`a = \log q - \log p = \mathrm{KL} - \delta'` (the :math:`\log q` inside
+    the KL has zero derivative). ``labels`` gets ``None``.
     """
     xp, device = _check(student_logits, teacher_logits, temperature, labels, alpha, check_finite,
                         cotangent)
     terms = _Terms(xp, student_logits, teacher_logits, temperature)
     n = student_logits.shape[0]
     scale = cotangent * _soft_weight(labels, alpha) * temperature / n
-    log_ratio = xp.where(terms.q > 0, terms.log_q - terms.log_p, 0.0)
-    d_teacher = scale * softmax_backward(xp, terms.q, log_ratio)
-    d_student = scale * (xp.exp(terms.log_p) - terms.q)
+    # softmax_backward(q, log q - log p) = -q delta': the constant KL drops out.
+    d_teacher = -scale * terms.q * (terms.centred - terms.residual)
+    d_student = scale * (probabilities(xp, student_logits / temperature) - terms.q)
     if labels is not None:
         d_student = d_student + cotangent * (1.0 - alpha) / n * (
             probabilities(xp, student_logits) - _one_hot(xp, device, labels, student_logits))
