@@ -173,7 +173,12 @@ def _check_mask(xp, attn_mask, q, weights_shape, is_causal, check_finite):
                             f"{dtype_name(q)} (added to the logits), got {dtype_name(attn_mask)}")
         if check_finite:
             _check_float_mask(xp, attn_mask)
-    if broadcast_batch(weights=weights_shape, attn_mask=tuple(attn_mask.shape)) != weights_shape:
+    try:
+        fits = broadcast_batch(weights=weights_shape, attn_mask=tuple(attn_mask.shape)) \
+            == weights_shape
+    except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(f"attn_mask must broadcast to the weights' shape (..., L, S) = "
                          f"{weights_shape}, got shape {tuple(attn_mask.shape)}")
 
