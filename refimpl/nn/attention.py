@@ -82,9 +82,12 @@ def _weights(xp, s, allowed, fully_masked):
     return xp.where(empty, 1.0 / s.shape[-1], p)
 
 
-def _attend(xp, q, k, v, scale, bias, allowed, fully_masked):
+def _attend(xp, q, k, v, scale, bias, allowed, fully_masked, check_logits=False):
     """``(out, p)``: ``p = softmax(scale q k^T + bias)`` over the allowed keys, ``out = p v``."""
-    p = _weights(xp, _logits(xp, q, k, scale, bias), allowed, fully_masked)
+    s = _logits(xp, q, k, scale, bias)
+    if check_logits:
+        _require_finite_logits(xp, s, allowed)
+    p = _weights(xp, s, allowed, fully_masked)
     return p @ v, p
 
 
@@ -251,9 +254,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, *, is_causal=False, sc
     xp, device, _ = _check_sdpa(q, k, v, attn_mask, is_causal, fully_masked, check_finite)
     bias, allowed = _mask_parts(xp, device, attn_mask, is_causal, q.shape[-2], k.shape[-2])
     c = _check_scale(scale, q.shape[-1])
-    if check_finite:
-        _require_finite_logits(xp, _logits(xp, q, k, c, bias), allowed)
-    return _attend(xp, q, k, v, c, bias, allowed, fully_masked)[0]
+    return _attend(xp, q, k, v, c, bias, allowed, fully_masked, check_finite)[0]
 
 
 def scaled_dot_product_attention_vjp(q, k, v, cotangent, attn_mask=None, *, is_causal=False,
@@ -273,7 +274,7 @@ def scaled_dot_product_attention_vjp(q, k, v, cotangent, attn_mask=None, *, is_c
                                 cotangent)
     bias, allowed = _mask_parts(xp, device, attn_mask, is_causal, q.shape[-2], k.shape[-2])
     c = _check_scale(scale, q.shape[-1])
-    _, p = _attend(xp, q, k, v, c, bias, allowed, fully_masked)
+    _, p = _attend(xp, q, k, v, c, bias, allowed, fully_masked, check_finite)
     dq, dk, dv, ds = _attend_backward(xp, q, k, v, p, cotangent, c, allowed)
     dmask = None if bias is None else sum_to_shape(xp, ds, tuple(attn_mask.shape))
     return AttentionCotangents(sum_to_shape(xp, dq, tuple(q.shape)),

@@ -25,21 +25,23 @@ __all__ = ["log_softmax", "log_softmax_vjp", "softmax", "softmax_vjp"]
 SoftmaxCotangents = cotangent_type("SoftmaxCotangents", "x")
 
 
-def shifted_logits(xp, x, axis, allowed=None):
-    r"""``(x - max(x), in_range)`` along ``axis``, the difference clamped: no operation overflows.
+def _floor(xp, m):
+    """``max(m, 0) - max_float``: clamping ``x`` there keeps ``x - m >= -max_float``."""
+    return xp.maximum(m, 0.0) - float(xp.finfo(m.dtype).max)
 
-    The clamp ``x >= max(m, 0) - max_float`` (``m`` the maximum) keeps
-    ``x - m >= -max_float``; an entry it moves (``in_range`` false) had
-    ``exp(x - m) = 0`` and a log-probability below the float range.
-    ``allowed`` (boolean, broadcastable) leaves entries out of the maximum;
-    their shifted values are meaningless and must be masked by the caller.
+
+def shifted_logits(xp, x, axis, allowed=None):
+    r"""``x - max(x)`` along ``axis``, clamped at ``-max_float``: no operation overflows.
+
+    The clamp ``x >= max(m, 0) - max_float`` (``m`` the maximum) moves only
+    entries that had ``exp(x - m) = 0`` and a log-probability below the float
+    range. ``allowed`` (boolean, broadcastable) leaves entries out of the
+    maximum; their shifted values are meaningless and must be masked by the caller.
     """
-    fmax = float(xp.finfo(x.dtype).max)
     if allowed is not None:
-        x = xp.where(allowed, x, -fmax)
+        x = xp.where(allowed, x, -float(xp.finfo(x.dtype).max))
     m = xp.max(x, axis=axis, keepdims=True)
-    floor = xp.maximum(m, 0.0) - fmax
-    return xp.maximum(x, floor) - m, x >= floor
+    return xp.maximum(x, _floor(xp, m)) - m
 
 
 def probabilities(xp, x, axis=-1, allowed=None):
@@ -49,7 +51,7 @@ def probabilities(xp, x, axis=-1, allowed=None):
 
     A row with no allowed entry is all zeros (no ``0 / 0``).
     """
-    e = xp.exp(shifted_logits(xp, x, axis, allowed)[0])
+    e = xp.exp(shifted_logits(xp, x, axis, allowed))
     if allowed is None:
         return e / xp.sum(e, axis=axis, keepdims=True)  # the maximum contributes exp(0) = 1
     e = xp.where(allowed, e, 0.0)
@@ -59,8 +61,9 @@ def probabilities(xp, x, axis=-1, allowed=None):
 
 def log_probabilities(xp, x, axis=-1):
     r"""``log softmax(x)`` along ``axis``: :math:`(x_i - m) - \log \sum_j e^{x_j - m}`, ``-inf`` below the float range."""
-    d, in_range = shifted_logits(xp, x, axis)
-    return xp.where(in_range, d - xp.log(xp.sum(xp.exp(d), axis=axis, keepdims=True)), -xp.inf)
+    d = shifted_logits(xp, x, axis)
+    out = d - xp.log(xp.sum(xp.exp(d), axis=axis, keepdims=True))
+    return xp.where(x >= _floor(xp, xp.max(x, axis=axis, keepdims=True)), out, -xp.inf)
 
 
 def softmax_backward(xp, p, g, axis=-1):
