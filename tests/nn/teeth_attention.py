@@ -17,10 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _teeth_numpy import GRADIENT_CHECKS, unbroadcast
-
-from verify import Candidate
-from verify.testing import Teeth
+from _teeth_numpy import GRADIENT_CHECKS, class_teeth, unbroadcast
 
 FORWARD_CHECKS = {"matches ground truth", "matches refimpl forward"}
 POSITIONAL = "positional bias j / S added to the logits"
@@ -208,12 +205,7 @@ class Memory:
 
 
 def _teeth(cls, caught_by):
-    def candidate(bug=None):
-        obj = cls(bug)
-        return Candidate(obj.forward, vjp=obj.vjp)
-
-    return Teeth(correct=candidate(), mutants={bug: candidate(bug) for bug in caught_by},
-                 caught_by=caught_by)
+    return class_teeth(cls, "forward", "vjp", caught_by, caught_by)
 
 
 TEETH = {

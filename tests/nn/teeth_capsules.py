@@ -9,10 +9,7 @@ iteration (couplings, squash and the agreement updates).
 from __future__ import annotations
 
 import numpy as np
-from _teeth_numpy import GRADIENT_CHECKS
-
-from verify import Candidate
-from verify.testing import Teeth
+from _teeth_numpy import GRADIENT_CHECKS, class_teeth
 
 FORWARD_CHECKS = {"matches ground truth", "matches refimpl forward"}
 
@@ -110,12 +107,7 @@ class Routing:
 
 
 def _teeth(cls, caught_by):
-    def candidate(bug=None):
-        obj = cls(bug)
-        return Candidate(obj.forward, vjp=obj.vjp)
-
-    return Teeth(correct=candidate(), mutants={bug: candidate(bug) for bug in caught_by},
-                 caught_by=caught_by)
+    return class_teeth(cls, "forward", "vjp", caught_by, caught_by)
 
 
 TEETH = {

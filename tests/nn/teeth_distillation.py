@@ -11,10 +11,7 @@ and ``w = alpha`` (1 without labels)::
 from __future__ import annotations
 
 import numpy as np
-from _teeth_numpy import GRADIENT_CHECKS
-
-from verify import Candidate
-from verify.testing import Teeth
+from _teeth_numpy import GRADIENT_CHECKS, class_teeth
 
 FORWARD_CHECKS = {"matches ground truth", "matches refimpl forward"}
 
@@ -67,11 +64,6 @@ class Distillation:
         return ds, dt, None
 
 
-def _candidate(bug=None):
-    obj = Distillation(bug)
-    return Candidate(obj.forward, vjp=obj.vjp)
-
-
 _CAUGHT_BY = {
     "KL from the student to the teacher": FORWARD_CHECKS,
     "T instead of T^2": FORWARD_CHECKS | {"high-temperature limit"},
@@ -80,8 +72,4 @@ _CAUGHT_BY = {
     "teacher detached (zero cotangent)": GRADIENT_CHECKS,
 }
 
-TEETH = {
-    "distillation_loss": Teeth(correct=_candidate(),
-                               mutants={bug: _candidate(bug) for bug in _CAUGHT_BY},
-                               caught_by=_CAUGHT_BY),
-}
+TEETH = {"distillation_loss": class_teeth(Distillation, "forward", "vjp", _CAUGHT_BY, _CAUGHT_BY)}

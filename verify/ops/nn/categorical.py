@@ -99,37 +99,24 @@ def _near_max_property(check, what):
                     cases=lambda: _cases(huge=True))
 
 
-SOFTMAX = register(Op(
-    forward=softmax,
-    vjp=softmax_vjp,
-    primals=(Primal("x"),),
-    cases=_cases,
-    reference=lambda x, axis=-1: scipy.special.softmax(x, axis=axis),
-    naive=lambda x, axis=-1: softmax_definition(anp, x, axis),
-    properties=(
-        _near_max_property(_softmax_near_max, "uniform over the maximal entries, 0 elsewhere"),
-        Property("sums to 1", _sums_to_one, "entries lie in [0, 1] and sum to 1 along the axis"),
-    ),
-    tolerance=TOL,
-    convention="softmax along axis (torch.softmax(x, dim)), shifted by the maximum and clamped: "
-               "finite and exact for logits up to the float maximum.",
-    section="4.8",
-    references=REFERENCES,
-))
+def _record(forward, vjp, reference, naive, properties, convention):
+    return register(Op(forward=forward, vjp=vjp, primals=(Primal("x"),), cases=_cases,
+                       reference=reference, naive=naive, properties=properties, tolerance=TOL,
+                       convention=convention, section="4.8", references=REFERENCES))
 
-LOG_SOFTMAX = register(Op(
-    forward=log_softmax,
-    vjp=log_softmax_vjp,
-    primals=(Primal("x"),),
-    cases=_cases,
-    reference=lambda x, axis=-1: scipy.special.log_softmax(x, axis=axis),
-    naive=lambda x, axis=-1: x - anp.log(anp.sum(anp.exp(x), axis=axis, keepdims=True)),
-    properties=(_near_max_property(
-        _log_softmax_near_max, "x - max - log(#maximal), -inf exactly below the float range"),),
-    tolerance=TOL,
-    convention="log_softmax along axis (torch.log_softmax(x, dim)) = (x - max) - log sum "
-               "exp(x - max); -inf where the value is below -max_float; the cotangent is "
-               "G - softmax(x) sum G.",
-    section="4.8",
-    references=REFERENCES,
-))
+
+SOFTMAX = _record(
+    softmax, softmax_vjp, lambda x, axis=-1: scipy.special.softmax(x, axis=axis),
+    lambda x, axis=-1: softmax_definition(anp, x, axis),
+    (_near_max_property(_softmax_near_max, "uniform over the maximal entries, 0 elsewhere"),
+     Property("sums to 1", _sums_to_one, "entries lie in [0, 1] and sum to 1 along the axis")),
+    "softmax along axis (torch.softmax(x, dim)), shifted by the maximum and clamped: finite and "
+    "exact for logits up to the float maximum.")
+
+LOG_SOFTMAX = _record(
+    log_softmax, log_softmax_vjp, lambda x, axis=-1: scipy.special.log_softmax(x, axis=axis),
+    lambda x, axis=-1: x - anp.log(anp.sum(anp.exp(x), axis=axis, keepdims=True)),
+    (_near_max_property(_log_softmax_near_max,
+                        "x - max - log(#maximal), -inf exactly below the float range"),),
+    "log_softmax along axis (torch.log_softmax(x, dim)) = (x - max) - log sum exp(x - max); "
+    "-inf where the value is below -max_float; the cotangent is G - softmax(x) sum G.")
