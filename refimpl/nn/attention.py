@@ -293,7 +293,7 @@ def _check_mha(query, key, value, in_proj_weight, in_proj_bias, out_proj_weight,
                   out_proj_bias=out_proj_bias)
     for name, a in arrays.items():
         require_real_floating(name, a)
-    xp, device = get_namespace(*arrays.values(), key_padding_mask, attn_mask, *cotangents)
+    xp, _ = get_namespace(*arrays.values(), key_padding_mask, attn_mask, *cotangents)
     require_same_dtype(**arrays)
     if query.ndim not in (2, 3):
         raise ValueError(f"query must have shape (N, L, E) (batch_first) or (L, E), "
@@ -317,7 +317,16 @@ def _check_mha(query, key, value, in_proj_weight, in_proj_bias, out_proj_weight,
             or E % num_heads:
         raise ValueError(f"num_heads must be a positive int dividing E = {E}, got {num_heads!r}")
     _check_fully_masked(fully_masked)
-    L, S, n = query.shape[-2], key.shape[-2], (lead or (1,))[0]
+    _check_mha_masks(key_padding_mask, attn_mask, lead, query.shape[-2], key.shape[-2], num_heads)
+    if check_finite:
+        for name, a in arrays.items():
+            require_finite(name, a)
+    return xp, E // num_heads
+
+
+def _check_mha_masks(key_padding_mask, attn_mask, lead, L, S, num_heads):
+    """PyTorch's boolean masks: ``(N, S)`` (``(S,)`` unbatched), ``(L, S)`` or ``(N H, L, S)``."""
+    n = (lead or (1,))[0]
     masks = dict(key_padding_mask=(key_padding_mask, [lead + (S,)]),
                  attn_mask=(attn_mask, [(L, S), (n * num_heads, L, S)]))
     for name, (mask, allowed_shapes) in masks.items():
@@ -325,10 +334,6 @@ def _check_mha(query, key, value, in_proj_weight, in_proj_bias, out_proj_weight,
             raise ValueError(f"{name} must be a boolean array (True = may not attend) of shape "
                              f"{' or '.join(map(str, allowed_shapes))}, got {dtype_name(mask)} "
                              f"of shape {tuple(mask.shape)}")
-    if check_finite:
-        for name, a in arrays.items():
-            require_finite(name, a)
-    return xp, E // num_heads
 
 
 def _heads(xp, x, num_heads):
