@@ -10,14 +10,15 @@ the style of ``scipy.linalg``:
 * :mod:`refimpl.flows` -- normalizing-flow layers (Glow's 1x1 convolution);
 * :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
 * :mod:`refimpl.attribution` -- layer-wise relevance propagation;
-* :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI).
+* :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI);
+* :mod:`refimpl.embedding` -- exact t-SNE with its gradient.
 
 This package itself holds the backend API (:mod:`refimpl.backend`). The
 verification suite is the sibling package :mod:`verify`; the conventions
 are in ``docs/conventions.rst``.
 """
 
-from . import attribution, conv, flows, linalg, nn, vi
+from . import attribution, conv, embedding, flows, linalg, nn, vi
 from .backend import (
     available_backends,
     get_backend,
@@ -34,6 +35,7 @@ __all__ = [
     "attribution",
     "available_backends",
     "conv",
+    "embedding",
     "flows",
     "get_backend",
     "get_namespace",
