@@ -11,14 +11,15 @@ the style of ``scipy.linalg``:
 * :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
 * :mod:`refimpl.attribution` -- layer-wise relevance propagation;
 * :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI);
-* :mod:`refimpl.embedding` -- exact t-SNE with its gradient.
+* :mod:`refimpl.embedding` -- exact t-SNE with its gradient;
+* :mod:`refimpl.analysis` -- channel correspondence between networks, network dissection.
 
 This package itself holds the backend API (:mod:`refimpl.backend`). The
 verification suite is the sibling package :mod:`verify`; the conventions
 are in ``docs/conventions.rst``.
 """
 
-from . import attribution, conv, embedding, flows, linalg, nn, vi
+from . import analysis, attribution, conv, embedding, flows, linalg, nn, vi
 from .backend import (
     available_backends,
     get_backend,
@@ -32,6 +33,7 @@ __version__ = "0.2.0"
 CONVENTION_VERSION = "2"
 
 __all__ = [
+    "analysis",
     "attribution",
     "available_backends",
     "conv",
