@@ -58,7 +58,7 @@ def _write_registry_table(app):
         fh.write("\n".join(lines))
 
 
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding")
+FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis")
 
 
 def _write_api_pages(app):

@@ -19,7 +19,7 @@ import verify
 from verify.registry import Op, Primal
 
 ROOT = pathlib.Path(__file__).parents[2]
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding")
+FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {
