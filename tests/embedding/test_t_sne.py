@@ -208,8 +208,8 @@ def test_search_in_the_wrong_direction_is_caught(monkeypatch):
 
 
 def test_wrong_gradient_factor_is_caught(monkeypatch):
-    original = ts._kl_distance_cotangent
-    monkeypatch.setattr(ts, "_kl_distance_cotangent",
+    original = ts._kl_pair_cotangent
+    monkeypatch.setattr(ts, "_kl_pair_cotangent",
                         lambda P, kern, dof, scale: 1.01 * original(P, kern, dof, scale))
     failed = failing_properties("tsne_kl")
     assert {"vjp: dot-product test", "vjp: autograd", "gradient equals scikit-learn's (dof = 1)"} <= failed
