@@ -134,10 +134,9 @@ def channel_correlation(A, B, *, constant="raise", check_finite=True):
     >>> from refimpl.analysis import channel_correlation
     >>> A = np.random.default_rng(0).standard_normal((50, 3, 4, 4))
     >>> B = np.stack([2 * A[:, 2] + 1, -A[:, 0]], axis=1)
-    >>> np.round(channel_correlation(A, B), 12) + 0.0
-    array([[ 0., -1.],
-           [ 0.,  0.],
-           [ 1.,  0.]])
+    >>> rho = channel_correlation(A, B)
+    >>> rho.shape, round(float(rho[2, 0]), 12), round(float(rho[0, 1]), 12)
+    ((3, 2), 1.0, -1.0)
     """
     xp = _pair(A, B, check_finite)
     _check_constant(constant)
@@ -380,8 +379,8 @@ def channel_regression(A, B, *, l1=None, constant="raise", tol=None, max_iter=10
     >>> A = np.random.default_rng(0).standard_normal((200, 4))
     >>> fit = channel_regression(A, A)
     >>> bool(np.allclose(fit.coef, np.eye(4))), bool(np.all(fit.loss < 1e-20))
-    True True
-    >>> sparse = channel_regression(A, A[:, :1] + 0.1 * A[:, 1:2], l1=0.05)
+    (True, True)
+    >>> sparse = channel_regression(A, A[:, :1] + 0.1 * A[:, 1:2], l1=0.2)
     >>> sparse.n_used
     array([1])
     """

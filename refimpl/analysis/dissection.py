@@ -110,7 +110,7 @@ def dissection_iou(activations, masks, *, quantile=0.005, check_finite=True) -> 
     >>> import numpy as np
     >>> from refimpl.analysis import dissection_iou
     >>> masks = np.zeros((2, 2, 4, 4), dtype=bool)
-    >>> masks[0, 0, :2, :2] = masks[1, 0, 2:, 1:3] = masks[:, 1, 3, :] = True
+    >>> masks[0, 0, :2, :2] = masks[1, 0, 2:, 1:3] = masks[:, 1, 0, 2:] = True
     >>> unit = masks[:, :1].astype(float) * np.arange(1.0, 17.0).reshape(4, 4)
     >>> iou, threshold = dissection_iou(unit, masks, quantile=0.25)
     >>> iou
@@ -225,7 +225,7 @@ def ibd(w, Q, *, k, check_finite=True) -> IBDResult:
     >>> Q = np.eye(4)[:3] + 0.1
     >>> fit = ibd(2 * Q[2] + 0.5 * Q[0], Q, k=2)
     >>> fit.concepts, np.round(fit.coef, 12), np.round(fit.residuals, 6)
-    (array([2, 0]), array([2. , 0.5]), array([0.520483, 0.      ]))
+    (array([2, 0]), array([2. , 0.5]), array([0.546248, 0.      ]))
     """
     for name, arr in (("w", w), ("Q", Q)):
         require_real_floating(name, arr)
