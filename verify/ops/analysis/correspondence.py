@@ -279,8 +279,8 @@ BIPARTITE = register(Op(
                "linear_sum_assignment(maximize=True)); unmatched rows -1.",
     section="8.1",
     references=REFERENCES,
-    bench_case=lambda n: Case({"rho": np.random.default_rng(0).uniform(-1, 1, (n, n))}),
-    bench_sizes=(64, 256),
+    bench_case=lambda size: Case({"rho": np.random.default_rng(0).uniform(-1, 1, size)}),
+    bench_sizes=((64, 64), (256, 256)),
 ))
 
 
