@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .backend import get_namespace
 
 _FLOATING = ("float32", "float64")
@@ -70,3 +72,42 @@ def sum_to_shape(xp, x, shape: tuple):
     if axes:
         x = xp.sum(x, axis=axes, keepdims=True)
     return x
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def require_number(name: str, value, low=None, high=None, *, low_open=False, high_open=False,
+                   why="") -> float:
+    """``value`` as a float: TypeError unless a finite real number (not a bool), ValueError
+    outside the interval (ends open or closed); ``why`` explains the interval in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if ((low is not None and (value <= low if low_open else value < low))
+            or (high is not None and (value >= high if high_open else value > high))):
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be {_interval(low, high, low_open, high_open)}{reason}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def require_integer(name: str, value, low=None, high=None) -> int:
+    """``value``: TypeError unless an int (not a bool), ValueError outside ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer {_interval(low, high, False, False)}, "
+                         f"got {value!r}")
+    return value
+
+
+def require_choice(name: str, value, choices):
+    """``value``: ValueError unless one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value

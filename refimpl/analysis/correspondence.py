@@ -20,7 +20,14 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from .._validation import require_finite, require_real_floating, require_same_dtype
+from .._validation import (
+    require_choice,
+    require_finite,
+    require_integer,
+    require_number,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = [
@@ -103,11 +110,6 @@ def _standardised(xp, name, A, constant):
     return unit / xp.sqrt(xp.mean(unit * unit, axis=0) + xp.astype(constant_channels, A.dtype))
 
 
-def _check_constant(constant):
-    if constant not in CONSTANT_CHANNELS:
-        raise ValueError(f"constant must be one of {CONSTANT_CHANNELS}, got {constant!r}")
-
-
 def channel_correlation(A, B, *, constant="raise", check_finite=True):
     r"""Correlation of every channel of ``A`` with every channel of ``B``, shape ``(C1, C2)``.
 
@@ -139,7 +141,7 @@ def channel_correlation(A, B, *, constant="raise", check_finite=True):
     ((3, 2), 1.0, -1.0)
     """
     xp = _pair(A, B, check_finite)
-    _check_constant(constant)
+    require_choice("constant", constant, CONSTANT_CHANNELS)
     ZA, ZB = _standardised(xp, "A", A, constant), _standardised(xp, "B", B, constant)
     return xp.clip(xp.matrix_transpose(ZA) @ ZB / ZA.shape[0], min=-1.0, max=1.0)
 
@@ -385,17 +387,14 @@ def channel_regression(A, B, *, l1=None, constant="raise", tol=None, max_iter=10
     array([1])
     """
     xp = _pair(A, B, check_finite)
-    _check_constant(constant)
-    if l1 is not None and (isinstance(l1, bool) or not isinstance(l1, (int, float))
-                           or not math.isfinite(l1) or l1 <= 0):
-        raise ValueError(f"l1 must be a positive number or None (least squares), got {l1!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    tol = 100 * float(xp.finfo(A.dtype).eps) if tol is None else tol
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    require_choice("constant", constant, CONSTANT_CHANNELS)
+    if l1 is not None:
+        l1 = require_number("l1", l1, 0.0, low_open=True, why="or None for least squares")
+    max_iter = require_integer("max_iter", max_iter, 1)
+    tol = require_number("tol", 100 * float(xp.finfo(A.dtype).eps) if tol is None else tol, 0.0,
+                         low_open=True)
     ZA, ZB = _standardised(xp, "A", A, constant), _standardised(xp, "B", B, constant)
-    W = _least_squares(xp, ZA, ZB) if l1 is None else _lasso(xp, ZA, ZB, float(l1), tol, max_iter)
+    W = _least_squares(xp, ZA, ZB) if l1 is None else _lasso(xp, ZA, ZB, l1, tol, max_iter)
     residual = ZB - ZA @ W
     loss = xp.mean(residual * residual, axis=0)
     return ChannelRegression(W, loss, xp.astype(xp.sum(xp.astype(W != 0, xp.int64), axis=0), xp.int64))

@@ -13,7 +13,13 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from .._validation import require_finite, require_real_floating, require_same_dtype
+from .._validation import (
+    require_finite,
+    require_integer,
+    require_number,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = ["Dissection", "IBDResult", "dissection_iou", "ibd"]
@@ -127,8 +133,7 @@ def dissection_iou(activations, masks, *, quantile=0.005, check_finite=True) -> 
     if masks.shape[0] != n or masks.shape[2] < h or masks.shape[3] < w:
         raise ValueError(f"masks (N, K, H, W) must have N = {n} and H >= h = {h}, W >= w = {w} "
                          f"(upsampling only), got {tuple(masks.shape)}")
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0 < quantile < 1:
-        raise ValueError(f"quantile must be a number in (0, 1), got {quantile!r}")
+    quantile = require_number("quantile", quantile, 0.0, 1.0, low_open=True, high_open=True)
     if check_finite:
         require_finite("activations", activations)
     dtype, (H, W) = activations.dtype, masks.shape[2:]
@@ -235,8 +240,7 @@ def ibd(w, Q, *, k, check_finite=True) -> IBDResult:
         raise ValueError(f"w must have shape (C,) and Q (K, C), got {tuple(w.shape)} and "
                          f"{tuple(Q.shape)}")
     K = Q.shape[0]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= K:
-        raise ValueError(f"k must be an integer in [1, K] = [1, {K}], got {k!r}")
+    require_integer("k", k, 1, K)
     if check_finite:
         require_finite("w", w)
         require_finite("Q", Q)

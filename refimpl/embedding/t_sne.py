@@ -32,7 +32,14 @@ import struct
 from typing import Any, NamedTuple
 
 from .._results import cotangent_type
-from .._validation import require_finite, require_real_floating, require_same_dtype
+from .._validation import (
+    require_choice,
+    require_finite,
+    require_integer,
+    require_number,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = [
@@ -100,28 +107,6 @@ class TSNEResult(NamedTuple):
 def _float32(value: float) -> float:
     """``value`` rounded to the nearest float32 (scikit-learn's Cython keeps these in ``float``)."""
     return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def _real(name, value, low=None, high=None, *, low_open=False, rule=""):
-    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    if too_low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return float(value)
-
-
-def _count(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
 
 
 def _points(name, A, check_finite, meaning):
@@ -345,12 +330,12 @@ def tsne_affinities(X, *, perplexity=30.0, method="sklearn", tol=1e-5, max_steps
     _points("X", X, check_finite, "(N, D)")
     xp, _ = get_namespace(X)
     n = X.shape[0]
-    perplexity = _real("perplexity", perplexity, 1.0, n - 1, low_open=True,
-                       rule=f"in (1, N - 1] = (1, {n - 1}] (an entropy a row can reach)")
-    _choice("method", method, AFFINITY_METHODS)
-    tol = _real("tol", tol, 0.0, low_open=True, rule="positive")
-    max_steps = _count("max_steps", max_steps, 1)
-    floor = _real("floor", floor, 0.0, rule="non-negative")
+    perplexity = require_number("perplexity", perplexity, 1.0, n - 1, low_open=True,
+                                why="a row's entropy is at most log(N - 1)")
+    require_choice("method", method, AFFINITY_METHODS)
+    tol = require_number("tol", tol, 0.0, low_open=True)
+    max_steps = require_integer("max_steps", max_steps, 1)
+    floor = require_number("floor", floor, 0.0)
     if method == "plain":
         Xc = X - xp.mean(X, axis=0)
         D = _gram_distances(xp, Xc * _power_of_two_scale(xp, Xc))
@@ -374,7 +359,7 @@ def tsne_affinities(X, *, perplexity=30.0, method="sklearn", tol=1e-5, max_steps
 
 
 def _check_dof(dof):
-    return _real("dof", dof, 0.0, low_open=True, rule="positive")
+    return require_number("dof", dof, 0.0, low_open=True)
 
 
 def student_t_affinities(Y, *, dof=1.0, check_finite=True):
@@ -465,7 +450,7 @@ def tsne_kl(P, Y, *, dof=1.0, floor=MACHINE_EPSILON, check_finite=True):
     True
     """
     xp = _embedding_inputs(P, Y, check_finite)
-    floor = _real("floor", floor, 0.0, rule="non-negative")
+    floor = require_number("floor", floor, 0.0)
     kern = _student_t(xp, Y, _check_dof(dof))
     return _kl_value(xp, P * _off_diagonal(xp, Y.shape[0], Y.dtype, Y.device), kern.Q, floor)
 
@@ -490,7 +475,7 @@ def tsne_kl_vjp(P, Y, g, *, dof=1.0, floor=MACHINE_EPSILON, check_finite=True):
     if tuple(g.shape) != ():
         raise ValueError(f"g must be a 0-d array (the cotangent of the KL), got shape "
                          f"{tuple(g.shape)}")
-    _real("floor", floor, 0.0, rule="non-negative")
+    require_number("floor", floor, 0.0)
     dof = _check_dof(dof)
     kern = _student_t(xp, Y, dof)
     P = P * _off_diagonal(xp, Y.shape[0], Y.dtype, Y.device)
@@ -554,7 +539,7 @@ def _descend(xp, P_eff, Y, start, stop, momentum, patience, s: _Schedule):
 def _resolve_learning_rate(learning_rate, n, early_exaggeration):
     if learning_rate == "auto":
         return max(n / early_exaggeration / 4.0, 50.0)
-    return _real("learning_rate", learning_rate, 0.0, low_open=True, rule="positive or 'auto'")
+    return require_number("learning_rate", learning_rate, 0.0, low_open=True, why="or 'auto'")
 
 
 def tsne(X, Y0, *, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto",
@@ -648,20 +633,19 @@ def tsne(X, Y0, *, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto
     n = X.shape[0]
     if Y0.shape[0] != n:
         raise ValueError(f"Y0 must have one row per row of X ({n}), got shape {tuple(Y0.shape)}")
-    early_exaggeration = _real("early_exaggeration", early_exaggeration, 1.0, rule=">= 1")
-    exaggeration_iter = _count("exaggeration_iter", exaggeration_iter, 0)
-    max_iter = _count("max_iter", max_iter, max(exaggeration_iter, 1))
-    if isinstance(n_iter_without_progress, bool) or not isinstance(n_iter_without_progress, int):
-        raise ValueError(f"n_iter_without_progress must be an integer, got {n_iter_without_progress!r}")
+    early_exaggeration = require_number("early_exaggeration", early_exaggeration, 1.0)
+    exaggeration_iter = require_integer("exaggeration_iter", exaggeration_iter, 0)
+    max_iter = require_integer("max_iter", max_iter, max(exaggeration_iter, 1))
+    require_integer("n_iter_without_progress", n_iter_without_progress)
     schedule = _Schedule(
         _resolve_learning_rate(learning_rate, n, early_exaggeration),
-        _real("min_gain", min_gain, 0.0, rule="non-negative"),
-        _real("min_grad_norm", min_grad_norm, 0.0, rule="non-negative"),
-        _count("n_iter_check", n_iter_check, 1), _check_dof(dof),
-        _choice("gradient", gradient, GRADIENTS))
+        require_number("min_gain", min_gain, 0.0),
+        require_number("min_grad_norm", min_grad_norm, 0.0),
+        require_integer("n_iter_check", n_iter_check, 1), _check_dof(dof),
+        require_choice("gradient", gradient, GRADIENTS))
     if len(momentum) != 2:
         raise ValueError(f"momentum must be a pair (exaggeration phase, final), got {momentum!r}")
-    momenta = [_real("momentum", m, 0.0, 1.0, rule="in [0, 1]") for m in momentum]
+    momenta = [require_number("momentum", m, 0.0, 1.0) for m in momentum]
     P = tsne_affinities(X, perplexity=perplexity, method=affinity_method, check_finite=False).P
     Y, last, early = _descend(xp, early_exaggeration * P, Y0, 0, exaggeration_iter, momenta[0],
                               exaggeration_iter, schedule)

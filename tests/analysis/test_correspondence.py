@@ -73,14 +73,14 @@ def test_correlation_bad_input(A, kwargs, error, match):
         co.channel_correlation(args.pop("A"), args.pop("B"), **args)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(l1=0.0), "l1 must be a positive number or None"),
-    (dict(l1=True), "l1 must be a positive number or None"),
-    (dict(max_iter=0), "max_iter must be a positive integer"),
-    (dict(tol=-1.0), "tol must be a positive number"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(l1=0.0), ValueError, r"l1 must be > 0 \(or None for least squares\)"),
+    (dict(l1=True), TypeError, "l1 must be a finite real number"),
+    (dict(max_iter=0), ValueError, "max_iter must be an integer >= 1"),
+    (dict(tol=-1.0), ValueError, "tol must be > 0"),
 ])
-def test_regression_bad_input(A, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_regression_bad_input(A, kwargs, error, match):
+    with pytest.raises(error, match=match):
         co.channel_regression(A, A, **kwargs)
 
 

@@ -68,7 +68,7 @@ def test_ibd_with_every_concept_matches_scipy():
     (dict(masks=np.ones((3, 2, 8, 13))), TypeError, "masks must be a boolean array"),
     (dict(masks=np.ones((3, 2, 3, 13), dtype=bool)), ValueError, "upsampling only"),
     (dict(masks=np.ones((2, 2, 8, 13), dtype=bool)), ValueError, "must have N = 3"),
-    (dict(quantile=1.0), ValueError, r"quantile must be a number in \(0, 1\)"),
+    (dict(quantile=1.0), ValueError, r"quantile must be in \(0, 1\)"),
     (dict(activations=np.full((3, 2, 4, 5), np.inf)), ValueError, "activations must not contain"),
     (dict(activations=np.ones((3, 2, 4, 5), dtype=int)), TypeError, "real floating dtype"),
 ])
@@ -80,7 +80,7 @@ def test_dissection_bad_input(activations, masks, kwargs, error, match):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(k=0), ValueError, r"k must be an integer in \[1, K\] = \[1, 3\]"),
+    (dict(k=0), ValueError, r"k must be an integer in \[1, 3\]"),
     (dict(k=4), ValueError, "k must be an integer in"),
     (dict(w=np.ones(3)), ValueError, r"w must have shape \(C,\) and Q \(K, C\)"),
     (dict(w=np.ones(2, dtype=np.float32)), TypeError, "share one dtype"),

@@ -159,13 +159,18 @@ def _symmetrised_conditional(impl, case, ctx):
     return rel_error(out["P"], expected)
 
 
+def rigid_motion(points):
+    """A fixed random orthogonal ``R`` and translation ``t`` for ``points (N, d)``: ``(R, t)``."""
+    gen = np.random.default_rng(points.size)
+    R, _ = np.linalg.qr(gen.standard_normal((points.shape[1], points.shape[1])))
+    return R, gen.uniform(-5, 5, points.shape[1])
+
+
 def _rigid_motion(impl, case, ctx):
     """A rotation and translation of ``X`` leave ``P`` unchanged (tight plain search)."""
     X = case.primals["X"]
-    gen = np.random.default_rng(X.shape[0])
-    R, _ = np.linalg.qr(gen.standard_normal((X.shape[1], X.shape[1])))
-    moved = X @ R + gen.uniform(-5, 5, X.shape[1])
-    return rel_error(_affinities(impl, case, ctx, X=moved)["P"], _affinities(impl, case, ctx)["P"])
+    R, t = rigid_motion(X)
+    return rel_error(_affinities(impl, case, ctx, X=X @ R + t)["P"], _affinities(impl, case, ctx)["P"])
 
 
 def _power_of_two_invariance(impl, case, ctx):
@@ -263,10 +268,8 @@ def _q_is_a_distribution(impl, case, ctx):
 
 def _q_rigid_motion(impl, case, ctx):
     Y = case.primals["Y"]
-    gen = np.random.default_rng(Y.size)
-    R, _ = np.linalg.qr(gen.standard_normal((Y.shape[1], Y.shape[1])))
-    return rel_error(_q(impl, case, ctx, Y @ R + gen.uniform(-3, 3, Y.shape[1])),
-                     _q(impl, case, ctx, Y))
+    R, t = rigid_motion(Y)
+    return rel_error(_q(impl, case, ctx, Y @ R + t), _q(impl, case, ctx, Y))
 
 
 Q_OP = register(Op(
@@ -347,10 +350,9 @@ def _zero_at_q(impl, case, ctx):
 def _kl_rigid_motion(impl, case, ctx):
     """``KL(P, Y R + t) = KL(P, Y)``, the gradient turns with ``R``, and it sums to 0 over points."""
     Y = case.primals["Y"]
-    gen = np.random.default_rng(Y.size)
-    R, _ = np.linalg.qr(gen.standard_normal((Y.shape[1], Y.shape[1])))
+    R, t = rigid_motion(Y)
     kl, grad = _kl_and_gradient(impl, case, ctx)
-    kl_moved, grad_moved = _kl_and_gradient(impl, case, ctx, Y=Y @ R + gen.uniform(-3, 3, Y.shape[1]))
+    kl_moved, grad_moved = _kl_and_gradient(impl, case, ctx, Y=Y @ R + t)
     scale = np.linalg.norm(grad)
     return worst({"KL": abs(kl_moved - kl) / max(abs(kl), 1e-300),
                   "gradient": rel_error(grad_moved, grad @ R),
