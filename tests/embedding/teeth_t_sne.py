@@ -98,7 +98,8 @@ class TSNE:
         return P, C
 
     def affinities(self, X, **params):
-        return tuple(a.astype(X.dtype) for a in self.affinities_f64(X, **params))
+        with np.errstate(over="ignore", invalid="ignore"):  # a mutant's overflow fails a check
+            return tuple(a.astype(X.dtype) for a in self.affinities_f64(X, **params))
 
     # -- Q, KL and the gradient ----------------------------------------------------------------
 
