@@ -316,20 +316,19 @@ def _lasso(xp, ZA, ZB, l1, tol, max_iter):
     G = xp.matrix_transpose(ZA) @ ZA / M
     R = xp.matrix_transpose(ZA) @ ZB / M
     W = xp.zeros_like(R)
+    # A zero channel (constant="zero") has G_jj = 0 and keeps coefficient 0.
+    live = [j for j in range(C1) if bool(G[j, j] > 0)]
     for _ in range(max_iter):
-        largest_step = 0.0
-        for j in range(C1):
+        largest_step = xp.zeros((), dtype=W.dtype, device=W.device)
+        for j in live:
             g = G[j, j]
-            if not bool(g > 0):
-                continue  # a zero channel (constant="zero") keeps coefficient 0
-            old = W[j, :]
-            target = R[j, :] + g * old
+            target = R[j, :] + g * W[j, :]
             new = xp.sign(target) * xp.clip(xp.abs(target) - l1, min=0.0) / g
-            step = new - old
+            step = new - W[j, :]
             R = R - G[:, j, None] * step[None, :]
             W[j, :] = new
-            largest_step = max(largest_step, float(xp.max(xp.abs(step))))
-        if largest_step <= tol * float(xp.max(xp.abs(W))):
+            largest_step = xp.maximum(largest_step, xp.max(xp.abs(step)))
+        if bool(largest_step <= tol * xp.max(xp.abs(W))):
             return W
     raise RuntimeError(f"channel_regression: the lasso did not converge in max_iter = {max_iter} "
                        f"sweeps (tol = {tol}); raise max_iter or tol")
@@ -397,4 +396,4 @@ def channel_regression(A, B, *, l1=None, constant="raise", tol=None, max_iter=10
     W = _least_squares(xp, ZA, ZB) if l1 is None else _lasso(xp, ZA, ZB, l1, tol, max_iter)
     residual = ZB - ZA @ W
     loss = xp.mean(residual * residual, axis=0)
-    return ChannelRegression(W, loss, xp.astype(xp.sum(xp.astype(W != 0, xp.int64), axis=0), xp.int64))
+    return ChannelRegression(W, loss, xp.sum(xp.astype(W != 0, xp.int64), axis=0))

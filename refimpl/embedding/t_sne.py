@@ -575,7 +575,7 @@ def tsne(X, Y0, *, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto
         Initial embedding (scikit-learn's ``init`` array; its ``"random"`` is
         ``1e-4 * standard normal``). Coincident rows of ``Y0`` separate unless the
         corresponding rows of ``X`` coincide too; an all-equal ``Y0`` has a zero
-        gradient and stays (the descent stops at the first check).
+        gradient and stays (each phase stops at its first check).
     perplexity, affinity_method : float, str
         Of :func:`tsne_affinities` (``method``).
     early_exaggeration : float
