@@ -22,6 +22,7 @@ from .registry import Case
 __all__ = [
     "NETWORK_ACTIVATIONS",
     "batch_shapes",
+    "clustered_points",
     "lapack_reflectors",
     "lapack_reflector_cases",
     "moderate_kernel",
@@ -39,6 +40,16 @@ __all__ = [
 def rng() -> st.SearchStrategy[np.random.Generator]:
     """A NumPy generator from a drawn seed (shrinks towards seed 0)."""
     return st.integers(0, 2**32 - 1).map(np.random.default_rng)
+
+
+def clustered_points(gen: np.random.Generator, n: int, d: int, k: int, spread=6.0) -> np.ndarray:
+    """``n`` points in ``d`` dimensions around ``k`` centres ``spread`` standard deviations apart.
+
+    Point ``i`` belongs to cluster ``i mod k``; the centres are ``spread`` times standard
+    normal, the points unit Gaussians around them: well separated, no duplicates.
+    """
+    centres = spread * gen.standard_normal((k, d))
+    return centres[np.arange(n) % k] + gen.standard_normal((n, d))
 
 
 def batch_shapes() -> st.SearchStrategy[tuple[tuple, tuple]]:
