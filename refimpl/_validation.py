@@ -22,6 +22,22 @@ def require_real_floating(name: str, x) -> None:
         )
 
 
+def require_integer(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is an array of a (signed or unsigned) integer dtype."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an integer array, got {type(x).__name__}")
+    if not dtype_name(x).startswith(("int", "uint")):
+        raise TypeError(f"{name} must have an integer dtype, got {dtype_name(x)}")
+
+
+def require_boolean(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is an array of boolean dtype."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be a boolean array, got {type(x).__name__}")
+    if dtype_name(x) != "bool":
+        raise TypeError(f"{name} must have a boolean dtype, got {dtype_name(x)}")
+
+
 def require_same_dtype(**arrays) -> None:
     """Raise TypeError when the named arrays differ in dtype (no silent promotion)."""
     present = {k: v for k, v in arrays.items() if v is not None}
