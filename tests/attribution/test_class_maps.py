@@ -1,0 +1,11 @@
+"""CAM, Grad-CAM, guided Grad-CAM: registered properties, bad input, planted bugs."""
+
+import numpy as np
+import pytest
+
+from verify.testing import assert_property, property_cases
+
+
+@pytest.mark.parametrize(*property_cases("attribution.class_maps"))
+def test_property(op, prop, backend, dtype):
+    assert_property(op, prop, backend, dtype)
