@@ -22,7 +22,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
-from refimpl.nn import MaxPool2d, ReLU
+from refimpl.nn import AvgPool2d, MaxPool2d, ReLU, Sigmoid, Tanh
 
 from ...strategies import networks
 from ..nn.network import LAYER_REFERENCES
@@ -99,3 +99,9 @@ def network_cases(draw, **options):
     target = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=x.shape[0],
                                     max_size=x.shape[0])), dtype=np.int64)
     return {"layers": layers, "x": x, "target": target}
+
+
+def affine(layers) -> list:
+    """The network without its activations, max pooling made average pooling: affine in ``x``."""
+    return [AvgPool2d(layer.kernel_size, layer.stride) if isinstance(layer, MaxPool2d) else layer
+            for layer in layers if not isinstance(layer, (ReLU, Tanh, Sigmoid))]

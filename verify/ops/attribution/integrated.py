@@ -21,13 +21,13 @@ import scipy.special
 from hypothesis import strategies as st
 
 from refimpl.attribution import PATH_METHODS, TRAPEZOID_WEIGHTS, integrated_gradients
-from refimpl.nn import AvgPool2d, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
+from refimpl.nn import Linear
 from refimpl.nn._layer import Layer
 
 from ...checks import run_outputs
 from ...registry import Case, Op, Output, Primal, Property, register
 from ...strategies import rng
-from ._networks import naive_gradient, naive_score, network_cases
+from ._networks import affine, naive_gradient, naive_score, network_cases
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 REFERENCES = (
@@ -98,14 +98,8 @@ def _completeness_gap(impl, case, ctx):
     return float(np.max(np.abs(delta - (attribution.sum(axis=1) - gap)) / scale))
 
 
-def _linear(layers):
-    """The network without its activations, max pooling made average pooling: affine in ``x``."""
-    return [AvgPool2d(layer.kernel_size, layer.stride) if isinstance(layer, MaxPool2d) else layer
-            for layer in layers if not isinstance(layer, (ReLU, Tanh, Sigmoid))]
-
-
 def _linear_cases():
-    return _cases().map(lambda c: Case({**c.primals, "layers": _linear(c.primals["layers"])},
+    return _cases().map(lambda c: Case({**c.primals, "layers": affine(c.primals["layers"])},
                                        c.params))
 
 
