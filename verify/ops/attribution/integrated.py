@@ -20,7 +20,7 @@ import numpy as np
 import scipy.special
 from hypothesis import strategies as st
 
-from refimpl.attribution import PATH_METHODS, TRAPEZOID_WEIGHTS, integrated_gradients
+from refimpl.attribution import TRAPEZOID_WEIGHTS, integrated_gradients
 from refimpl.nn import Linear
 from refimpl.nn._layer import Layer
 
@@ -66,8 +66,14 @@ def _reference(layers, x, target, baseline=None, *, method, n_steps, trapezoid):
     return {"attribution": _attribution(layers, x, target, b, method, n_steps, trapezoid)}
 
 
+#: The methods in the order drawn: hypothesis favours the first, the trapezoid rule, whose
+#: weights differ between captum and the textbook.
+_DRAW_ORDER = ("riemann_trapezoid", "gausslegendre", "riemann_middle", "riemann_right",
+               "riemann_left")
+
+
 @st.composite
-def _cases(draw, methods=PATH_METHODS, steps=(2, 6), **network_options):
+def _cases(draw, methods=_DRAW_ORDER, steps=(2, 6), **network_options):
     primals = draw(network_cases(**{"batchnorm": None, "max_batch": 2, **network_options}))
     if draw(st.booleans()):
         primals["baseline"] = draw(rng()).uniform(-0.5, 0.5, primals["x"].shape)
