@@ -137,7 +137,7 @@ def smoothgrad(layers, x, target, noise, *, abs=True, check_finite=True):
 
     Parameters
     ----------
-    noise : (S, *x.shape) array
+    noise : array of shape (S, N, ...)
         The perturbations :math:`\varepsilon_s` (captum draws
         :math:`\mathcal N(0, \sigma^2)`; here they are given, so results are
         deterministic). Zero noise gives the saliency.
