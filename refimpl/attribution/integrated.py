@@ -48,32 +48,38 @@ class IntegratedGradientsResult(NamedTuple):
     delta: object
 
 
-def _legendre(n, t):
-    """``(P_n(t), P_n'(t))`` by the three-term recurrence."""
+def _legendre(n, theta):
+    r"""``(P_n(t), dP_n / d\theta)`` at :math:`t = \cos\theta`, by the three-term recurrence.
+
+    :math:`dP_n/d\theta = n (t P_n - P_{n-1}) / \sin\theta`: no cancellation near
+    :math:`t = \pm 1`, where :math:`P_n'(t)` divided by :math:`1 - t^2` would lose digits.
+    """
+    t = math.cos(theta)
     previous, current = 1.0, t
     for k in range(2, n + 1):
         previous, current = current, ((2 * k - 1) * t * current - (k - 1) * previous) / k
-    return current, n * (t * current - previous) / (t * t - 1.0)
+    return current, n * (t * current - previous) / math.sin(theta)
 
 
 def _gauss_legendre(n):
     r"""The ``n``-point Gauss-Legendre rule on [-1, 1], nodes ascending.
 
-    Newton's method on :math:`P_n` from :math:`\cos(\pi (i - 1/4) / (n + 1/2))`
-    (quadratic convergence from there); weights :math:`2 / ((1 - t^2) P_n'(t)^2)`.
+    Newton's method on :math:`P_n(\cos\theta)` in :math:`\theta` from
+    :math:`\pi (i - 1/4) / (n + 1/2)` (quadratic convergence from there); weights
+    :math:`2 / (dP_n/d\theta)^2`, which is :math:`2 / ((1 - t^2) P_n'(t)^2)`.
     """
     nodes, weights = [], []
     for i in range(1, n + 1):
-        t = math.cos(math.pi * (i - 0.25) / (n + 0.5))
+        theta = math.pi * (i - 0.25) / (n + 0.5)
         for _ in range(100):
-            value, slope = _legendre(n, t)
+            value, slope = _legendre(n, theta)
             step = value / slope
-            t -= step
-            if abs(step) <= 1e-15 * max(abs(t), 1e-3):
+            theta -= step
+            if abs(step) <= 1e-15 * theta:
                 break
-        slope = _legendre(n, t)[1]
-        nodes.append(t)
-        weights.append(2.0 / ((1.0 - t * t) * slope * slope))
+        slope = _legendre(n, theta)[1]
+        nodes.append(math.cos(theta))
+        weights.append(2.0 / (slope * slope))
     return nodes[::-1], weights[::-1]
 
 
