@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from .backend import get_namespace
 
 _FLOATING = ("float32", "float64")
@@ -86,3 +89,30 @@ def sum_to_shape(xp, x, shape: tuple):
     if axes:
         x = xp.sum(x, axis=axes, keepdims=True)
     return x
+
+
+def check_integer(name, value, low):
+    """``value`` as an int of at least ``low``; TypeError or ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    return int(value)
+
+
+def check_number(name, value, low=None, strict=True):
+    """``value`` as a finite float, above ``low`` (at least ``low`` unless ``strict``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if strict else value < low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """``value`` if it is one of ``choices``; ValueError naming ``name`` and listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value

@@ -10,43 +10,9 @@ replace the ReLU's backward rule (guided backpropagation, deconvnet).
 
 from __future__ import annotations
 
-import math
-import numbers
-
 from .._validation import require_integer, require_real_floating, require_same_dtype
 from ..backend import get_namespace
 from ..nn import ReLU, activations
-
-#: How a ReLU passes the cotangent ``g`` of its output back to its input ``a``:
-#: ``"gradient"`` ``g [a > 0]``, ``"guided"`` ``max(g, 0) [a > 0]``, ``"deconvnet"`` ``max(g, 0)``.
-RELU_RULES = ("gradient", "guided", "deconvnet")
-
-
-def check_integer(name, value, low):
-    """``value`` as an int of at least ``low``; TypeError or ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}, got {value!r}")
-    return int(value)
-
-
-def check_number(name, value, low=None, strict=True):
-    """``value`` as a finite float, above ``low`` (at least ``low`` unless ``strict``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
 
 def one_hot(target, y, name="target"):
     """Rows ``e_{t_n}`` of shape ``(N, C)`` in ``y``'s dtype; ``target`` (called ``name``) is
@@ -80,7 +46,8 @@ def network_activations(layers, x, name="x"):
 
 
 def relu_backward(xp, a, g, rule):
-    """The cotangent a ReLU with input ``a`` passes back under ``rule`` (see :data:`RELU_RULES`)."""
+    """The cotangent a ReLU with input ``a`` passes back under ``rule``: ``"gradient"``
+    ``g [a > 0]``, ``"guided"`` ``max(g, 0) [a > 0]``, ``"deconvnet"`` ``max(g, 0)``."""
     if rule == "deconvnet":
         return xp.maximum(g, 0.0)
     if rule == "guided":
@@ -91,7 +58,7 @@ def relu_backward(xp, a, g, rule):
 def backward(layers, acts, g, relu="gradient", stop=0):
     """The cotangent at the input of layer ``stop`` for the cotangent ``g`` of the output.
 
-    Layer by layer through ``input_vjp``, ReLUs by ``relu`` (:data:`RELU_RULES`).
+    Layer by layer through ``input_vjp``, ReLUs by the rule ``relu`` (:func:`relu_backward`).
     """
     xp, _ = get_namespace(g)
     for i in reversed(range(stop, len(layers))):

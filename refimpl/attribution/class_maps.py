@@ -21,17 +21,16 @@ Convention (docs/conventions.rst, section 5.4). Maps have shape ``(N, 1, H, W)``
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_finite, require_real_floating, require_same_dtype
-from ..backend import get_namespace
-from ..nn import AdaptiveAvgPool2d, AvgPool2d, Flatten, Linear
-from ._network import (
-    backward,
+from .._validation import (
     check_choice,
     check_integer,
-    network_activations,
-    one_hot,
-    score,
+    require_finite,
+    require_real_floating,
+    require_same_dtype,
 )
+from ..backend import get_namespace
+from ..nn import AdaptiveAvgPool2d, AvgPool2d, Flatten, Linear
+from ._network import backward, network_activations, one_hot
 from .gradients import guided_backprop
 from .maps import UPSAMPLE_MODES, upsample
 

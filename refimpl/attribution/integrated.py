@@ -30,9 +30,9 @@ import math
 import struct
 from typing import NamedTuple
 
-from .._validation import require_finite, require_real_floating
+from .._validation import check_choice, check_integer, require_finite, require_real_floating
 from ..backend import get_namespace
-from ._network import check_choice, check_integer, require_like, target_gradient, target_score
+from ._network import require_like, target_gradient, target_score
 
 __all__ = ["IntegratedGradientsResult", "PATH_METHODS", "TRAPEZOID_WEIGHTS", "integrated_gradients"]
 

@@ -31,9 +31,14 @@ import struct
 from typing import NamedTuple
 
 from .._results import cotangent_type
-from .._validation import require_finite, require_real_floating, require_same_dtype
+from .._validation import (
+    check_choice,
+    check_integer,
+    require_finite,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
-from ._network import check_choice, check_integer
 
 __all__ = ["UPSAMPLE_MODES", "refine", "refine_vjp", "upsample", "upsample_vjp"]
 

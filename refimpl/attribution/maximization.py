@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import require_finite, require_real_floating
+from .._validation import check_integer, check_number, require_finite, require_real_floating
 from ..backend import get_namespace
-from ._network import check_integer, check_number, target_gradient, target_score
+from ._network import target_gradient, target_score
 
 __all__ = ["ActivationMaximizationResult", "activation_maximization"]
 

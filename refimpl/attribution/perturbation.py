@@ -25,9 +25,15 @@ from __future__ import annotations
 import itertools
 import math
 
-from .._validation import require_finite, require_integer, require_real_floating
+from .._validation import (
+    check_integer,
+    check_number,
+    require_finite,
+    require_integer,
+    require_real_floating,
+)
 from ..backend import get_namespace
-from ._network import check_integer, check_number, target_score
+from ._network import target_score
 
 __all__ = ["feature_ablation", "occlusion"]
 

@@ -28,13 +28,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._validation import (
+    check_choice,
+    check_number,
     require_boolean,
     require_finite,
     require_integer,
     require_real_floating,
 )
 from ..backend import get_namespace
-from ._network import check_choice, check_number, network_activations, one_hot, score
+from ._network import network_activations, one_hot, score
 
 __all__ = ["LIME_DISTANCES", "LIME_SPACES", "LimeResult", "lime"]
 

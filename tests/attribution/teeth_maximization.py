@@ -5,7 +5,6 @@ Read by tests/verify/test_teeth.py.
 
 from __future__ import annotations
 
-import numpy as np
 from _teeth_attribution import gradient, scores
 
 from verify import Candidate

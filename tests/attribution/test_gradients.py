@@ -78,6 +78,7 @@ def test_bad_input_names_the_argument(call, error, match):
         call()
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0
 def test_check_finite_false_skips_the_scan():
     out = saliency(_net(), np.array([[np.inf, 1.0]]), np.array([0]), check_finite=False)
     assert out.shape == (1, 2)

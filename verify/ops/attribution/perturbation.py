@@ -54,8 +54,9 @@ def _occlusion_reference(layers, x, target, *, window, strides, baseline=0.0, **
 
 @st.composite
 def _windows(draw, shape):
-    window = tuple(draw(st.integers(1, n)) for n in shape)
-    return window, tuple(draw(st.integers(1, k)) for k in window)
+    """Window and stride per axis, shrinking towards few windows (whole axes, no overlap)."""
+    window = tuple(n - draw(st.integers(0, n - 1)) for n in shape)
+    return window, tuple(k - draw(st.integers(0, k - 1)) for k in window)
 
 
 @st.composite
@@ -72,7 +73,7 @@ def _rounded(case, ctx):
 
 
 def _linear_cases():
-    return _occlusion_cases().map(lambda c: Case(
+    return _occlusion_cases(kind="mlp").map(lambda c: Case(
         {**c.primals, "layers": affine(c.primals["layers"])}, c.params))
 
 
@@ -103,8 +104,8 @@ OCCLUSION = register(Op(
     properties=(
         Property("one-element windows on an affine network are input times gradient",
                  _one_element_windows,
-                 "activations removed (max pooling made average): window 1, stride 1, "
-                 "baseline 0 gives x * grad f_t (autograd)", cases=_linear_cases),
+                 "affine MLPs (activations removed): window 1, stride 1, baseline 0 gives "
+                 "x * grad f_t (autograd)", cases=_linear_cases),
         Property("one window over the sample gives the total drop", _one_window,
                  "window = the sample's shape: every feature receives f_t(x) - f_t(baseline)"),
     ),
