@@ -28,6 +28,12 @@ def _noisy(layers, x, target, noise, abs, reduce):
     return reduce(np.stack([_saliency(layers, x + e, target, abs) for e in noise]))
 
 
+def _sample_variance(s):
+    if len(s) < 2:
+        raise ValueError("the sample variance needs two noise samples")
+    return s.var(axis=0, ddof=1)
+
+
 def _teeth(forward, mutants, caught_by=None):
     return Teeth(correct=Candidate(forward), mutants={k: Candidate(f) for k, f in mutants.items()},
                  caught_by=caught_by or {})
@@ -62,7 +68,7 @@ TEETH = {
         {"second moment": lambda layers, x, target, noise, abs=True: _noisy(
             layers, x, target, noise, abs, lambda s: (s ** 2).mean(axis=0)),
          "sample variance (S - 1)": lambda layers, x, target, noise, abs=True: _noisy(
-             layers, x, target, noise, abs, lambda s: s.var(axis=0) * len(s) / (len(s) - 1))},
+             layers, x, target, noise, abs, _sample_variance)},
         {"second moment": _GROUND | {"zero noise gives zero"}}),
     "guided_backprop": _teeth(
         lambda layers, x, target: gradient(layers, x, target, "guided"),

@@ -58,7 +58,8 @@ TEETH = {
     "occlusion": Teeth(
         correct=_occlusion(),
         mutants={bug: _occlusion(bug) for bug in ("border windows dropped", "drop sign flipped")},
-        caught_by={"drop sign flipped": {
+        caught_by={"border windows dropped": {"windows cut at the border count"},
+                   "drop sign flipped": {
             "matches ground truth", "one window over the sample gives the total drop",
             "one-element windows on an affine network are input times gradient"}},
     ),

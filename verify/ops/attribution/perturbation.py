@@ -96,6 +96,30 @@ def _one_window(impl, case, ctx):
     return rel_error(got, np.broadcast_to(drop.reshape((-1,) + (1,) * len(shape)), got.shape))
 
 
+@st.composite
+def _border_cases(draw):
+    """MLPs on ``d >= 3`` features, stride 2 and a window ``k`` with ``d - k`` odd: the last
+    window starts at ``d - 1`` and covers one feature."""
+    case = draw(_occlusion_cases(kind="mlp"))
+    d = case.primals["x"].shape[1]
+    x = case.primals["x"]
+    if d < 3:  # widen the input: a first Linear layer of width d' >= 3 in front
+        gen = draw(rng())
+        wide = draw(st.integers(3, 6))
+        layers = [Linear(gen.standard_normal((d, wide)) / np.sqrt(wide))] + case.primals["layers"]
+        x, d = gen.uniform(-1.0, 1.0, (x.shape[0], wide)), wide
+        case = Case({**case.primals, "layers": layers, "x": x}, case.params)
+    k = draw(st.sampled_from([k for k in range(2, d) if (d - k) % 2]))
+    return Case(case.primals, {**case.params, "window": (k,), "strides": (2,)})
+
+
+def _border_windows(impl, case, ctx):
+    """The windows cut at the border are placed and averaged as the others (reference)."""
+    got = run_outputs(OCCLUSION, impl, case, ctx)["out"]
+    p = _rounded(case, ctx)
+    return rel_error(got, _occlusion_reference(p["layers"], p["x"], p["target"], **case.params))
+
+
 OCCLUSION = register(Op(
     forward=occlusion,
     primals=PRIMALS,
@@ -108,6 +132,9 @@ OCCLUSION = register(Op(
                  "x * grad f_t (autograd)", cases=_linear_cases),
         Property("one window over the sample gives the total drop", _one_window,
                  "window = the sample's shape: every feature receives f_t(x) - f_t(baseline)"),
+        Property("windows cut at the border count", _border_windows,
+                 "stride 2 and d - k odd: the last window covers one feature and is averaged "
+                 "in like the others (reference)", cases=_border_cases),
     ),
     tolerance=TOL,
     convention="occlusion(layers, x, target, window, strides=1, baseline=0.0): windows over the "
