@@ -66,7 +66,7 @@ def test_cam_vjp_against_differences():
      r"layer must index a layer whose output has shape \(N, K, H, W\)"),
     (lambda: grad_cam(_cam_net(), _x(), np.array([0, 0]), 9), ValueError, "layer must index"),
     (lambda: grad_cam(_cam_net(), _x(), np.array([0, 0]), -1), ValueError,
-     "layer must be at least 0"),
+     "layer must be an integer >= 0"),
     (lambda: guided_grad_cam(_cam_net(), _x(), np.array([0, 0]), 0, mode="area"), ValueError,
      "mode must be one of"),
     (lambda: cam_vjp(_cam_net(), _x(), np.array([0, 0]), np.ones((2, 3, 5, 4))), ValueError,

@@ -36,7 +36,7 @@ def test_ascent_increases_the_objective_with_small_steps():
 @pytest.mark.parametrize("kw, error, match", [
     ({"lr": 0.0}, ValueError, "lr must be > 0"),
     ({"l2": -0.1}, ValueError, "l2 must be >= 0"),
-    ({"n_steps": -1}, ValueError, "n_steps must be at least 0"),
+    ({"n_steps": -1}, ValueError, "n_steps must be an integer >= 0"),
     ({"unit": np.array([1])}, ValueError, r"unit must hold output indices in \[0, 1\)"),
     ({"x0": np.array([[1, 2]])}, TypeError, "x0 must have a real floating dtype"),
 ])

@@ -60,7 +60,7 @@ def test_scores_of_huge_inputs_do_not_overflow_the_distance():
 
 
 @pytest.mark.parametrize("change, error, match", [
-    ({"samples": np.ones((4, 3))}, TypeError, "samples must have a boolean dtype"),
+    ({"samples": np.ones((4, 3))}, TypeError, "samples must have dtype bool"),
     ({"samples": np.ones((4, 2), dtype=bool)}, ValueError, r"feature_mask must hold feature ids in"),
     ({"samples": np.ones((0, 3), dtype=bool)}, ValueError, "n_samples >= 1"),
     ({"kernel_width": 0.0}, ValueError, "kernel_width must be > 0"),
