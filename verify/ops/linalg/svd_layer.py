@@ -3,7 +3,7 @@
 Ground truth is the dense ``W = U diag(s) V^T`` built from the definition
 (products of dense ``I - 2 v v^T / ||v||^2``, verify's Householder helper) and
 then handed to NumPy/SciPy: ``W @ X``, ``numpy.linalg.solve``,
-``numpy.linalg.slogdet``, ``scipy.linalg.svdvals``, ``scipy.linalg.expm``. The
+``numpy.linalg.slogdet``, ``numpy.linalg.svd``, ``scipy.linalg.expm``. The
 autograd naive forwards use the same dense construction, with ``inv`` for
 solves, ``eigh`` of ``W^T W`` for singular values and a Taylor series for the
 exponential. The inverse's round trip (``inverse_of``), the log-determinant
@@ -55,7 +55,12 @@ def _dense(np_, Vu, s, Vv=None):
 
 
 def _svdvals(W):
-    return scipy.linalg.svdvals(W)
+    """Singular values of a batch of matrices (LAPACK ``gesdd``).
+
+    ``numpy.linalg.svd`` batches in every NumPy; ``scipy.linalg.svdvals``
+    only from SciPy 1.16 on (earlier: "expected matrix").
+    """
+    return np.linalg.svd(W, compute_uv=False)
 
 
 def _sv_extremes(np_, W):
@@ -300,25 +305,25 @@ MATRIX = _record(
     svd.svd_linear_matrix, svd.svd_linear_matrix_vjp, "Vu s Vv",
     lambda: _cases(data=False), _ref_matrix, _naive_matrix,
     [Property("singular values are abs(s)", _singular_values_are_abs_s,
-              "scipy.linalg.svdvals(W) == sorted abs(s) (U and V orthogonal)")],
+              "singular values of W (LAPACK) == sorted abs(s) (U and V orthogonal)")],
 )
 _record(
     svd.spectral_norm, svd.spectral_norm_vjp, "Vu s Vv",
     lambda: _cases(data=False), _ref_spectral_norm, _naive_spectral_norm,
-    convention="norm2(W) = max abs(s); reference max of scipy.linalg.svdvals(W).",
+    convention="norm2(W) = max abs(s); reference the largest singular value of W (LAPACK).",
 )
 _record(
     svd.condition_number, svd.condition_number_vjp, "Vu s Vv",
     # d = 1 has kappa = 1 identically: autograd's gradient of M / m is then pure rounding
     # noise against an exact zero (tests/test_svd_layer.py checks that zero directly).
     lambda: _cases(data=False, min_d=2), _ref_condition_number, _naive_condition_number,
-    convention="kappa2(W) = max abs(s) / min abs(s); reference from scipy.linalg.svdvals(W).",
+    convention="kappa2(W) = max abs(s) / min abs(s); reference from the singular values of W (LAPACK).",
 )
 NORMALIZE = _record(
     svd.spectral_normalize, svd.spectral_normalize_vjp, "Vu s Vv X", _cases, _ref_normalize,
     _naive_normalize,
     [Property("normalised layer has spectral norm 1", _normalized_norm_is_one,
-              "max scipy.linalg.svdvals(W / norm2(W)) == 1")],
+              "largest singular value of W / norm2(W) (LAPACK) == 1")],
     convention="(W / norm2(W)) X = U ((s / max abs(s)) * (V^T X)).", linear_in=("X",),
 )
 _record(
