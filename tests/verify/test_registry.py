@@ -16,7 +16,7 @@ import pytest
 
 import refimpl
 import verify
-from verify.registry import Op, Primal
+from verify.registry import Anchor, Case, Op, Primal, register
 
 ROOT = pathlib.Path(__file__).parents[2]
 FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi")
@@ -130,3 +130,23 @@ def test_every_section_cited_exists():
             assert "CONVENTIONS.md" not in source
             for number in re.findall(r"docs/conventions\.rst,\s+section (\d+(?:\.\d+)?)", source):
                 assert number in sections, f"refimpl/{family}/{member}.py cites section {number}"
+
+
+def _probe(x):
+    return x
+
+
+def _probe_op(**fields):
+    return Op(forward=_probe, primals=(Primal("x"),), cases=lambda: None, reference=_probe,
+              tolerance={"float64": 1e-12}, convention="x", **fields)
+
+
+def test_an_anchor_needs_a_bench_case_and_an_identifier():
+    anchor = Anchor("copy", lambda case: lambda: case.primals["x"].copy())
+    with pytest.raises(ValueError, match="bench_anchor needs a bench_case"):
+        register(_probe_op(bench_anchor=anchor))
+    with pytest.raises(ValueError, match="bench_case needs bench_sizes"):
+        register(_probe_op(bench_case=lambda size: Case({"x": None})))
+    with pytest.raises(ValueError, match="must be an identifier"):
+        Anchor("numpy copy", anchor.build)
+    assert "_probe" not in {op.name for op in verify.list_ops()}
