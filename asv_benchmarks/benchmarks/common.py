@@ -19,8 +19,15 @@ threadpool_limits(1)
 
 
 def _calls_per_repeat(fn, min_seconds) -> int:
-    number, seconds = timeit.Timer(fn).autorange()
-    return max(1, int(number * min_seconds / max(seconds, 1e-9)))
+    """Calls per repeat to last about ``min_seconds``, from batches of 1, 10, 100, ... calls.
+
+    Calibrates on a tenth of ``min_seconds`` (``timeit``'s ``autorange`` takes
+    0.2 s per function, which over a hundred ratios is minutes of the run).
+    """
+    timer, number = timeit.Timer(fn), 1
+    while (seconds := timer.timeit(number)) < min_seconds / 10:
+        number *= 10
+    return max(1, round(number * min_seconds / seconds))
 
 
 def best_time(fn, min_seconds=0.05, repeat=5) -> float:
