@@ -1,7 +1,9 @@
-"""The asv suite generates one ratio benchmark per op with an anchor, named after both."""
+"""The asv suite: one ratio benchmark per op with an anchor, named after both; an offline dashboard."""
 
 import importlib
+import importlib.util
 import pathlib
+import re
 import sys
 
 import pytest
@@ -50,3 +52,23 @@ def test_a_ratio_is_the_op_over_its_anchor(bench_registry, monkeypatch):
     (forward, anchor), = calls
     d, m = (int(n) for n in size.split("x"))
     assert forward.shape == anchor.shape == (d, m)
+
+
+def _offline_dashboard():
+    spec = importlib.util.spec_from_file_location(
+        "offline_dashboard", ROOT / "asv_benchmarks" / "offline_dashboard.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_published_dashboard_loads_nothing_from_the_network():
+    asv = pytest.importorskip("asv")  # the bench extra
+    page = (pathlib.Path(asv.__file__).parent / "www" / "index.html").read_text()
+    offline = _offline_dashboard()
+    local = offline.localise(page)
+    assert not re.search(r'<(script|link)\b[^>]*(src|href)="https?://', local)
+    for path in re.findall(r'(?:src|href)="vendor/([^"]+)"', local):
+        assert (ROOT / "asv_benchmarks" / "vendor" / path).is_file(), path
+    with pytest.raises(SystemExit, match="no vendored copy"):
+        offline.localise('<script src="https://cdn.example/new-library.js"></script>')
