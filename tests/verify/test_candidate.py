@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import verify
+from refimpl import nn
 from refimpl.linalg import householder_product, householder_product_vjp
 from verify.adapters import default_to_numpy
 from verify.testing import _Check
@@ -156,6 +157,13 @@ def test_replay_propagates_the_candidates_exception():
     with pytest.raises(RuntimeError, match="kernel not implemented"):
         verify.replay(_raises, OP, "matches ground truth", case)
     assert verify.replay(forward, OP, "matches ground truth", case) < 1e-15
+
+
+def test_dot_product_test_of_a_tree_primal_without_arrays():
+    # A network (or flow) of parameter-free layers: its tree primal has no array to perturb.
+    case = verify.Case({"layers": [nn.ReLU()], "x": np.array([[0.5, -2.0]])})
+    assert verify.replay(nn.sequential, "sequential", "vjp: dot-product test", case,
+                         vjp=nn.sequential_vjp) < 1e-9
 
 
 def test_rtol_and_atol():
