@@ -1,0 +1,10 @@
+"""counterfactuals: registered properties on every backend."""
+
+import pytest
+
+from verify.testing import assert_property, property_cases
+
+
+@pytest.mark.parametrize(*property_cases("flows.counterfactuals"))
+def test_property(op, prop, backend, dtype):
+    assert_property(op, prop, backend, dtype)

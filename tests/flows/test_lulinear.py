@@ -1,0 +1,10 @@
+"""lulinear: registered properties on every backend."""
+
+import pytest
+
+from verify.testing import assert_property, property_cases
+
+
+@pytest.mark.parametrize(*property_cases("flows.lulinear"))
+def test_property(op, prop, backend, dtype):
+    assert_property(op, prop, backend, dtype)
