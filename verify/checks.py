@@ -213,9 +213,10 @@ def mismatch(actual, expected) -> float:
 
 
 def compare(output, actual, expected, scale=None) -> float:
-    """:func:`rel_error` for float outputs, :func:`mismatch` for integer and boolean ones."""
+    """:func:`rel_error` for float outputs (``scale`` defaults to the output's), :func:`mismatch`
+    for integer and boolean ones."""
     if output.dtype == "float":
-        return rel_error(actual, expected, scale)
+        return rel_error(actual, expected, output.scale if scale is None else scale)
     return mismatch(actual, expected)
 
 
