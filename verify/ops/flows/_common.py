@@ -23,7 +23,7 @@ from autograd import grad
 
 from ...checks import _flat, call_forward, cotangent_for, natural_scale, rel_error, run_vjp, worst
 from ..._tree import is_array, tree_leaves
-from ...registry import Case, Property, get_op
+from ...registry import Case, Output, Property, get_op
 from ..conv.circular import circulant_index
 from ..conv.periodic import _dense as periodic_dense
 from ..linalg.householder import _dense_product, _default_tau
@@ -31,6 +31,8 @@ from ..linalg.svd_layer import _dense as svd_dense
 from ..nn.network import network_reference
 from .glow import _lu_weight
 
+#: Every layer's log-determinant output: compared absolutely below magnitude 1 (it may be 0).
+LOGDET = Output("logdet", scale=1.0)
 NFLOWS_SCALE_FLOOR = 1e-3  # AffineCouplingTransform: sigmoid(u + 2) + 1e-3
 NFLOWS_LU_EPS = 1e-3  # LULinear: softplus(u) + 1e-3
 FREIA_ATAN = 0.636

@@ -26,7 +26,7 @@ from refimpl.flows import activation_norm as an
 from ...checks import Err, rel_error, run_outputs, worst
 from ...registry import Case, Op, Output, Primal, Property, register
 from ...strategies import rng
-from ._common import actnorm_reference, per_sample_points
+from ._common import LOGDET, actnorm_reference, per_sample_points
 
 REFERENCES = (
     "Kingma and Dhariwal 2018, Glow: generative flow with invertible 1x1 convolutions "
@@ -107,7 +107,7 @@ def _record(forward, vjp, inverse_of=None):
     inverse = inverse_of is not None
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data), Primal("log_scale"), Primal("shift")),
-        outputs=(Output("x" if inverse else "z"), Output("logdet")),
+        outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
         reference=functools.partial(actnorm_reference, np, inverse=inverse),
         naive=functools.partial(actnorm_reference, anp, inverse=inverse),
@@ -127,7 +127,7 @@ ACTNORM = _record(an.actnorm, an.actnorm_vjp)
 ACTNORM_INVERSE = _record(an.actnorm_inverse, an.actnorm_inverse_vjp, inverse_of="actnorm")
 INIT = register(Op(
     forward=an.actnorm_init, vjp=an.actnorm_init_vjp, primals=(Primal("x"),),
-    outputs=(Output("log_scale"), Output("shift")),
+    outputs=(Output("log_scale", scale=1.0), Output("shift")),
     cases=_init_cases, reference=_reference_init, naive=_naive_init,
     properties=(Property("zero mean, unit variance on its batch", _normalises_its_batch,
                          "actnorm(x, *actnorm_init(x)) has per-channel mean 0 and variance "

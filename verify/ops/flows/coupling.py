@@ -29,7 +29,7 @@ from refimpl.flows import SCALES, SPLITS, coupling
 from ...checks import rel_error, run_outputs
 from ...registry import Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import conditioner, coupling_masks, rng
-from ._common import coupling_reference, per_sample_points, tree_autograd
+from ._common import LOGDET, coupling_reference, per_sample_points, tree_autograd
 
 REFERENCES = (
     "Dinh, Krueger, Bengio 2015, NICE: non-linear independent components estimation "
@@ -104,7 +104,7 @@ def _record(forward, vjp, affine, inverse_of=None):
         forward=forward, vjp=vjp,
         primals=(Primal(data), Primal("mask", dtype="bool"),
                  Primal("conditioner", dtype="tree", differentiable=True)),
-        outputs=(Output("x" if inverse_of else "z"), Output("logdet")),
+        outputs=(Output("x" if inverse_of else "z"), LOGDET),
         cases=functools.partial(_cases, affine, data),
         reference=lambda *a, **p: reference(np, *a, **p),
         naive=lambda *a, **p: reference(anp, *a, **p),

@@ -23,7 +23,7 @@ from refimpl.flows import householder_flows as hf
 from ...checks import rel_error, run_outputs
 from ...registry import Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import rng, rows_with_norms
-from ._common import householder_reference, per_sample_points
+from ._common import LOGDET, householder_reference, per_sample_points
 
 REFERENCES = (
     "Tomczak and Welling 2016, Improving variational auto-encoders using Householder flow "
@@ -71,7 +71,7 @@ def _record(forward, vjp, inverse_of=None):
     inverse = inverse_of is not None
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data), Primal("V")),
-        outputs=(Output("x" if inverse else "z"), Output("logdet")),
+        outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
         reference=functools.partial(householder_reference, np, inverse=inverse),
         naive=functools.partial(householder_reference, anp, inverse=inverse),

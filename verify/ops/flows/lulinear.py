@@ -25,7 +25,7 @@ from refimpl.flows import glow_lu_weight, lulinear
 from ...checks import rel_error, run_outputs
 from ...registry import Case, Op, Output, Primal, Property, register
 from ...strategies import rng
-from ._common import lu_reference, lu_weight, per_sample_points
+from ._common import LOGDET, lu_reference, lu_weight, per_sample_points
 
 REFERENCES = ("nflows, nflows/transforms/lu.py (LULinear)",
               "Kingma and Dhariwal 2018, Glow (the LU parametrisation, arXiv:1807.03039)")
@@ -97,7 +97,7 @@ def _record(forward, vjp, properties=(), inverse_of=None):
         forward=forward, vjp=vjp,
         primals=(Primal(data), Primal("lower"), Primal("upper"), Primal("unconstrained_diag"),
                  Primal("bias", optional=True)),
-        outputs=(Output("x" if inverse else "z"), Output("logdet")),
+        outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
         reference=_reference(np, inverse), naive=_reference(anp, inverse),
         properties=tuple(properties), tolerance=TOL, data=data, inverse_of=inverse_of,

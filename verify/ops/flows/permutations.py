@@ -22,7 +22,7 @@ from refimpl.flows import permutations
 from ...checks import rel_error, run_outputs
 from ...registry import Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import rng
-from ._common import per_sample_points, permutation_reference
+from ._common import LOGDET, per_sample_points, permutation_reference
 
 REFERENCES = ("nflows, nflows/transforms/permutations.py (Permutation, ReversePermutation)",)
 TOL = {"float64": 1e-15, "float32": 1e-7}
@@ -63,7 +63,7 @@ def _record(forward, vjp, inverse_of=None):
     inverse = inverse_of is not None
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data),),
-        outputs=(Output("x" if inverse else "z"), Output("logdet")),
+        outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
         reference=lambda x, perm: permutation_reference(np, x, perm, inverse),
         naive=lambda x, perm: permutation_reference(anp, x, perm, inverse),

@@ -34,7 +34,7 @@ from refimpl.flows import sequential as sq
 from ...checks import rel_error, run_outputs, worst
 from ...registry import Case, Op, Output, Primal, Property, register
 from ...strategies import conditioner, flows
-from ._common import flow_reference, gaussian_logpdf, per_sample_points, tree_autograd
+from ._common import LOGDET, flow_reference, gaussian_logpdf, per_sample_points, tree_autograd
 
 REFERENCES = (
     "Papamakarios et al. 2021, Normalizing flows for probabilistic modeling and inference (JMLR 22)",
@@ -158,7 +158,7 @@ def _record(forward, vjp, reference, naive, outputs, data="x", properties=(), **
 
 FORWARD = _record(
     sq.flow_forward, sq.flow_forward_vjp, lambda flow, x: flow_reference(np, flow, x),
-    lambda flow, x: flow_reference(anp, flow, x), (Output("z"), Output("logdet")),
+    lambda flow, x: flow_reference(anp, flow, x), (Output("z"), LOGDET),
     properties=[Property("log-dets add under composition", _logdets_add,
                          "z and logdet of a Sequential equal its layers' run one at a time, "
                          "the log-determinants summed",
@@ -171,7 +171,7 @@ FORWARD = _record(
 INVERSE = _record(
     sq.flow_inverse, sq.flow_inverse_vjp,
     lambda flow, z: flow_reference(np, flow, z, inverse=True),
-    lambda flow, z: flow_reference(anp, flow, z, inverse=True), (Output("x"), Output("logdet")),
+    lambda flow, z: flow_reference(anp, flow, z, inverse=True), (Output("x"), LOGDET),
     properties=[Property("minus the forward's log-det at the image", _minus_forward_logdet,
                          "flow_inverse(f(y)).logdet = -log|det J_f(y)| (f(y) from the definition)")],
     data="z", inverse_of="flow_forward", slogdet_of="flow_inverse",
@@ -180,7 +180,7 @@ INVERSE = _record(
                "= -flow_forward's logdet at x.",
 )
 LOG_PROB = _record(
-    sq.log_prob, sq.log_prob_vjp, _reference_log_prob, _naive_log_prob, (Output("out"),),
+    sq.log_prob, sq.log_prob_vjp, _reference_log_prob, _naive_log_prob, (Output("out", scale=1.0),),
     properties=[Property("single ActNorm is a Gaussian", _actnorm_is_gaussian,
                          "log_prob(ActNorm(a, b), x) = sum_j scipy.stats.norm.logpdf(x_j, "
                          "-b_j e^{-a_j}, e^{-a_j})", cases=_single_actnorm_cases)],
@@ -191,7 +191,7 @@ LOG_PROB = _record(
 )
 SAMPLE = _record(
     sq.sample, sq.sample_vjp, _reference_sample, _naive_sample,
-    (Output("x"), Output("log_prob")), data="z",
+    (Output("x"), Output("log_prob", scale=1.0)), data="z",
     properties=[Property("log_prob of the sample", _sample_density,
                          "sample(flow, z).log_prob equals refimpl's log_prob at the sample "
                          "(on NumPy)")],

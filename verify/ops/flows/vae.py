@@ -28,7 +28,7 @@ from refimpl.flows import ENTROPIES, vae
 from refimpl.vi.advi import PARAMETRIZATIONS
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Case, Op, Output, Primal, Property, register
 from ...strategies import rng, rows_with_norms
 from ..vi.advi import GaussianTarget, gaussian_target, target_of
 from ._common import householder_matrices
@@ -149,7 +149,7 @@ def _bench_case(size):
 OP = register(Op(
     forward=vae.householder_vae_bound, vjp=vae.householder_vae_bound_vjp,
     primals=(Primal("mu"), Primal("omega"), Primal("V"), Primal("eps")),
-    cases=_cases, reference=_reference, naive=_naive,
+    outputs=(Output("out", scale=1.0),), cases=_cases, reference=_reference, naive=_naive,
     properties=(Property("exact posterior gives log p(x)", _exact_posterior,
                          "q = the posterior of a quadratic likelihood under N(0, I): the 'sample' "
                          "bound equals log p(x) (scipy.stats.multivariate_normal) for any noise",
