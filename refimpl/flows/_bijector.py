@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from .._special import LOG_2PI
 from .._validation import require_real_floating, require_same_dtype
 from ..backend import get_namespace
+from ..nn._layer import Layer
 
 
 class FlowForward(NamedTuple):
@@ -48,18 +49,9 @@ class Bijector:
     functions.
     """
 
-    def arrays(self) -> dict:
-        """The layer's parameter arrays by field name (``None`` fields left out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if hasattr(getattr(self, f.name), "shape")}
-
-    def __repr__(self):
-        parts = []
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            parts.append(f"{f.name}={tuple(value.shape)}" if hasattr(value, "shape")
-                         else f"{f.name}={value!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+    # As refimpl.nn's layers: the parameter arrays by field name, and a repr with their shapes.
+    arrays = Layer.arrays
+    __repr__ = Layer.__repr__
 
 
 def require_bijector(name, flow) -> None:

@@ -1,4 +1,4 @@
-r"""refimpl's other invertible layers as flow layers: Glow's 1x1, circular and periodic convolutions, the SVD layer.
+r"""refimpl's other invertible ops as flow layers: Glow's 1x1, circular, periodic convolutions, SVD layer.
 
 Convention (docs/conventions.rst, section 3.7). Each wraps existing ops and
 keeps the flow protocol (axis 0 the samples, one log-determinant per
@@ -235,7 +235,7 @@ class PeriodicConv(_Linear):
 
 @dataclass(frozen=True, repr=False)
 class SVDLinear(_Linear):
-    """The SVD layer ``z = x W^T``, ``W = U diag(s) V^T`` (:func:`~refimpl.linalg.svd_linear`), on ``(n, d)``."""
+    """The SVD layer ``z = x W^T``, ``W = U diag(s) V^T`` (:func:`~refimpl.linalg.svd_linear`), ``(n, d)``."""
 
     Vu: Any
     s: Any

@@ -1,4 +1,4 @@
-r"""Counterfactual explanations through an invertible network: remove the representation's part along ``beta``.
+r"""Counterfactuals through an invertible network: remove the representation's part along ``beta``.
 
 Convention (docs/conventions.rst, section 3.9). For the classifier
 ``p(y = 1 | x) = sigmoid(beta^T f(x))`` with ``f`` an invertible network (a

@@ -1,4 +1,4 @@
-r"""Householder flow (Tomczak and Welling 2016): ``z' = H_K ... H_1 z``, volume preserving, on the WY products.
+r"""Householder flow (Tomczak and Welling 2016): ``z' = H_K ... H_1 z``, volume preserving, on WY blocks.
 
 Convention (docs/conventions.rst, section 3.6). The reflectors are the rows
 ``v_1, ..., v_K`` of ``V`` (``(K, d)``, shared by the samples, or

@@ -123,7 +123,8 @@ def lu_linear(x, lower, upper, unconstrained_diag, bias=None, *, eps=NFLOWS_LU_E
     >>> import numpy as np
     >>> from refimpl.flows import lu_linear, lu_linear_inverse
     >>> rng = np.random.default_rng(0)
-    >>> L, U, u, x = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), rng.standard_normal(3), rng.standard_normal((2, 3))
+    >>> L, U = rng.standard_normal((2, 3, 3))
+    >>> u, x = rng.standard_normal(3), rng.standard_normal((2, 3))
     >>> z, logdet = lu_linear(x, L, U, u)
     >>> W = (np.tril(L, -1) + np.eye(3)) @ (np.triu(U, 1) + np.diag(np.logaddexp(0, u) + 1e-3))
     >>> bool(np.allclose(z, x @ W.T) and np.allclose(logdet, np.linalg.slogdet(W)[1]))
@@ -189,7 +190,7 @@ def lu_linear_inverse_vjp(z, lower, upper, unconstrained_diag, gx, glogdet, bias
 
 @dataclass(frozen=True, repr=False)
 class LULinear(Bijector):
-    """nflows' ``LULinear`` (:func:`lu_linear`): ``lower``, ``upper`` (d, d), ``unconstrained_diag`` (d,), ``bias``."""
+    """nflows' ``LULinear`` (:func:`lu_linear`): ``lower``, ``upper``, ``unconstrained_diag``, ``bias``."""
 
     lower: Any
     upper: Any

@@ -83,7 +83,7 @@ def permutation(x, *, perm):
 
 
 def permutation_vjp(x, gz, glogdet, *, perm):
-    """Cotangent ``(x,)`` of :func:`permutation`: ``dx[:, perm[i]] = gz[:, i]``, ``gz`` gathered by ``argsort(perm)``."""
+    """Cotangent ``(x,)`` of :func:`permutation`: ``dx[:, perm[i]] = gz[:, i]`` (a gather by ``argsort``)."""
     require_samples("x", x, 2, "(n, d, ...)")
     require_flow_cotangents(x, gz, glogdet)
     return PermutationCotangents(_gather(gz, _inverse(_require_perm(perm, x.shape[1])), "gz"))

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from .._results import cotangent_type
 from .._validation import require_real_floating, require_same_dtype
 from ..backend import get_namespace
+from ..nn.network import _in_layer
 from ._bijector import (
     Bijector,
     FlowForward,
@@ -60,14 +61,6 @@ class FlowSample(NamedTuple):
 
     x: Any
     log_prob: Any
-
-
-def _in_layer(index, layer, fn, *args):
-    """Run ``fn``; re-raise a shape or dtype error with the layer's index and type."""
-    try:
-        return fn(*args)
-    except (ValueError, TypeError) as exc:
-        raise type(exc)(f"layer {index} ({type(layer).__name__}): {exc}") from exc
 
 
 @dataclass(frozen=True, repr=False)
@@ -193,7 +186,7 @@ def flow_forward_vjp(flow, x, gz, glogdet):
 
 
 def flow_inverse(flow, z):
-    r"""The sampling direction: ``FlowInverse(x, logdet)`` with ``x = f^{-1}(z)``, ``logdet = log|det dx/dz|``."""
+    r"""The sampling direction: ``FlowInverse(x, logdet)``, ``x = f^{-1}(z)``, ``logdet = log|det dx/dz|``."""
     _flow_and_data(flow, z, "z")
     return flow.inverse(z)
 

@@ -1,4 +1,4 @@
-"""ActNorm: registered properties on every backend, the libraries' initialisations, layers, bad input, bugs."""
+"""ActNorm: registered properties, the libraries' initialisations, layers, bad input, a planted bug."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""The convolutions and the SVD layer as flow layers: the wrapped ops, the flow records on each alone, bad input.
+"""The convolutions and the SVD layer as flow layers: the wrapped ops, the flow records on each, bad input.
 
 The layers of :mod:`refimpl.flows.bijectors` have no ops of their own: the
 records of ``flow_forward`` and ``flow_inverse`` check them (ground truth

@@ -1,4 +1,4 @@
-"""Coupling layers: registered properties on every backend, conventions, layer classes, bad input, planted bugs."""
+"""Coupling layers: registered properties, conventions, layer classes, bad input, planted bugs."""
 
 from types import SimpleNamespace
 
@@ -105,7 +105,8 @@ _NET = [Linear(np.ones((4, 1))), ReLU()]
     (lambda: cp.affine_coupling(_X, _MASK, Linear(np.ones((4, 1)))), TypeError,
      "conditioner must be a list"),
     (lambda: cp.affine_coupling(_X, _MASK, [np.ones(3)]), TypeError, r"conditioner\[0\]"),
-    (lambda: cp.additive_coupling(_X, _MASK, _NET), ValueError, r"map \(n, 1\) identity features to \(n, 2\)"),
+    (lambda: cp.additive_coupling(_X, _MASK, _NET), ValueError,
+     r"map \(n, 1\) identity features to \(n, 2\)"),
     (lambda: cp.affine_coupling(_X, _MASK, _NET, scale="sigmoid"), ValueError, "scale must be one of"),
     (lambda: cp.affine_coupling(_X, _MASK, _NET, split="halves"), ValueError, "split must be one of"),
     (lambda: cp.affine_coupling(_X, _MASK, _NET, scale="tanh", clamp=0), ValueError, "clamp"),

@@ -1,4 +1,4 @@
-"""Householder flow: registered properties on every backend, Tomczak and Welling's order, layers, bad input."""
+"""Householder flow: registered properties, Tomczak and Welling's order, layers, bad input."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""Permutations: registered properties on every backend, nflows' convention, layers, bad input, a planted bug."""
+"""Permutations: registered properties, nflows' convention, layers, bad input, a planted bug."""
 
 from types import SimpleNamespace
 

@@ -88,7 +88,7 @@ def _identity_part(name):
 
 
 def _bench_case(size, affine=True):
-    d, n = size
+    n, d = size
     gen = np.random.default_rng(0)
     mask = np.arange(d) >= d // 2
     m = int(mask.sum())
@@ -113,7 +113,7 @@ def _record(forward, vjp, affine, inverse_of=None):
         slogdet_of=forward.__name__, jacobian_points=per_sample_points(data),
         convention=CONVENTIONS[forward.__name__], section="3.2", references=REFERENCES,
         bench_case=None if inverse_of else functools.partial(_bench_case, affine=affine),
-        bench_sizes=() if inverse_of else ((64, 256), (1024, 256)),
+        bench_sizes=() if inverse_of else ((256, 64), (256, 1024)),
     ))
 
 
