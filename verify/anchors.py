@@ -2,27 +2,24 @@
 
 Each function takes a bench case's shapes or arrays and returns a function
 of no arguments that does the standard work at those sizes: a matrix
-product, a solve, a log-determinant, a convolution as one GEMM, a pooling,
-the op's own definition in plain NumPy. Where the cost depends on the shapes
+product, a solve, a log-determinant, a convolution as one GEMM, a pooling. Where the
+cost depends on the shapes
 only, the operands are random Gaussian arrays (nonsingular with probability
 one), not the op's own matrix formed densely; set-up happens here, outside
-the timing. Baselines that one record alone uses (a SciPy or scikit-learn
-call) are written in that record.
+the timing. Baselines that one record alone uses are written in that record;
+``Anchor(name)`` without ``build`` times the record's own reference (the op's
+definition written the direct way, or the peer routine it calls).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .registry import Anchor
-
 
 __all__ = [
-    "definition",
     "fft_round_trip",
     "gemm",
     "im2col_conv2d",
@@ -127,18 +124,3 @@ def pooling(x, kernel_size, stride, reduce) -> Callable[[], Any]:
     """``reduce`` (``numpy.mean``, ``numpy.max``) over every window of ``x`` (N, C, H, W), no padding."""
     return lambda: reduce(_windows(x, kernel_size, stride), axis=(-2, -1))
 
-
-def definition(reference, name: str = "definition") -> Anchor:
-    """The anchor ``name``: the record's reference on the bench case.
-
-    For ops whose standard form is the formula itself (an elementwise map, a
-    softmax and two products, a network's layers one after the other), the
-    baseline is the op's definition written the direct way, called with the
-    case's primals (positionally, in the bench case's order, which is the
-    record's) and parameters (by name): the ratio says what refimpl's stable,
-    validated, VJP-ready version costs over it. Where the reference is a peer
-    library's routine (scikit-learn's t-SNE affinities or k-means, SciPy's
-    ``linear_sum_assignment``, autograd's gradient), ``name`` says which.
-    """
-    return Anchor(name, lambda case: functools.partial(reference, *case.primals.values(),
-                                                       **case.params))

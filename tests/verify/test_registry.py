@@ -144,7 +144,7 @@ def test_op_has_a_bench_case_and_an_anchor_that_run(op: Op):
         f"{op.name}: give the record bench_case, bench_sizes and bench_anchor")
     case = op.bench_case(op.bench_sizes[0])
     call_forward(op, op.forward, case.primals, case.params, lambda a: a)
-    op.bench_anchor.build(case)()
+    op.anchor(case)()
 
 
 def _probe(x):
@@ -165,3 +165,17 @@ def test_an_anchor_needs_a_bench_case_and_an_identifier():
     with pytest.raises(ValueError, match="must be an identifier"):
         Anchor("numpy copy", anchor.build)
     assert "_probe" not in {op.name for op in verify.list_ops()}
+
+
+def test_an_anchor_without_build_times_the_reference_called_as_the_op_is():
+    calls = []
+
+    def reference(x, w=None, *, scale):
+        calls.append((x, w, scale))
+
+    op = Op(forward=_probe, primals=(Primal("x"), Primal("w", optional=True)), cases=lambda: None,
+            reference=reference, tolerance={"float64": 1e-12}, convention="x",
+            bench_case=lambda size: Case({"x": 1.0, "w": 2.0}, {"scale": 3}), bench_sizes=((1,),),
+            bench_anchor=Anchor("definition"))
+    op.anchor(op.bench_case((1,)))()
+    assert calls == [(1.0, 2.0, 3)]  # required by position, optional and params by name

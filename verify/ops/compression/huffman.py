@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 
 from refimpl.compression.huffman import huffman_code, huffman_decode, huffman_encode
 
-from ... import anchors
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -254,7 +253,7 @@ CODE = register(Op(
     references=REFERENCES,
     bench_case=_bench_code,
     bench_sizes=((10**4,), (10**5,)),
-    bench_anchor=anchors.definition(_reference_code, "heapq"),
+    bench_anchor=Anchor("heapq"),
 ))
 
 ENCODE = register(Op(

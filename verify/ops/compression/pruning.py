@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 
 from refimpl.compression.pruning import dsd_masks, prune_magnitude, prune_threshold
 
-from ... import anchors
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng, weights_with_ties
 
 REFERENCES = (
@@ -223,7 +222,7 @@ MAGNITUDE = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((10**5,), (10**6,)),
-    bench_anchor=anchors.definition(_reference_magnitude),
+    bench_anchor=Anchor("definition"),
 ))
 
 THRESHOLD = register(Op(

@@ -34,9 +34,8 @@ from refimpl.compression.sharing import (
     shared_weights_vjp,
 )
 
-from ... import anchors
 from ...checks import Err, mismatch, rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -195,11 +194,6 @@ def _keep_matches_kmeans2(impl, case, ctx):
                    rel_error(out["codebook"], codebook)), "codebook, codes")
 
 
-def _sklearn_from_init(w, init, **params):
-    """scikit-learn's KMeans from the bench case's initial centroids (no mask)."""
-    return _reference_kmeans(w, init=init, **params)
-
-
 def _bench_case(size):
     w = np.random.default_rng(0).standard_normal(size) * 0.05
     return Case({"w": w, "init": np.linspace(w.min(), w.max(), 32)},
@@ -239,7 +233,7 @@ KMEANS = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((10**5,), (10**6,)),
-    bench_anchor=anchors.definition(_sklearn_from_init, "sklearn"),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -366,5 +360,5 @@ GRADIENT = register(Op(
     references=REFERENCES,
     bench_case=_bench_gradient,
     bench_sizes=((10**5,), (10**6,)),
-    bench_anchor=anchors.definition(_reference_gradient, "bincount"),
+    bench_anchor=Anchor("bincount"),
 ))

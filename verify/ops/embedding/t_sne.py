@@ -32,9 +32,8 @@ from refimpl.embedding.t_sne import (
     tsne_kl_vjp,
 )
 
-from ... import anchors
 from ...checks import Err, mismatch, rel_error, run_outputs, run_vjp, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import clustered_points, rng
 
 REFERENCES = (
@@ -228,7 +227,7 @@ AFFINITIES = register(Op(
     bench_case=lambda size: Case({"X": clustered_points(np.random.default_rng(0), size[0], 50, 5)},
                                  {"perplexity": 30.0}),
     bench_sizes=((500,), (2000,)),
-    bench_anchor=anchors.definition(_reference_affinities, "sklearn"),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -387,7 +386,7 @@ KL = register(Op(
     references=REFERENCES,
     bench_case=lambda size: _bench_kl_case(size[0]),
     bench_sizes=((500,), (2000,)),
-    bench_anchor=anchors.definition(_reference_kl, "sklearn"),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 

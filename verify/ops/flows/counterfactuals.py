@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from refimpl.flows import counterfactuals as cf
 
-from ... import anchors
 from ...checks import Err, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import flows, rng
 from ._common import flow_reference, tree_autograd
 from .sequential import bench_flow
@@ -115,7 +114,7 @@ OP = register(Op(
         tree_autograd("counterfactual", "flow"),
     ),
     tolerance=TOL, section="3.9", references=REFERENCES,
-    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)), bench_anchor=anchors.definition(_NUMPY),
+    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)), bench_anchor=Anchor("definition"),
     convention="x' = f^{-1}(f(x) - (beta^T f(x) / ||beta||^2) beta) per sample for the classifier "
                "sigmoid(beta^T f(x)) with f an invertible flow; beta has the shape of one f(x)[n].",
 ))

@@ -31,9 +31,8 @@ import scipy.stats
 from refimpl import flows as fl
 from refimpl.flows import sequential as sq
 
-from ... import anchors
 from ...checks import rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import conditioner, flows
 from ._common import LOGDET, flow_reference, gaussian_logpdf, per_sample_points, tree_autograd
 
@@ -152,10 +151,10 @@ def _bench_case(size, data="x"):
 BENCH_SIZES = ((256, 64), (256, 1024))
 
 
-def _bench(reference, data="x"):
+def _bench(data="x"):
     """The bench fields of a record: :func:`bench_flow` cases, the definition as the anchor."""
     return {"bench_case": functools.partial(_bench_case, data=data), "bench_sizes": BENCH_SIZES,
-            "bench_anchor": anchors.definition(reference)}
+            "bench_anchor": Anchor("definition")}
 
 
 def _record(forward, vjp, reference, naive, outputs, data="x", properties=(), **fields):
@@ -181,7 +180,7 @@ FORWARD = _record(
     convention="Any flow layer or Sequential (layers[0] first) on x (n, ...): z = f(x), logdet = "
                "sum of the layers' log|det dz_n/dx_n| (the normalizing direction, nflows' "
                "transform; normflows' and TFP's forward is the inverse).",
-    **_bench(_NUMPY_FORWARD),
+    **_bench(),
 )
 INVERSE = _record(
     sq.flow_inverse, sq.flow_inverse_vjp,
@@ -193,7 +192,7 @@ INVERSE = _record(
     jacobian_points=per_sample_points("z"),
     convention="x = f^{-1}(z) (the layers' inverses, last layer first), logdet = log|det dx_n/dz_n| "
                "= -flow_forward's logdet at x.",
-    **_bench(_NUMPY_INVERSE, data="z"),
+    **_bench(data="z"),
 )
 LOG_PROB = _record(
     sq.log_prob, sq.log_prob_vjp, _reference_log_prob, _naive_log_prob, (Output("out", scale=1.0),),
@@ -203,7 +202,7 @@ LOG_PROB = _record(
     convention="log p(x_n) = log N(f(x_n); 0, I) + log|det J_f(x_n)| (standard normal base on the "
                "normalizing direction), shape (n,); the VJP takes g (n,) (g = 1: the gradient of "
                "sum log p).",
-    **_bench(_reference_log_prob),
+    **_bench(),
 )
 SAMPLE = _record(
     sq.sample, sq.sample_vjp, _reference_sample, _naive_sample,
@@ -213,5 +212,5 @@ SAMPLE = _record(
                          "(on NumPy)")],
     convention="x = f^{-1}(z) for base draws z (an input), with log p(x_n) = log N(z_n; 0, I) - "
                "log|det dx_n/dz_n|; FlowSample(x, log_prob).",
-    **_bench(_reference_sample, data="z"),
+    **_bench(data="z"),
 )

@@ -34,9 +34,8 @@ from refimpl.nn import (
 )
 from refimpl.nn.network import sequential, sequential_vjp
 
-from ... import anchors
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import networks
 from .convolution import conv2d_reference
 from .dense import linear_reference
@@ -138,5 +137,5 @@ OP = register(Op(
     section="4.7",
     references=("PyTorch documentation, torch.nn.Sequential",),
     bench_case=_bench_case, bench_sizes=((64, 256), (256, 1024)),
-    bench_anchor=anchors.definition(_NUMPY),
+    bench_anchor=Anchor("definition"),
 ))
