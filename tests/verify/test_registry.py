@@ -24,7 +24,7 @@ FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "
             "compression")
 # Families whose every op has a bench case and an anchor (docs/contributing.rst, "The
 # benchmark"); a family joins when its records have them.
-BENCHMARKED = ("linalg", "conv", "flows", "nn")
+BENCHMARKED = ("linalg", "conv", "flows", "nn", "attribution")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {
