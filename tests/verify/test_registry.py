@@ -22,9 +22,6 @@ from verify.registry import Anchor, Case, Op, Primal, register
 ROOT = pathlib.Path(__file__).parents[2]
 FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis",
             "compression")
-# Families whose every op has a bench case and an anchor (docs/contributing.rst, "The
-# benchmark"); a family joins when its records have them.
-BENCHMARKED = ("linalg", "conv", "flows", "nn", "attribution")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {
@@ -137,8 +134,7 @@ def test_every_section_cited_exists():
                 assert number in sections, f"refimpl/{family}/{member}.py cites section {number}"
 
 
-@pytest.mark.parametrize("op", [op for op in verify.list_ops() if op.family in BENCHMARKED],
-                         ids=lambda op: op.name)
+@pytest.mark.parametrize("op", verify.list_ops(), ids=lambda op: op.name)
 def test_op_has_a_bench_case_and_an_anchor_that_run(op: Op):
     assert op.bench_case is not None and op.bench_anchor is not None, (
         f"{op.name}: give the record bench_case, bench_sizes and bench_anchor")

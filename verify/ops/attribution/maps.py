@@ -68,6 +68,12 @@ def upsample_reference(np_, maps, size, mode):
     return out
 
 
+def _upsample_bench_case(size):
+    """``size = (n, c, H, W)``: ``(n, c, 7, 7)`` maps upsampled bilinearly to ``(H, W)``."""
+    maps = np.random.default_rng(0).standard_normal(size[:2] + (7, 7))
+    return Case({"maps": maps}, {"size": size[2:], "mode": "bilinear"})
+
+
 @st.composite
 def _upsample_cases(draw):
     gen = draw(rng())
@@ -97,8 +103,7 @@ UPSAMPLE = register(Op(
     primals=(Primal("maps"),),
     cases=_upsample_cases,
     reference=lambda maps, *, size, mode: upsample_reference(np, maps, size, mode),
-    bench_case=lambda size: Case({"maps": np.random.default_rng(0).standard_normal(size[:2] + (7, 7))},
-                                 {"size": size[2:], "mode": "bilinear"}),
+    bench_case=_upsample_bench_case,
     bench_sizes=((8, 16, 28, 28), (16, 32, 56, 56)), bench_anchor=Anchor("definition"),
     naive=lambda maps, *, size, mode: upsample_reference(anp, maps, size, mode),
     linear_in=("maps",),

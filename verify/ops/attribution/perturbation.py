@@ -229,5 +229,6 @@ ABLATION = register(Op(
     section="5.6",
     references=REFERENCES,
     options=("perturbations_per_eval",),
-    bench_case=_ablation_bench_case, bench_sizes=SMALL_BENCH_SIZES, bench_anchor=Anchor("definition"),
+    bench_case=_ablation_bench_case, bench_sizes=SMALL_BENCH_SIZES,
+    bench_anchor=Anchor("definition"),
 ))

@@ -232,7 +232,7 @@ KMEANS = register(Op(
     section="9.2",
     references=REFERENCES,
     bench_case=_bench_case,
-    bench_sizes=((10**5,), (10**6,)),
+    bench_sizes=((10**5,),),
     bench_anchor=Anchor("sklearn"),
 ))
 
@@ -319,6 +319,13 @@ def _bench_gradient(size):
                 {"n_clusters": 32})
 
 
+def _shared_bench_case(size):
+    """A codebook of 32 and codes of ``size``, 90 % pruned (-1)."""
+    gen = np.random.default_rng(0)
+    codes = np.where(gen.uniform(size=size) < 0.1, gen.integers(0, 32, size), -1)
+    return Case({"codebook": gen.standard_normal(32), "codes": codes})
+
+
 SHARED = register(Op(
     forward=shared_weights,
     vjp=shared_weights_vjp,
@@ -336,6 +343,8 @@ SHARED = register(Op(
                "centroid_gradient (a grouped sum).",
     section="9.2",
     references=REFERENCES,
+    bench_case=_shared_bench_case, bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))
 
 GRADIENT = register(Op(

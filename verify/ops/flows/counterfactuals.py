@@ -114,7 +114,8 @@ OP = register(Op(
         tree_autograd("counterfactual", "flow"),
     ),
     tolerance=TOL, section="3.9", references=REFERENCES,
-    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)), bench_anchor=Anchor("definition"),
+    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)),
+    bench_anchor=Anchor("definition"),
     convention="x' = f^{-1}(f(x) - (beta^T f(x) / ||beta||^2) beta) per sample for the classifier "
                "sigmoid(beta^T f(x)) with f an invertible flow; beta has the shape of one f(x)[n].",
 ))

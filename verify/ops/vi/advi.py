@@ -422,6 +422,12 @@ def _fresh_noise_of_equal_draws(impl, case, ctx):
     return max(Err(rel_error(tiled[k], once[k]), k) for k in once)
 
 
+def _fit_bench_case(size):
+    """:func:`_bench_case` and 20 steps of 0.05."""
+    case = _bench_case(size)
+    return Case(case.primals, {**case.params, "step_size": 0.05, "n_steps": 20})
+
+
 FIT = register(Op(
     forward=advi_fit,
     primals=(Primal("mu"), Primal("omega"), Primal("eps")),
@@ -446,4 +452,5 @@ FIT = register(Op(
                "default T); elbo holds the estimate before each step.",
     section="6.3",
     references=REFERENCES,
+    bench_case=_fit_bench_case, bench_sizes=((64, 10),), bench_anchor=Anchor("autograd"),
 ))
