@@ -11,6 +11,8 @@ the style of ``scipy.linalg``:
 * :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
 * :mod:`refimpl.attribution` -- layer-wise relevance propagation;
 * :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI);
+* :mod:`refimpl.embedding` -- exact t-SNE with its gradient;
+* :mod:`refimpl.analysis` -- channel correspondence between networks, network dissection;
 * :mod:`refimpl.compression` -- deep compression: pruning, weight sharing, Huffman coding.
 
 This package itself holds the backend API (:mod:`refimpl.backend`). The
@@ -18,7 +20,7 @@ verification suite is the sibling package :mod:`verify`; the conventions
 are in ``docs/conventions.rst``.
 """
 
-from . import attribution, compression, conv, flows, linalg, nn, vi
+from . import analysis, attribution, compression, conv, embedding, flows, linalg, nn, vi
 from .backend import (
     available_backends,
     get_backend,
@@ -32,10 +34,12 @@ __version__ = "0.2.0"
 CONVENTION_VERSION = "2"
 
 __all__ = [
+    "analysis",
     "attribution",
     "available_backends",
     "compression",
     "conv",
+    "embedding",
     "flows",
     "get_backend",
     "get_namespace",

@@ -21,7 +21,9 @@ from .registry import Case
 
 __all__ = [
     "NETWORK_ACTIVATIONS",
+    "POOLINGS",
     "batch_shapes",
+    "clustered_points",
     "lapack_reflectors",
     "lapack_reflector_cases",
     "moderate_kernel",
@@ -39,6 +41,16 @@ __all__ = [
 def rng() -> st.SearchStrategy[np.random.Generator]:
     """A NumPy generator from a drawn seed (shrinks towards seed 0)."""
     return st.integers(0, 2**32 - 1).map(np.random.default_rng)
+
+
+def clustered_points(gen: np.random.Generator, n: int, d: int, k: int, spread=6.0) -> np.ndarray:
+    """``n`` points in ``d`` dimensions around ``k`` centres ``spread`` standard deviations apart.
+
+    Point ``i`` belongs to cluster ``i mod k``; the centres are ``spread`` times standard
+    normal, the points unit Gaussians around them: well separated, no duplicates.
+    """
+    centres = spread * gen.standard_normal((k, d))
+    return centres[np.arange(n) % k] + gen.standard_normal((n, d))
 
 
 def batch_shapes() -> st.SearchStrategy[tuple[tuple, tuple]]:
@@ -143,6 +155,8 @@ def moderate_periodic_kernel(gen: np.random.Generator, c, H, W, limit=100.0) -> 
 # -- networks -------------------------------------------------------------------------------
 
 NETWORK_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+#: The first pooling of a drawn CNN: average, max, or adaptive average.
+POOLINGS = ("avg", "max", "adaptive")
 
 
 def _fan_in_scaled(gen, shape, fan_in):
@@ -158,17 +172,20 @@ def _batch_norm(gen, channels):
 
 @st.composite
 def networks(draw, kind=None, activations=tuple(NETWORK_ACTIVATIONS), batchnorm=False,
-             bias=None, max_batch=3):
+             bias=None, max_batch=3, pools=POOLINGS):
     """``(layers, x)``: a small random network of :mod:`refimpl.nn` layers and an input batch.
 
     ``kind`` ``"mlp"`` (2 to 4 widths in 1..6: Linear, then activation and
-    Linear) or ``"cnn"`` (Conv2d with stride 1-2 and padding, activation,
-    average/max/adaptive pooling, Conv2d, activation, Flatten, Linear, on 1-2
-    channels of 4x4 to 6x6 images); drawn when ``None``. Activations are
-    drawn from ``activations`` (names of :data:`NETWORK_ACTIVATIONS`). Weights
-    are Gaussian over ``sqrt(fan_in)``, biases ``0.5 N(0, 1)`` on every
-    weighted layer or none (``bias``, drawn when ``None``), inputs uniform in
-    ``[-1, 1]``. ``batchnorm``: a BatchNorm after every weighted layer
+    Linear), ``"cnn"`` (Conv2d with stride 1-2 and padding, activation,
+    pooling, Conv2d, activation, Flatten, Linear, on 1-2 channels of 4x4 to
+    6x6 images) or ``"cam"`` (as ``"cnn"`` up to the second Conv2d, then ReLU,
+    global average pooling ``AdaptiveAvgPool2d((1, 1))``, Flatten and Linear:
+    the networks of class activation maps); ``"mlp"`` or ``"cnn"`` drawn when
+    ``None``. Activations are drawn from ``activations`` (names of
+    :data:`NETWORK_ACTIVATIONS`), the first pooling from ``pools`` (names of
+    :data:`POOLINGS`). Weights are Gaussian over ``sqrt(fan_in)``, biases
+    ``0.5 N(0, 1)`` on every weighted layer or none (``bias``, drawn when
+    ``None``), inputs uniform in ``[-1, 1]``. ``batchnorm``: a BatchNorm after every weighted layer
     (``True``), none (``False``), or drawn per layer (``None``).
     """
     gen = draw(rng())
@@ -205,20 +222,26 @@ def networks(draw, kind=None, activations=tuple(NETWORK_ACTIVATIONS), batchnorm=
         padding = draw(st.integers(0, k // 2))
         weighted(nn.Conv2d(_fan_in_scaled(gen, (o, c, k, k), c * k * k),
                            0.5 * gen.standard_normal(o) if with_bias else None, stride, padding))
-        activation()
+        if kind == "cam" and position == 1:
+            layers.append(nn.ReLU())
+        else:
+            activation()
         h, w = ((size + 2 * padding - k) // stride + 1 for size in (h, w))
         c = o
         if position == 0:
-            layers.append(draw(_pooling(h, w)))
+            layers.append(draw(_pooling(h, w, pools)))
             h, w = _pooled_size(layers[-1], h, w)
+    if kind == "cam":
+        layers.append(nn.AdaptiveAvgPool2d((1, 1)))
+        h = w = 1
     layers.append(nn.Flatten())
     dense(c * h * w, draw(st.integers(1, 3)))
     return layers, x
 
 
 @st.composite
-def _pooling(draw, h, w):
-    kind = draw(st.sampled_from(["avg", "max", "adaptive"]))
+def _pooling(draw, h, w, pools):
+    kind = draw(st.sampled_from(list(pools)))
     if kind == "adaptive":
         return nn.AdaptiveAvgPool2d((draw(st.integers(1, h)), draw(st.integers(1, w))))
     k = min(2, h, w)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .._validation import dtype_name, require_choice, require_integer
+from .._validation import dtype_name, require_choice, require_integer_array
 from ..backend import get_namespace
 from ._groups import row_blocks
 
@@ -146,7 +146,7 @@ def huffman_code(frequencies, *, ties="leaves_first", order="symbol"):
     >>> [format(int(c), f"0{int(l)}b") for c, l in zip(code.codes, code.lengths) if l]
     ['0', '110', '111', '10']
     """
-    require_integer("frequencies", frequencies)
+    require_integer_array("frequencies", frequencies)
     if frequencies.ndim != 1:
         raise ValueError(f"frequencies must have shape (n,), got {tuple(frequencies.shape)}")
     require_choice("ties", ties, TIES)
@@ -165,7 +165,7 @@ def huffman_code(frequencies, *, ties="leaves_first", order="symbol"):
 def _check_table(lengths, codes):
     """``lengths`` and ``codes`` are int arrays of one alphabet, each code fitting its length."""
     for name, arr in (("lengths", lengths), ("codes", codes)):
-        require_integer(name, arr)
+        require_integer_array(name, arr)
         if arr.ndim != 1:
             raise ValueError(f"{name} must have shape (n,), got {tuple(arr.shape)}")
     if lengths.shape != codes.shape:
@@ -204,7 +204,7 @@ def huffman_encode(symbols, lengths, codes):
     >>> huffman_encode(np.array([2, 0, 1]), lengths, codes).tolist()
     [1, 1, 0, 1, 0]
     """
-    require_integer("symbols", symbols)
+    require_integer_array("symbols", symbols)
     get_namespace(symbols, lengths, codes)
     xp, lengths, codes = _check_table(lengths, codes)
     s = xp.astype(xp.reshape(symbols, (-1,)), xp.int64)
@@ -286,7 +286,7 @@ def huffman_decode(bits, lengths, codes):
     [2, 0, 1]
     """
     if not (hasattr(bits, "dtype") and dtype_name(bits) == "bool"):
-        require_integer("bits", bits)
+        require_integer_array("bits", bits)
     if bits.ndim != 1:
         raise ValueError(f"bits must have shape (n_bits,), got {tuple(bits.shape)}")
     get_namespace(bits, lengths, codes)

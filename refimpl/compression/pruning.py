@@ -14,7 +14,7 @@ from .._validation import (
     require_choice,
     require_finite,
     require_ndim,
-    require_real,
+    require_number,
     require_real_floating,
 )
 from ..backend import get_namespace
@@ -108,7 +108,7 @@ def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned", check_fini
     [True, True, False, True, True]
     """
     _check_weights("w", w, check_finite)
-    require_real("sparsity", sparsity, 0.0, 1.0)
+    require_number("sparsity", sparsity, 0.0, 1.0)
     require_choice("ties", ties, TIES)
     require_choice("count", count, COUNTS)
     xp, _ = get_namespace(w)
@@ -134,7 +134,7 @@ def prune_threshold(w, threshold, *, at_threshold="prune", check_finite=True):
     [True, True, False]
     """
     _check_weights("w", w, check_finite)
-    require_real("threshold", threshold, 0.0, float("inf"))
+    require_number("threshold", threshold, 0.0)
     require_choice("at_threshold", at_threshold, AT_THRESHOLD)
     xp, _ = get_namespace(w)
     return xp.abs(w) >= threshold if at_threshold == "keep" else xp.abs(w) > threshold
@@ -187,7 +187,7 @@ def dsd_masks(snapshots, sparsities, *, ties="prune_all", count="pruned", check_
         raise ValueError(f"sparsities must be a sequence of one sparsity per phase, "
                          f"snapshots.shape[0] = {snapshots.shape[0]}, got {sparsities!r}")
     for p, s in enumerate(sparsities):
-        require_real(f"sparsities[{p}]", s, 0.0, 1.0)
+        require_number(f"sparsities[{p}]", s, 0.0, 1.0)
     xp, _ = get_namespace(snapshots)
     n = math.prod(snapshots.shape[1:])
     masks = [_magnitude_mask(xp, snapshots[p, ...], _pruned_count(n, s, count), ties)

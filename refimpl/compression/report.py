@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .._validation import require_choice, require_int, require_integer
+from .._validation import require_choice, require_integer, require_integer_array
 from ..backend import get_namespace
 from ._groups import histogram
 from .huffman import huffman_code
@@ -104,11 +104,11 @@ def compression_report(codes, *, n_clusters, index_bits, codebook_bits=32, weigh
     >>> round(report.ratio, 2)
     6.32
     """
-    require_integer("codes", codes)
-    require_int("n_clusters", n_clusters, 1)
-    require_int("index_bits", index_bits, 1)
-    require_int("codebook_bits", codebook_bits, 0)
-    require_int("weight_bits", weight_bits, 1)
+    require_integer_array("codes", codes)
+    require_integer("n_clusters", n_clusters, 1)
+    require_integer("index_bits", index_bits, 1)
+    require_integer("codebook_bits", codebook_bits, 0)
+    require_integer("weight_bits", weight_bits, 1)
     require_choice("offset", offset, OFFSETS)
     if not isinstance(huffman, bool):
         raise ValueError(f"huffman must be True or False, got {huffman!r}")

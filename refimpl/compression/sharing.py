@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 
 from .._results import cotangent_type
 from .._validation import (
-    require_bool,
+    require_bool_array,
     require_choice,
     require_finite,
-    require_int,
     require_integer,
-    require_real,
+    require_integer_array,
+    require_number,
     require_real_floating,
     require_same_dtype,
 )
@@ -182,7 +182,7 @@ def _check_kmeans(w, n_clusters, mask, init, noise, max_iter, tol, quantile, emp
     require_real_floating("w", w)
     arrays = {"w": w}
     if mask is not None:
-        require_bool("mask", mask)
+        require_bool_array("mask", mask)
         arrays["mask"] = mask
     if isinstance(init, str):
         require_choice("init", init, INITS)
@@ -200,12 +200,12 @@ def _check_kmeans(w, n_clusters, mask, init, noise, max_iter, tol, quantile, emp
         if name in arrays and tuple(arrays[name].shape) != tuple(w.shape):
             raise ValueError(f"{name} must have the shape of w, {tuple(w.shape)}, "
                              f"got {tuple(arrays[name].shape)}")
-    require_int("n_clusters", n_clusters, 1)
+    require_integer("n_clusters", n_clusters, 1)
     if "init" in arrays and tuple(init.shape) != (n_clusters,):
         raise ValueError(f"init must have shape (n_clusters,) = ({n_clusters},), "
                          f"got {tuple(init.shape)}")
-    require_int("max_iter", max_iter, 1)
-    require_real("tol", tol, 0.0, float("inf"))
+    require_integer("max_iter", max_iter, 1)
+    require_number("tol", tol, 0.0)
     require_choice("quantile", quantile, QUANTILES)
     require_choice("empty_clusters", empty_clusters, EMPTY_CLUSTERS)
     if check_finite:
@@ -313,8 +313,8 @@ def kmeans_quantize(w, n_clusters, *, mask=None, init="linear", noise=None, max_
 
 
 def _check_codes(name, codes, n_clusters):
-    require_integer(name, codes)
-    require_int("n_clusters", n_clusters, 1)
+    require_integer_array(name, codes)
+    require_integer("n_clusters", n_clusters, 1)
     xp, _ = get_namespace(codes)
     if math.prod(codes.shape):
         low, high = int(xp.min(codes)), int(xp.max(codes))

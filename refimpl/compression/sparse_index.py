@@ -13,7 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from .._validation import require_bool, require_choice, require_int, require_integer
+from .._validation import (
+    require_bool_array,
+    require_choice,
+    require_integer,
+    require_integer_array,
+)
 from ..backend import get_namespace
 
 __all__ = ["RelativeIndex", "relative_index_decode", "relative_index_encode"]
@@ -69,8 +74,8 @@ def relative_index_encode(mask, *, bits, offset="zeros_skipped"):
     >>> relative_index_encode(mask, bits=3).gaps.tolist()
     [1, 2, 7, 2]
     """
-    require_bool("mask", mask)
-    require_int("bits", bits, 1)
+    require_bool_array("mask", mask)
+    require_integer("bits", bits, 1)
     require_choice("offset", offset, OFFSETS)
     xp, device = get_namespace(mask)
     positions = xp.astype(xp.nonzero(xp.reshape(mask, (-1,)))[0], xp.int64)
@@ -109,8 +114,8 @@ def relative_index_decode(gaps, filler, *, shape, offset="zeros_skipped"):
     >>> np.nonzero(mask)[0].tolist()
     [1, 4, 15]
     """
-    require_integer("gaps", gaps)
-    require_bool("filler", filler)
+    require_integer_array("gaps", gaps)
+    require_bool_array("filler", filler)
     require_choice("offset", offset, OFFSETS)
     if gaps.ndim != 1 or tuple(filler.shape) != tuple(gaps.shape):
         raise ValueError(f"gaps and filler must have one shape (n_entries,), got "
@@ -118,7 +123,7 @@ def relative_index_decode(gaps, filler, *, shape, offset="zeros_skipped"):
     if not isinstance(shape, tuple):
         raise ValueError(f"shape must be a tuple of non-negative integers, got {shape!r}")
     for axis, size in enumerate(shape):
-        require_int(f"shape[{axis}]", size, 0)
+        require_integer(f"shape[{axis}]", size, 0)
     xp, device = get_namespace(gaps, filler)
     gaps = xp.astype(gaps, xp.int64)
     size = math.prod(shape)

@@ -185,7 +185,7 @@ def test_pruned_codes_neither_index_nor_collect():
     (lambda: kmeans_quantize(np.ones(4), 2, mask=np.ones(3, dtype=bool)), ValueError,
      "mask must have the shape of w"),
     (lambda: kmeans_quantize(np.ones(4), 2, max_iter=0), ValueError, "max_iter must be an integer"),
-    (lambda: kmeans_quantize(np.ones(4), 2, tol=-1.0), ValueError, "tol must be a real number"),
+    (lambda: kmeans_quantize(np.ones(4), 2, tol=-1.0), ValueError, "tol must be >= 0"),
     (lambda: kmeans_quantize(np.ones(4), 2, quantile="nearest"), ValueError, "quantile must be"),
     (lambda: kmeans_quantize(np.ones(4), 2, empty_clusters="drop"), ValueError, "empty_clusters"),
     (lambda: kmeans_quantize(np.array([1.0, np.inf, 0, 2]), 2), ValueError, "w must not contain"),

@@ -19,7 +19,8 @@ import verify
 from verify.registry import Op, Primal
 
 ROOT = pathlib.Path(__file__).parents[2]
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "compression")
+FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis",
+            "compression")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {

@@ -60,14 +60,19 @@ def _max(np_, w):
     return np_.max(w, axis=-1)
 
 
+def window_reduce(np_, x, kernel_size, stride, reduce):
+    """``reduce(np_, window)`` of every ``kh x kw`` window, each flattened to ``(N, C, kh kw)``."""
+    return _reduce(np_, _windows(x, kernel_size, stride), reduce)
+
+
 def avg_pool_reference(np_, x, kernel_size, stride=None):
     """Mean of every ``kh x kw`` window (no padding; ``stride`` defaults to the kernel)."""
-    return _reduce(np_, _windows(x, kernel_size, stride), _mean)
+    return window_reduce(np_, x, kernel_size, stride, _mean)
 
 
 def max_pool_reference(np_, x, kernel_size, stride=None):
     """Maximum of every ``kh x kw`` window."""
-    return _reduce(np_, _windows(x, kernel_size, stride), _max)
+    return window_reduce(np_, x, kernel_size, stride, _max)
 
 
 def adaptive_bins(n_in, n_out):
