@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -212,9 +213,10 @@ def mismatch(actual, expected) -> float:
 
 
 def compare(output, actual, expected, scale=None) -> float:
-    """:func:`rel_error` for float outputs, :func:`mismatch` for integer and boolean ones."""
+    """:func:`rel_error` for float outputs (``scale`` defaults to the output's), :func:`mismatch`
+    for integer and boolean ones."""
     if output.dtype == "float":
-        return rel_error(actual, expected, scale)
+        return rel_error(actual, expected, output.scale if scale is None else scale)
     return mismatch(actual, expected)
 
 
@@ -434,8 +436,9 @@ def _dot_product(op, impl, case, ctx):
     lhs = sum(float(np.sum(t * g)) for n in names for t, g in zip(directions[n], cotangents[n]))
     scale = sum(np.linalg.norm(t) * np.linalg.norm(g)
                 for n in names for t, g in zip(directions[n], cotangents[n]))
+    # A tree primal may hold no array (a flow of permutations): its direction has norm 0.
     scale = max(scale, natural_scale(op, case, c) * sum(
-        np.linalg.norm(np.concatenate([np.ravel(t) for t in directions[n]])) for n in names))
+        math.sqrt(sum(float(np.sum(t * t)) for t in directions[n])) for n in names))
     leaves = tree_leaves(case.primals)
     h = 1e-6 * max(1.0, max(float(np.abs(a).max()) for a in leaves if a.size and a.dtype.kind == "f"))
     outs = []

@@ -78,12 +78,16 @@ class Output:
     (compared exactly). A ``differentiable`` output takes a cotangent in the
     VJP; ``compared=False`` keeps an output out of the comparisons (an
     iteration trace whose length may differ between correct implementations).
+    ``scale`` floors the denominator of the output's relative error: ``1.0``
+    measures a log-determinant or log-density, which may be exactly 0 (an
+    orthogonal layer), by its absolute error below magnitude 1.
     """
 
     name: str
     dtype: str = "float"
     differentiable: bool | None = None
     compared: bool = True
+    scale: float | None = None
 
     def __post_init__(self):
         if self.dtype not in OUTPUT_DTYPES:
