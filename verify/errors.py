@@ -27,6 +27,7 @@ table.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
@@ -36,7 +37,7 @@ from typing import Iterator
 import numpy as np
 
 from ._tree import is_array
-from .checks import call_forward, outputs_of, rel_error
+from .checks import call_forward, call_vjp, cotangent_for, outputs_of, rel_error
 from .registry import Case, Op
 
 __all__ = ["KINDS", "BadInput", "Outcome", "bad_inputs", "check_errors"]
@@ -46,6 +47,8 @@ KINDS = (
     "float16 dtype", "nan", "inf", "empty", "python list", "mixed namespace", "mixed device",
     "mixed precision", "non-contiguous view", "negative-stride view", "scaled by 1e300",
     "scaled by 1e-300", "nan parameter", "inf parameter",
+    "cotangent: wrong shape", "cotangent: nan", "cotangent: inf", "cotangent: integer dtype",
+    "cotangent: python list", "cotangent: mixed precision", "cotangent: mixed namespace",
 )
 FAILURES = ("silent", "wrong", "unclear", "raw")
 
@@ -66,6 +69,7 @@ class BadInput:
     params: dict
     expect: str
     numpy_primals: dict | None = None  # the changed inputs as NumPy, for the reference
+    cotangents: list | None = None  # a call of the VJP with these, not of the forward
 
 
 @dataclass
@@ -168,6 +172,37 @@ def bad_inputs(op: Op, case: Case) -> Iterator[BadInput]:
             for kind, bad in (("nan parameter", math.nan), ("inf parameter", math.inf)):
                 yield BadInput(kind, key, dict(case.primals), {**params, key: bad}, "reference",
                                dict(case.primals))
+
+
+def cotangent_names(op: Op) -> list[str]:
+    """The names of the VJP's cotangent parameters: after the required primals."""
+    required = sum(not p.optional for p in op.primals)
+    names = list(inspect.signature(op.vjp).parameters)
+    return names[required:required + len(op.differentiable_outputs)]
+
+
+def bad_cotangents(op: Op, case: Case) -> Iterator[BadInput]:
+    """Bad cotangents for the VJP (cotangents are arguments too): each must be refused."""
+    if op.vjp is None:
+        return
+    valid = cotangent_for(op, case)
+    for i, name in enumerate(cotangent_names(op)):
+        c = np.asarray(valid[i], dtype=np.float64)
+
+        def changed(kind, value):
+            cotangents = list(valid)
+            cotangents[i] = value
+            return BadInput(f"cotangent: {kind}", name, dict(case.primals), case.params, "error",
+                            cotangents=cotangents)
+
+        if c.ndim:
+            yield changed("wrong shape", _extended(c))
+        yield changed("nan", _with_first(c, math.nan))
+        yield changed("inf", _with_first(c, math.inf))
+        yield changed("integer dtype", np.round(c).astype(np.int64))
+        yield changed("python list", c.tolist())
+        yield changed("mixed precision", c.astype(np.float32))
+        yield changed("mixed namespace", _array_api_strict(c))
 
 
 # -- running and judging -----------------------------------------------------------------------
@@ -277,8 +312,14 @@ def check_errors(op: Op, case: Case, *, forward=None) -> list[Outcome]:
 def _check_errors(op, case, forward):
     valid = _outputs(op, call_forward(op, forward, case.primals, case.params, lambda a: a))
     outcomes = []
-    for bad in bad_inputs(op, case):
+    for bad in [*bad_inputs(op, case), *bad_cotangents(op, case)]:
         try:
+            if bad.cotangents is not None:
+                result = call_vjp(op, op.vjp, bad.primals, bad.cotangents, bad.params, lambda a: a)
+                outcomes.append(Outcome(op.name, bad.kind, bad.argument, "silent",
+                                        "the VJP returned cotangents; an error naming the "
+                                        "cotangent was due"))
+                continue
             result = call_forward(op, forward, bad.primals, bad.params, lambda a: a)
         except Exception as exc:  # the outcome being judged: every exception is classified
             verdict, message = _judge_error(op, bad, exc, case)
