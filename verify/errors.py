@@ -20,9 +20,10 @@ argument) and ``raw`` (any other exception: a library's ``IndexError``,
 ``LinAlgError``, ...). ``unverified`` marks a result the reference could not
 judge (it failed on the changed inputs too); it is reported, not failed.
 
-Every op added to the registry is covered without new test code
-(``tests/verify/test_errors.py``); ``refimpl-verify errors`` prints the
-table.
+Bad cotangents (``cotangent: ...``) are refused by every VJP the same way:
+cotangents are arguments too. Every op added to the registry is covered
+without new test code (``tests/verify/test_errors.py``);
+``refimpl-verify errors`` prints the table.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from ._tree import is_array
 from .checks import call_forward, call_vjp, cotangent_for, outputs_of, rel_error
 from .registry import Case, Op
 
-__all__ = ["KINDS", "BadInput", "Outcome", "bad_inputs", "check_errors"]
+__all__ = ["KINDS", "BadInput", "Outcome", "bad_cotangents", "bad_inputs", "check_errors",
+           "format_errors"]
 
 KINDS = (
     "wrong ndim", "mismatched shape", "integer dtype", "bool dtype", "complex dtype",
@@ -330,6 +332,28 @@ def _check_errors(op, case, forward):
                 verdict, message = "wrong", f"{type(exc).__name__}: {exc}"
         outcomes.append(Outcome(op.name, bad.kind, bad.argument, verdict, message[:300]))
     return outcomes
+
+
+def format_errors(outcomes: list[Outcome]) -> str:
+    """A table of counts per bad-input class and verdict, then every failure."""
+    verdicts = ("error", "correct", "unverified", *FAILURES)
+    counts = summary(outcomes)
+    rows = [("class", *verdicts)] + [(k, *(str(counts.get(k, {}).get(v, 0)) for v in verdicts))
+                                     for k in KINDS if k in counts]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failures = [o for o in outcomes if o.failed]
+    lines += ["", *(f"{o.verdict.upper()} {o.op}: {o.kind} in {o.argument}: {o.message}"
+                    for o in failures)]
+    lines.append(f"{len(outcomes)} bad inputs, {len(failures)} failures")
+    return "\n".join(lines)
+
+
+def outcomes_json(outcomes: list[Outcome]) -> str:
+    import json
+
+    return json.dumps([vars(o) for o in outcomes], indent=1)
 
 
 def summary(outcomes: list[Outcome]) -> dict:
