@@ -134,3 +134,75 @@ def require_bool_array(name: str, x) -> None:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     if dtype_name(x) != "bool":
         raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")
+
+
+# ---------------------------------------------------------------------------
+# Issue 11, linalg / conv / flows: arguments checked by name, finiteness in one
+# reduction, and norms that neither overflow nor underflow.
+# ---------------------------------------------------------------------------
+
+
+def require_arrays(**named):
+    """``(xp, device)`` of the named arguments (``None`` skipped), each a real floating array of
+    one namespace, device and dtype; every error names the argument it is about."""
+    present = {name: arr for name, arr in named.items() if arr is not None}
+    for name, arr in present.items():
+        require_real_floating(name, arr)
+    xp, dev = get_namespace(**present)
+    require_same_dtype(**present)
+    return xp, dev
+
+
+def all_finite(xp, x) -> bool:
+    """Whether ``x`` holds no NaN and no infinity, in one reduction when it is finite.
+
+    A sum of finite numbers is finite unless it overflows, and a NaN or an
+    infinity makes any sum NaN or infinite: only a sum that is not finite
+    needs the element-wise test (to tell an overflow from a bad value).
+    """
+    if bool(xp.isfinite(xp.sum(x))):
+        return True
+    return bool(xp.all(xp.isfinite(x)))
+
+
+def require_finite_arrays(check_finite=True, **named) -> None:
+    """ValueError naming the first of ``named`` (arrays, or ``None`` to skip) that holds NaN
+    or infinity; nothing when ``check_finite`` is false (SciPy's keyword)."""
+    if not check_finite:
+        return
+    for name, arr in named.items():
+        if arr is not None and not all_finite(get_namespace(**{name: arr})[0], arr):
+            raise ValueError(f"{name} must not contain infs or NaNs "
+                             "(pass check_finite=False to skip the check)")
+
+
+def require_shape(name: str, x, expected: tuple, what: str = "the output's shape") -> None:
+    """ValueError unless ``x.shape == expected`` (a cotangent has its output's shape)."""
+    if tuple(x.shape) != tuple(expected):
+        raise ValueError(f"{name} must have {what} {tuple(expected)}, got {tuple(x.shape)}")
+
+
+def power_of_two_scale(xp, x, axis=-1):
+    r"""``2^floor(log2 max|x|)`` along ``axis`` (1 where ``x`` is all zero).
+
+    Dividing by it is exact (a power of two) and brings the largest entry
+    into ``[1, 2)``: sums of squares of the quotients neither overflow nor
+    underflow, whatever the scale of ``x`` (the idea of LAPACK's ``dlassq``).
+    """
+    big = xp.max(xp.abs(x), axis=axis)
+    big = xp.where(big > 0, big, xp.ones_like(big))
+    exponent = xp.floor(xp.log2(big))
+    return xp.pow(xp.full_like(exponent, 2.0), exponent)
+
+
+def scaled_norm(xp, x, axis=None):
+    r"""The Euclidean norm ``sqrt(sum x^2)`` of real ``x`` over ``axis``, without overflow or
+    underflow: ``m sqrt(sum (x / m)^2)`` with ``m = max|x|`` (as LAPACK's ``dnrm2``).
+
+    Representable whenever the norm is; 0 for an all-zero ``x``.
+    """
+    big = xp.max(xp.abs(x), axis=axis, keepdims=True)
+    safe = xp.where(big > 0, big, xp.ones_like(big))
+    ratio = x / safe
+    norm = xp.sqrt(xp.sum(ratio * ratio, axis=axis, keepdims=True)) * big
+    return xp.squeeze(norm, axis=axis) if axis is not None else xp.reshape(norm, ())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._results import SlogdetResult, cotangent_type
-from .._validation import dtype_name, require_ndim, require_real_floating, require_same_dtype
+from .._validation import dtype_name, require_arrays, require_finite_arrays, require_ndim
 from ..backend import get_namespace
 from ._fft import (
     _EPS,
@@ -54,27 +54,29 @@ class _Circular:
     K_hat: Any  # spectrum broadcast against X's spectrum
 
 
-def _circular_inputs(X, K, axes, method, **cotangents) -> _Circular:
-    """Validate ``X`` (and a cotangent of its shape) and ``K`` or its spectrum."""
-    xp, spectrum = _data_and_kernel(X, K, method, cotangents)
-    require_ndim("X", X, 1, "(..., N_1, ..., N_d)")
-    axes = _normalize_axes(axes, X.ndim)
+def _circular_inputs(X, K, axes, method, data_name="X", **cotangents) -> _Circular:
+    """Validate the data ``X`` (called ``data_name``; and a cotangent of its shape) and ``K`` or
+    its spectrum."""
+    xp, spectrum = _data_and_kernel(X, K, method, cotangents, data_name)
+    require_ndim(data_name, X, 1, "(..., N_1, ..., N_d)")
+    axes = _normalize_axes(axes, X.ndim, data_name)
     grid = tuple(X.shape[a] for a in axes)
     if min(grid) < 1:
-        raise ValueError(f"X must have nonzero sizes along axes {axes}, got shape {tuple(X.shape)}")
+        raise ValueError(f"{data_name} must have nonzero sizes along axes {axes}, "
+                         f"got shape {tuple(X.shape)}")
     for name, arr in cotangents.items():
         if tuple(arr.shape) != tuple(X.shape):
-            raise ValueError(f"{name} must have the shape of X {tuple(X.shape)}, got {tuple(arr.shape)}")
+            raise ValueError(f"{name} must have the shape of {data_name} {tuple(X.shape)}, "
+                             f"got {tuple(arr.shape)}")
     if spectrum is None:
         if tuple(K.shape) != grid:
-            raise ValueError(
-                f"K must have the shape of X along axes {axes}, {grid}, got {tuple(K.shape)}"
-            )
+            raise ValueError(f"K must have the shape of {data_name} along axes {axes}, {grid}, "
+                             f"got {tuple(K.shape)}")
         spectrum = _circular_spectrum(xp, K, _check_method(method))
     elif spectrum.channels is not None or spectrum.grid != grid:
         raise ValueError(
             f"K is a spectrum for grid {spectrum.grid} (channels {spectrum.channels}); "
-            f"X has grid {grid} along axes {axes}"
+            f"{data_name} has grid {grid} along axes {axes}"
         )
     shape = [1] * X.ndim
     for a, n in zip(axes, spectrum.values.shape):
@@ -185,7 +187,7 @@ def circular_conv_inverse(Z, K, axes=None, *, method=None):
     is about ``cond(C(K)) eps`` with ``cond = max |K_hat| / min |K_hat|``.
     Arguments as :func:`circular_conv`, with ``Z`` in place of ``X``.
     """
-    c = _circular_inputs(Z, K, axes, method)
+    c = _circular_inputs(Z, K, axes, method, "Z")
     _require_invertible(c.xp, c.spec)
     Z_hat = _fft(c.xp, Z, c.spec.grid, c.axes, c.spec.real)
     return _ifft(c.xp, Z_hat / c.K_hat, c.spec.grid, c.axes, c.spec.real)
@@ -199,7 +201,7 @@ def circular_conv_inverse_vjp(Z, K, G, axes=None, *, method=None):
     .. math::  \overline Z = C(K)^{-T} G = \mathcal F^{-1}(\hat G / \overline{\hat K}),\qquad
                \overline K = -\sum_{\text{batch}} \mathcal F^{-1}(\hat{\overline Z}\,\overline{\hat X}).
     """
-    c = _circular_inputs(Z, K, axes, method, G=G)
+    c = _circular_inputs(Z, K, axes, method, "Z", G=G)
     xp, grid, real = c.xp, c.spec.grid, c.spec.real
     _require_invertible(xp, c.spec)
     X_hat = _fft(xp, Z, grid, c.axes, real) / c.K_hat
@@ -260,10 +262,10 @@ def _slogdet_spectrum(K, axes, method):
         if axes is not None or K.channels is not None:
             raise ValueError("a circular KernelSpectrum has no batch axes: pass axes=None")
         _check_method(method, K)
-        return get_namespace(K.values)[0], K, tuple(range(len(K.grid))), K.values
-    require_real_floating("K", K)
-    xp, _ = get_namespace(K)
+        return get_namespace(K=K.values)[0], K, tuple(range(len(K.grid))), K.values
+    xp, _ = require_arrays(K=K)
     require_ndim("K", K, 1, "(..., N_1, ..., N_d)")
+    require_finite_arrays(K=K)
     axes = _normalize_axes(axes, K.ndim, "K")
     grid = tuple(K.shape[a] for a in axes)
     if min(grid) < 1:
@@ -287,11 +289,10 @@ def circular_conv_slogdet_vjp(K, g, axes=None, *, method=None):
         raise TypeError("circular_conv_slogdet_vjp needs the kernel K, not its spectrum")
     xp, spec, axes, K_hat = _slogdet_spectrum(K, axes, method)
     batch = tuple(n for a, n in enumerate(K.shape) if a not in axes)
-    require_real_floating("g", g)
-    require_same_dtype(K=K, g=g)
-    get_namespace(K, g)
+    require_arrays(K=K, g=g)
     if tuple(g.shape) != batch:
         raise ValueError(f"g must have K's batch shape {batch}, got {tuple(g.shape)}")
+    require_finite_arrays(g=g)
     _nonzero_magnitudes(xp, K_hat)
     inv = 1.0 / xp.conj(K_hat)
     grad = _ifft(xp, inv, spec.grid, axes, spec.real) * float(math.prod(spec.grid))

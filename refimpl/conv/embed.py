@@ -8,8 +8,8 @@ cross-correlation layer with circular padding (PyTorch ``"oihw"``, TF
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import device, get_namespace
+from .._validation import require_arrays, require_finite_arrays
+from ..backend import device
 
 __all__ = ["LAYOUTS", "embed_kernel", "embed_kernel_vjp"]
 
@@ -19,8 +19,7 @@ EmbedCotangents = cotangent_type("EmbedCotangents", "w")
 
 
 def _embed_inputs(w, shape, layout, G=None):
-    require_real_floating("w", w)
-    xp, _ = get_namespace(w, G)
+    xp, _ = require_arrays(w=w, G=G)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if w.ndim != 4:
@@ -32,11 +31,12 @@ def _embed_inputs(w, shape, layout, G=None):
     kh, kw = (w.shape[2], w.shape[3]) if layout == "oihw" else (w.shape[0], w.shape[1])
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(
-            f"kernel sizes must be odd (centre k // 2), got {kh} x {kw}; an even kernel "
+            f"w's kernel sizes must be odd (centre k // 2), got {kh} x {kw}; an even kernel "
             "needs asymmetric padding and has no centred circular embedding"
         )
     if kh > H or kw > W:
         raise ValueError(f"kernel {kh} x {kw} does not fit the grid (H, W) = ({H}, {W})")
+    require_finite_arrays(w=w)
     return xp, (H, W), (kh, kw)
 
 
@@ -99,8 +99,7 @@ def embed_kernel_vjp(w, G, shape, layout="oihw"):
     c_out, c_in = (w.shape[0], w.shape[1]) if layout == "oihw" else (w.shape[3], w.shape[2])
     if tuple(G.shape) != (c_out, c_in, H, W):
         raise ValueError(f"G must have the output's shape {(c_out, c_in, H, W)}, got {tuple(G.shape)}")
-    require_real_floating("G", G)
-    require_same_dtype(w=w, G=G)
+    require_finite_arrays(G=G)
     back = xp.flip(xp.roll(G, (-(kh // 2 + 1), -(kw // 2 + 1)), axis=(2, 3)), axis=(2, 3))
     dw = back[:, :, :kh, :kw]
     return EmbedCotangents(xp.permute_dims(dw, (2, 3, 1, 0)) if layout == "hwio" else dw)

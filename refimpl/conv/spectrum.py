@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import dtype_name, require_ndim, require_real_floating, require_same_dtype
+from .._validation import (
+    dtype_name,
+    require_arrays,
+    require_finite_arrays,
+    require_ndim,
+    scaled_norm,
+)
 from ..backend import get_namespace
 from ._fft import METHODS, _check_method, _fft
 
@@ -65,9 +71,9 @@ def kernel_spectrum(K, *, method="rfft"):
     method : {"rfft", "complex"}
         Half or full spectrum.
     """
-    require_real_floating("K", K)
-    xp, _ = get_namespace(K)
+    xp, _ = require_arrays(K=K)
     require_ndim("K", K, 1, "(N_1, ..., N_d)")
+    require_finite_arrays(K=K)
     return _circular_spectrum(xp, K, _check_method(method))
 
 
@@ -91,9 +97,9 @@ def periodic_kernel_spectrum(K, *, method="rfft"):
     method : {"rfft", "complex"}
         Half or full spectrum along ``W``.
     """
-    require_real_floating("K", K)
-    xp, _ = get_namespace(K)
+    xp, _ = require_arrays(K=K)
     _require_periodic_kernel(K)
+    require_finite_arrays(K=K)
     real = _check_method(method)
     return _periodic_spectrum(xp, K, real)
 
@@ -108,30 +114,31 @@ def _require_periodic_kernel(K):
 def _periodic_spectrum(xp, K, real):
     grid = tuple(K.shape[-2:])
     values = xp.permute_dims(_fft(xp, K, grid, (-2, -1), real), (2, 3, 0, 1))
-    frob = xp.sqrt(xp.sum(xp.real(values * xp.conj(values)), axis=(-2, -1)))
+    frob = scaled_norm(xp, xp.abs(values), axis=(-2, -1))  # representable for K * 1e300
     return KernelSpectrum(values, grid, real, tuple(K.shape[:2]), xp.max(frob), None, dtype_name(K))
 
 
-def _data_and_kernel(X, K, method, cotangents):
-    """Shared checks of ``X``, its cotangents and ``K`` (array or spectrum); ``(xp, spectrum)``.
+def _data_and_kernel(X, K, method, cotangents, data_name="X"):
+    """Shared checks of the data ``X`` (called ``data_name``), its cotangents and ``K`` (array or
+    spectrum): dtypes, one namespace and device, finiteness; ``(xp, spectrum)``.
 
     ``spectrum`` is ``None`` when ``K`` is an array; a given spectrum is
-    checked against ``method`` and ``X``'s dtype.
+    checked against ``method`` and ``X``'s dtype (its kernel was checked
+    finite when it was computed). The finiteness pass is one sum per array,
+    small next to the FFTs.
     """
-    if X is None or not hasattr(X, "shape"):
-        raise TypeError(f"X must be an array, got {type(X).__name__}")
     spectrum = K if isinstance(K, KernelSpectrum) else None
-    named = {"X": X, **cotangents}
+    named = {data_name: X, **cotangents}
     if spectrum is None:
         named["K"] = K
-    for name, arr in named.items():
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(*named.values(), None if spectrum is None else spectrum.values)
-    require_same_dtype(**named)
+    xp, _ = require_arrays(**named)
     if spectrum is not None:
+        get_namespace(**named, K=spectrum.values)
         _check_method(method, spectrum)
         if spectrum.dtype != dtype_name(X):
-            raise TypeError(f"arguments must share one dtype, got X: {dtype_name(X)}, K: {spectrum.dtype}")
+            raise TypeError(f"arguments must share one dtype, got {data_name}: {dtype_name(X)}, "
+                            f"K: {spectrum.dtype}")
+    require_finite_arrays(**named)
     return xp, spectrum
 
 

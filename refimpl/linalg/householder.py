@@ -31,14 +31,16 @@ from dataclasses import dataclass
 
 from .._results import cotangent_type
 from .._validation import (
+    all_finite,
     broadcast_batch,
-    require_finite,
+    power_of_two_scale,
+    require_arrays,
+    require_finite_arrays,
     require_ndim,
-    require_real_floating,
-    require_same_dtype,
+    require_shape,
     sum_to_shape,
 )
-from ..backend import device, get_namespace
+from ..backend import device
 
 __all__ = [
     "HouseholderResiduals",
@@ -77,46 +79,70 @@ def default_block_size(n: int, m: int | None = None) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _squared_norms(xp, V, check_finite):
-    """Row norms squared; with ``check_finite`` this pass doubles as V's finiteness check."""
-    sq_norms = xp.vecdot(V, V)
-    if check_finite and not bool(xp.all(xp.isfinite(sq_norms))):
-        require_finite("V", V)
-        raise ValueError("V has a row whose squared norm overflows; rescale the reflectors")
-    return sq_norms
+@dataclass(frozen=True)
+class _Rows:
+    """Validated reflectors as the products use them.
 
-
-def _reflectors(V, tau, check_finite, others=()) -> tuple:
-    """Validate ``V`` and ``tau`` (and ``others``); fill in ``tau = 2 / ||v||^2``.
-
-    Returns ``(xp, tau, default_tau)``.
+    ``V`` are the given rows, divided by ``scale`` (a power of two per row)
+    when some squared norm ``||v||^2`` would overflow or lose digits to
+    underflow, else the given rows themselves (``scale`` is ``None``); ``tau``
+    goes with these rows (``tau_given * scale^2``, or ``2 / ||V_i||^2`` by
+    default), so ``I - tau v v^T`` is the given reflector exactly.
     """
-    named = (("V", V), ("tau", tau)) + tuple(others)
-    for name, arr in named:
-        if arr is not None:
-            require_real_floating(name, arr)
-    xp, _ = get_namespace(*(arr for _, arr in named))
-    require_same_dtype(**{name: arr for name, arr in named})
-    require_ndim("V", V, 2, "(..., n, d)")
+
+    xp: object
+    V: object
+    tau: object
+    default_tau: bool
+    scale: object = None
+
+
+def _safe_squared_norms(xp, sq, dtype) -> bool:
+    """Every ``||v||^2`` finite and at least ``tiny / eps`` (below it, squares of entries
+    underflow and the norm loses digits)."""
+    info = xp.finfo(dtype)
+    return bool(xp.all((sq >= info.smallest_normal / info.eps) & (sq <= info.max)))
+
+
+def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
+    """Validate ``V`` (called ``name``) and ``tau`` (and ``others``); fill in ``tau = 2 / ||v||^2``.
+
+    ``||v||^2`` is computed once, and doubles as ``V``'s finiteness check
+    when it lies in the safe range; rows of extreme scale are divided by a
+    power of two first (``H(c v) = H(v)``), so a zero row is reported only
+    when it is zero.
+    """
+    named = {name: V, "tau": tau, **dict(others)}
+    xp, _ = require_arrays(**named)
+    require_ndim(name, V, 2, "(..., n, d)")
     if tau is not None and tuple(tau.shape) != tuple(V.shape[:-1]):
-        raise ValueError(
-            f"tau must have shape V.shape[:-1] = {tuple(V.shape[:-1])}, got {tuple(tau.shape)}"
-        )
-    if check_finite:
-        for name, arr in named[1:]:
-            if arr is not None:
-                require_finite(name, arr)
-    if tau is not None:
-        if check_finite:
-            _squared_norms(xp, V, check_finite)
-        return xp, tau, False
-    sq_norms = _squared_norms(xp, V, check_finite)
-    if not bool(xp.all(sq_norms > 0)):
-        raise ValueError(
-            "V has a zero row: a zero reflector is undefined with the default "
-            "tau = 2 / ||v||^2 (pass an explicit tau, with tau = 0 for the identity)"
-        )
-    return xp, 2.0 / sq_norms, True
+        raise ValueError(f"tau must have shape {name}.shape[:-1] = {tuple(V.shape[:-1])}, "
+                         f"got {tuple(tau.shape)}")
+    require_finite_arrays(check_finite, **{k: v for k, v in named.items() if k != name})
+    sq, scale = xp.vecdot(V, V), None
+    if not _safe_squared_norms(xp, sq, V.dtype):
+        require_finite_arrays(check_finite, **{name: V})
+        scale = power_of_two_scale(xp, V)
+        V = V / scale[..., None]
+        sq = xp.vecdot(V, V)
+    if tau is None:
+        if not bool(xp.all(sq > 0)):
+            raise ValueError(
+                f"{name} has a zero row: a zero reflector is undefined with the default "
+                "tau = 2 / ||v||^2 (pass an explicit tau, with tau = 0 for the identity)"
+            )
+        return _Rows(xp, V, 2.0 / sq, True, scale)
+    if scale is not None:
+        tau = tau * scale * scale
+        if check_finite and not all_finite(xp, tau):
+            raise ValueError(f"tau * ||v||^2 overflows for some row of {name}: the reflector "
+                             "I - tau v v^T has entries beyond the floating-point range")
+    return _Rows(xp, V, tau, False, scale)
+
+
+def _given_rows_cotangent(rows: _Rows, dV):
+    """The cotangent of the given rows from that of the rows used (``V_used = V / scale``)."""
+    return dV if rows.scale is None else dV / rows.scale[..., None]
 
 
 def _check_rhs(name, V, X):
@@ -135,11 +161,8 @@ def _check_rhs(name, V, X):
 
 def _check_operand(name, V, arr, check_finite):
     """An extra array (``X`` or ``G``) must match ``V``'s namespace, device and dtype."""
-    require_real_floating(name, arr)
-    get_namespace(V, arr)
-    require_same_dtype(V=V, **{name: arr})
-    if check_finite:
-        require_finite(name, arr)
+    require_arrays(V=V, **{name: arr})
+    require_finite_arrays(check_finite, **{name: arr})
 
 
 def _check_method(method, block_size, n, m=None):
@@ -149,7 +172,7 @@ def _check_method(method, block_size, n, m=None):
         return default_block_size(n, m)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    return min(block_size, n)
+    return max(1, min(block_size, n))  # no reflectors (n = 0): one empty block size
 
 
 # ---------------------------------------------------------------------------
@@ -201,10 +224,11 @@ class HouseholderWY:
     """
 
     xp: object
-    V: object  # the reflectors as given, (..., n, d)
-    tau: object  # (..., n), the default 2 / ||v||^2 filled in
+    V: object  # the reflectors, (..., n, d): the given ones divided by ``scale`` when it is set
+    tau: object  # (..., n), for these rows; the default 2 / ||v||^2 filled in
     default_tau: bool
     factors: _Factors
+    scale: object = None  # (..., n) powers of two, or None: see householder_wy
 
     @property
     def block_size(self) -> int:
@@ -227,10 +251,19 @@ def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> Househ
         Reflectors per block (need not divide ``n``); default :func:`default_block_size`.
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
+
+    Rows whose squared norms would overflow or underflow are divided by a
+    power of two (``scale``) and ``tau`` multiplied by its square: the
+    reflectors are the same, and the product is representable whenever the
+    result is.
     """
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite)
-    k = _check_method("wy", block_size, V.shape[-2])
-    return HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
+    rows = _reflectors(V, tau, check_finite)
+    return _wy(rows, _check_method("wy", block_size, V.shape[-2]))
+
+
+def _wy(rows: _Rows, k) -> HouseholderWY:
+    return HouseholderWY(rows.xp, rows.V, rows.tau, rows.default_tau,
+                         _wy_factors(rows.xp, rows.V, rows.tau, k), rows.scale)
 
 
 def _block(f: _Factors, j):
@@ -283,9 +316,11 @@ def _sequential(xp, V, tau, X, transpose, keep_inputs=False):
 
 
 def _dense_matrix(xp, V, tau):
-    """``U = I - V^T T V`` with all reflectors in one block."""
-    V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
+    """``U = I - V^T T V`` with all reflectors in one block (``I`` for no reflectors)."""
     eye = xp.eye(V.shape[-1], dtype=V.dtype, device=device(V))
+    if V.shape[-2] == 0:
+        return xp.broadcast_to(eye, V.shape[:-2] + tuple(eye.shape))
+    V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
     return eye - xp.matrix_transpose(V1) @ (T1 @ V1)
 
 
@@ -305,8 +340,8 @@ def householder_matrix(V, tau=None, *, check_finite=True):
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
     """
-    xp, tau_full, _ = _reflectors(V, tau, check_finite)
-    return _dense_matrix(xp, V, tau_full)
+    rows = _reflectors(V, tau, check_finite)
+    return _dense_matrix(rows.xp, rows.V, rows.tau)
 
 
 def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
@@ -315,10 +350,11 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     :func:`householder_product_vjp` with ``X = I`` (``U = U I``), the
     cotangent of ``X`` dropped; ``tau`` is ``None`` when no ``tau`` was given.
     """
-    xp, _, _ = _reflectors(V, tau, check_finite, (("G", G),))
+    xp = _reflectors(V, tau, check_finite, (("G", G),)).xp
     d = V.shape[-1]
+    require_shape("G", G, tuple(V.shape[:-2]) + (d, d))
     eye = xp.eye(d, dtype=V.dtype, device=device(V))
-    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
+    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=False)
     return HouseholderMatrixCotangents(dV, dtau)
 
 
@@ -371,16 +407,16 @@ def householder_product(
     >>> bool(np.allclose(householder_product(V, X), householder_matrix(V) @ X))
     True
     """
-    xp, tau_full, _ = _reflectors(V, tau, check_finite, (("X", X),))
+    rows = _reflectors(V, tau, check_finite, (("X", X),))
+    xp = rows.xp
     _check_rhs("X", V, X)
-    n = V.shape[-2]
-    k = _check_method(method, block_size, n, X.shape[-1])
+    k = _check_method(method, block_size, V.shape[-2], X.shape[-1])
     if method == "sequential":
-        return _sequential(xp, V, tau_full, X, transpose)[0]
+        return _sequential(xp, rows.V, rows.tau, X, transpose)[0]
     if method == "dense":
-        U = _dense_matrix(xp, V, tau_full)
+        U = _dense_matrix(xp, rows.V, rows.tau)
         return (xp.matrix_transpose(U) if transpose else U) @ X
-    return _apply_blocks(xp, _wy_factors(xp, V, tau_full, k), X, transpose)[0]
+    return _apply_blocks(xp, _wy_factors(xp, rows.V, rows.tau, k), X, transpose)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -415,11 +451,15 @@ def householder_product_fwd(
     if method == "sequential":
         raise ValueError("householder_product_fwd supports method 'wy' or 'dense'; "
                          "the sequential reference VJP is householder_product_vjp(method='sequential')")
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X),))
-    out_shape = _check_rhs("X", V, X)
-    n = V.shape[-2]
-    k = n if method == "dense" else _check_method(method, block_size, n, X.shape[-1])
-    wy = HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
+    rows = _reflectors(V, tau, check_finite, (("X", X),))
+    return _forward_with_residuals(rows, X, transpose, method, block_size)
+
+
+def _forward_with_residuals(rows: _Rows, X, transpose, method, block_size):
+    out_shape = _check_rhs("X", rows.V, X)
+    n = rows.V.shape[-2]
+    k = max(n, 1) if method == "dense" else _check_method(method, block_size, n, X.shape[-1])
+    wy = _wy(rows, k)
     Y, inputs = _apply_blocks(wy.xp, wy.factors, X, transpose, keep_inputs=True)
     return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
 
@@ -477,10 +517,16 @@ def householder_product_bwd(res: HouseholderResiduals, G, *, check_finite=True):
     """
     if not isinstance(res, HouseholderResiduals):
         raise TypeError(f"res must come from householder_product_fwd, got {type(res).__name__}")
+    _check_operand("G", res.wy.V, G, check_finite)
+    require_shape("G", G, res.out_shape)
+    return _backward(res, G)
+
+
+def _backward(res: HouseholderResiduals, G):
     wy, xp = res.wy, res.wy.xp
-    _check_operand("G", wy.V, G, check_finite)
-    if tuple(G.shape) != res.out_shape:
-        raise ValueError(f"G must have the output's shape {res.out_shape}, got {tuple(G.shape)}")
+    rows = _Rows(xp, wy.V, wy.tau, wy.default_tau, wy.scale)
+    if not res.inputs:  # no reflectors: U = I
+        return _finish_cotangents(rows, res.X, xp.zeros_like(wy.V), xp.zeros_like(wy.tau), G)
     f = wy.factors
     dX, G_out, P, W = _propagate(xp, f, res, G)
     order = sorted(range(len(res.inputs)), key=lambda i: res.inputs[i][0])
@@ -491,18 +537,23 @@ def householder_product_bwd(res: HouseholderResiduals, G, *, check_finite=True):
     n, d = wy.V.shape[-2], wy.V.shape[-1]
     dV = xp.reshape(dV, dV.shape[:-3] + (-1, d))[..., :n, :]
     dtau = xp.reshape(dtau, dtau.shape[:-2] + (-1,))[..., :n]
-    return _finish_cotangents(xp, wy.V, wy.tau, wy.default_tau, res.X, dV, dtau, dX)
+    return _finish_cotangents(rows, res.X, dV, dtau, dX)
 
 
-def _finish_cotangents(xp, V, tau, default_tau, X, dV, dtau, dX):
-    """Sum broadcast batch axes; with the default tau, chain ``dtau`` into ``dV``."""
+def _finish_cotangents(rows: _Rows, X, dV, dtau, dX):
+    """Sum broadcast batch axes; with the default tau, chain ``dtau`` into ``dV``; then back
+    from the rows used to the given ones (``V_used = V / scale``, ``tau_used = tau scale^2``)."""
+    xp, V, tau = rows.xp, rows.V, rows.tau
     dV = sum_to_shape(xp, dV, tuple(V.shape))
     dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
     dX = sum_to_shape(xp, dX, tuple(X.shape))
-    if default_tau:
+    if rows.default_tau:
         # tau = 2 / ||v||^2 gives d tau / d v = -tau^2 v.
-        return HouseholderProductCotangents(dV - (tau * tau * dtau)[..., None] * V, dX)
-    return HouseholderProductCotangents(dV, dX, dtau)
+        dV = dV - (tau * tau * dtau)[..., None] * V
+        return HouseholderProductCotangents(_given_rows_cotangent(rows, dV), dX)
+    if rows.scale is not None:
+        dtau = dtau * rows.scale * rows.scale
+    return HouseholderProductCotangents(_given_rows_cotangent(rows, dV), dX, dtau)
 
 
 def _sequential_vjp(xp, V, tau, X, G, transpose):
@@ -543,13 +594,12 @@ def householder_product_vjp(
     G : (..., d, m) array
         Cotangent of the output, of the output's shape.
     """
-    if method != "sequential":
-        _, res = householder_product_fwd(V, X, tau=tau, transpose=transpose, method=method,
-                                          block_size=block_size, check_finite=check_finite)
-        return householder_product_bwd(res, G, check_finite=check_finite)
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
+    rows = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
     out_shape = _check_rhs("X", V, X)
-    if tuple(G.shape) != out_shape:
-        raise ValueError(f"G must have the output's shape {out_shape}, got {tuple(G.shape)}")
-    dV, dtau, dX = _sequential_vjp(xp, V, tau_full, X, G, transpose)
-    return _finish_cotangents(xp, V, tau_full, default_tau, X, dV, dtau, dX)
+    require_shape("G", G, out_shape)
+    if method != "sequential":
+        return _backward(_forward_with_residuals(rows, X, transpose, method, block_size)[1], G)
+    if V.shape[-2] == 0:  # no reflectors: U = I
+        return _finish_cotangents(rows, X, rows.xp.zeros_like(V), rows.xp.zeros_like(rows.tau), G)
+    dV, dtau, dX = _sequential_vjp(rows.xp, rows.V, rows.tau, X, G, transpose)
+    return _finish_cotangents(rows, X, dV, dtau, dX)

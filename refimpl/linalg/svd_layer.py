@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from .._results import SlogdetResult, cotangent_type
 from .._validation import (
     broadcast_batch,
-    require_finite,
+    require_arrays,
+    require_finite_arrays,
     require_ndim,
     require_real_floating,
     require_same_dtype,
@@ -53,6 +54,7 @@ from .householder import (
     _apply_blocks,
     _check_method,
     _reflectors,
+    _Rows,
     _wy_factors,
     default_block_size,
     householder_product_vjp,
@@ -93,14 +95,16 @@ SymmetricCotangents = cotangent_type("SymmetricCotangents", "Vu s X")
 
 @dataclass(frozen=True)
 class _Factor:
-    """One orthogonal factor: its reflector rows, their ``tau`` and the WY block size."""
+    """One orthogonal factor: its reflector rows as given (``V``, for the VJPs), the rows the
+    products use (``rows``: rescaled where their norms would overflow or underflow) and the WY
+    block size."""
 
     V: object
-    tau: object
+    rows: _Rows
     k: int
 
     def blocks(self, xp):
-        return _wy_factors(xp, self.V, self.tau, self.k)
+        return _wy_factors(xp, self.rows.V, self.rows.tau, self.k)
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,10 @@ def _default_block_size(n, m) -> int:
 
 def _factor(name, V, block_size, m, check_finite) -> _Factor:
     """Householder's own checks of the reflectors ``V``, and their ``tau``."""
-    try:
-        _, tau, _ = _reflectors(V, None, check_finite)
-    except ValueError as exc:  # its messages call every reflector array "V"
-        raise ValueError(f"{name}: {exc}") from None
+    rows = _reflectors(V, None, check_finite, name=name)
     n = V.shape[-2]
     k = _check_method("wy", _default_block_size(n, m) if block_size is None else block_size, n)
-    return _Factor(V, tau, k)
+    return _Factor(V, rows, k)
 
 
 def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=None,
@@ -145,16 +146,15 @@ def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=Non
     named = {"Vu": Vu, "s": s, "Vv": Vv, data_name: data, "G": G}
     named = {name: arr for name, arr in named.items() if arr is not None}
     _require_one_real_dtype(named)
-    xp, _ = get_namespace(*named.values())
+    xp, _ = get_namespace(**named)
     batch = _batch_shape(Vu, s, Vv, data, data_name)
     if G is not None:
         _require_shape("G", G, batch + (Vu.shape[-1], data.shape[-1]))
-    if check_finite:
-        for name in ("s", data_name, "G"):
-            if name in named:
-                require_finite(name, named[name])
     if not factors:
+        # The reflectors are not read, but a NaN or infinite one makes W so.
+        require_finite_arrays(check_finite, Vu=Vu, s=s, Vv=Vv)
         return _Layer(xp, None, None, s, batch)
+    require_finite_arrays(check_finite, **{name: named.get(name) for name in ("s", data_name, "G")})
     m = Vu.shape[-1] if data is None else data.shape[-1]  # the dense matrix applies W to I
     U = _factor("Vu", Vu, block_size, m, check_finite)
     V = U if Vv is None else _factor("Vv", Vv, block_size, m, check_finite)
@@ -372,7 +372,9 @@ def svd_linear_matrix_vjp(Vu, s, Vv, G, *, block_size=None, check_finite=True):
     r"""Cotangents ``(Vu, s, Vv)`` of :func:`svd_linear_matrix` (``X = I`` in :func:`svd_linear_vjp`)."""
     lay = _prepare(Vu, s, Vv, block_size=block_size, check_finite=check_finite)
     eye = _eye_like(lay)
+    require_arrays(s=s, G=G)
     _require_shape("G", G, lay.batch + tuple(eye.shape))
+    require_finite_arrays(check_finite, G=G)
     return FactorCotangents(*_sandwich_vjp(lay.xp, lay.U, s, lay.V, eye, G)[:3])
 
 
@@ -381,12 +383,13 @@ def svd_linear_matrix_vjp(Vu, s, Vv, G, *, block_size=None, check_finite=True):
 # ---------------------------------------------------------------------------
 
 
-def _spectral(Vu, s, Vv):
-    """Validate the arguments of the ops that read only ``s`` (``Vu``, ``Vv`` by shape)."""
-    return _prepare(Vu, s, Vv, factors=False)
+def _spectral(Vu, s, Vv, check_finite):
+    """Validate the arguments of the ops that read only ``s`` (``Vu``, ``Vv`` by shape, and
+    their finiteness with ``check_finite``)."""
+    return _prepare(Vu, s, Vv, check_finite=check_finite, factors=False)
 
 
-def svd_linear_slogdet(Vu, s, Vv):
+def svd_linear_slogdet(Vu, s, Vv, *, check_finite=True):
     r"""Sign and log of ``|det W|`` in ``O(d)``, as ``numpy.linalg.slogdet``.
 
     .. math::  \log\lvert\det W\rvert = \sum_i \log\lvert s_i\rvert,\qquad
@@ -394,8 +397,10 @@ def svd_linear_slogdet(Vu, s, Vv):
 
     since ``det U = (-1)^{n_u}`` (each row is a proper reflector,
     ``det H = -1``) and ``det V^T = det V = (-1)^{n_v}``. Only the shapes of
-    ``Vu`` and ``Vv`` are read: their values cannot change the result, and
-    reading them would cost ``O(d (n_u + n_v))``.
+    ``Vu`` and ``Vv`` are read for the result: their values cannot change it.
+    ``check_finite`` (default True) still refuses NaN or infinite reflectors
+    (``W`` is then not finite), at the cost of one ``O(d (n_u + n_v))`` pass;
+    ``check_finite=False`` skips it.
 
     Returns
     -------
@@ -408,7 +413,7 @@ def svd_linear_slogdet(Vu, s, Vv):
         When a singular value is zero or not finite (``log|det W|`` would be
         ``-inf`` or NaN), naming ``s`` and its index.
     """
-    lay = _prepare(Vu, s, Vv, check_finite=False, factors=False)
+    lay = _spectral(Vu, s, Vv, check_finite)
     xp = lay.xp
     logabsdet = xp.sum(xp.log(xp.abs(s)), axis=-1)
     # One scalar test covers every zero, infinite or NaN singular value: a sum of log|s_i|
@@ -431,7 +436,7 @@ def _broadcast(xp, x, batch):
     return x if tuple(x.shape) == batch else xp.broadcast_to(x, batch)
 
 
-def svd_linear_slogdet_vjp(Vu, s, Vv, g):
+def svd_linear_slogdet_vjp(Vu, s, Vv, g, *, check_finite=True):
     r"""Cotangents ``(Vu, s, Vv)`` of ``logabsdet`` for its cotangent ``g`` (shape ``(...)``).
 
     The sign is piecewise constant and takes no cotangent.
@@ -441,22 +446,22 @@ def svd_linear_slogdet_vjp(Vu, s, Vv, g):
     the sign being piecewise constant. ``dVu`` and ``dVv`` are zero because
     ``|det U| = |det V| = 1`` whatever the reflectors.
     """
-    lay = _spectral(Vu, s, Vv)
+    lay = _spectral(Vu, s, Vv, check_finite)
     _require_invertible(lay.xp, s)
-    return _zero_factors(Vu, _unbroadcast_scalar(lay, g)[..., None] / s, Vv)
+    return _zero_factors(Vu, _unbroadcast_scalar(lay, g, check_finite)[..., None] / s, Vv)
 
 
-def _unbroadcast_scalar(lay, g):
+def _unbroadcast_scalar(lay, g, check_finite):
     """Check a per-batch cotangent ``g`` and sum it to ``s``'s batch shape."""
-    require_real_floating("g", g)
-    require_same_dtype(s=lay.s, g=g)
+    require_arrays(s=lay.s, g=g)
     _require_shape("g", g, lay.batch)
+    require_finite_arrays(check_finite, g=g)
     return sum_to_shape(lay.xp, g, tuple(lay.s.shape[:-1]))
 
 
 def _zero_factors(Vu, ds, Vv):
     """``(0, ds, 0)``: the ops that read ``s`` only do not depend on the reflectors."""
-    xp = get_namespace(ds)[0]
+    xp = get_namespace(ds=ds)[0]
     return FactorCotangents(xp.zeros_like(Vu), ds, xp.zeros_like(Vv))
 
 
@@ -476,47 +481,48 @@ def _extreme_abs_vjp(xp, s, extreme, g):
     return g[..., None] * xp.sign(s) * share
 
 
-def spectral_norm(Vu, s, Vv):
-    r"""``||W||_2 = max_i |s_i|``, shape ``(...)``, in ``O(d)`` (only ``s`` is read)."""
-    lay = _spectral(Vu, s, Vv)
+def spectral_norm(Vu, s, Vv, *, check_finite=True):
+    r"""``||W||_2 = max_i |s_i|``, shape ``(...)``, in ``O(d)`` (only ``s`` is read; with
+    ``check_finite``, the default, the reflectors are checked for NaN and infinity)."""
+    lay = _spectral(Vu, s, Vv, check_finite)
     return _broadcast(lay.xp, _max_abs(lay.xp, s), lay.batch)
 
 
-def spectral_norm_vjp(Vu, s, Vv, g):
+def spectral_norm_vjp(Vu, s, Vv, g, *, check_finite=True):
     r"""Cotangents ``(Vu, s, Vv)`` of :func:`spectral_norm`.
 
     ``ds_i = g sign(s_i)`` at the largest ``|s_i|``, zero elsewhere; a tie
     shares ``g`` equally (the convention of autograd and JAX for ``max``).
     """
-    lay = _spectral(Vu, s, Vv)
+    lay = _spectral(Vu, s, Vv, check_finite)
     xp = lay.xp
-    ds = _extreme_abs_vjp(xp, s, _max_abs(xp, s), _unbroadcast_scalar(lay, g))
+    ds = _extreme_abs_vjp(xp, s, _max_abs(xp, s), _unbroadcast_scalar(lay, g, check_finite))
     return _zero_factors(Vu, ds, Vv)
 
 
-def condition_number(Vu, s, Vv):
+def condition_number(Vu, s, Vv, *, check_finite=True):
     r"""``kappa_2(W) = max_i |s_i| / min_i |s_i|``, shape ``(...)``, in ``O(d)``.
 
     Raises ``ValueError`` naming ``s`` and the index of a zero singular value
-    (``W`` singular, ``kappa`` infinite).
+    (``W`` singular, ``kappa`` infinite); ``check_finite`` as :func:`spectral_norm`.
     """
-    lay = _spectral(Vu, s, Vv)
+    lay = _spectral(Vu, s, Vv, check_finite)
     xp = lay.xp
     _require_invertible(xp, s)
     return _broadcast(xp, _max_abs(xp, s) / xp.min(xp.abs(s), axis=-1), lay.batch)
 
 
-def condition_number_vjp(Vu, s, Vv, g):
+def condition_number_vjp(Vu, s, Vv, g, *, check_finite=True):
     r"""Cotangents ``(Vu, s, Vv)`` of :func:`condition_number`.
 
     With ``M = max|s|`` and ``m = min|s|``, ``kappa = M / m`` gives
     ``ds = (g / m) dM/ds - (g M / m^2) dm/ds``, each extreme's derivative
     being ``sign(s_i)`` at its index (shared among ties).
     """
-    lay = _spectral(Vu, s, Vv)
+    lay = _spectral(Vu, s, Vv, check_finite)
     xp = lay.xp
     _require_invertible(xp, s)
-    g = _unbroadcast_scalar(lay, g)
+    g = _unbroadcast_scalar(lay, g, check_finite)
     big, small = _max_abs(xp, s), xp.min(xp.abs(s), axis=-1)
     # g kappa / m, not g M / m^2: the two terms then cancel exactly when kappa = 1.
     ds = (_extreme_abs_vjp(xp, s, big, g / small)

@@ -107,10 +107,28 @@ def test_split_api_rejects_foreign_objects(V, X):
         hh.householder_product_bwd(res, np.ones((5, 3), dtype=np.float32))
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered")
-def test_overflowing_norm_is_not_reported_as_nan():
-    with pytest.raises(ValueError, match="squared norm overflows"):
-        hh.householder_product(np.full((1, 2), 1e200), np.ones((2, 1)))
+@pytest.mark.parametrize("c", [1e200, 1e300, 1e-200, 1e-300])
+def test_reflectors_at_extreme_scales_give_the_same_product(V, X, c):
+    # H(c v) = H(v): squared norms that overflow or underflow must not change the result,
+    # and the cotangent of c v is that of v divided by c.
+    G = np.random.default_rng(4).standard_normal((5, 3))
+    np.testing.assert_allclose(hh.householder_product(c * V, X), hh.householder_product(V, X),
+                               rtol=1e-12, atol=1e-12)
+    scaled, plain = hh.householder_product_vjp(c * V, X, G), hh.householder_product_vjp(V, X, G)
+    np.testing.assert_allclose(scaled.V * c, plain.V, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scaled.X, plain.X, rtol=1e-12, atol=1e-12)
+
+
+def test_explicit_tau_with_tiny_reflectors(V, X):
+    # tau / c^2 with c v: the same reflectors, though ||c v||^2 underflows.
+    tau, c = 2.0 / np.sum(V * V, axis=-1), 1e-150
+    np.testing.assert_allclose(hh.householder_product(c * V, X, tau=tau / c**2),
+                               hh.householder_product(V, X, tau=tau), rtol=1e-12, atol=1e-12)
+
+
+def test_unrepresentable_reflector_is_refused():
+    with pytest.raises(ValueError, match="tau \\* \\|\\|v\\|\\|\\^2 overflows"):
+        hh.householder_product(np.full((1, 2), 1e200), np.ones((2, 1)), tau=np.ones(1))
 
 
 def test_bad_cotangent_shape(V, X):

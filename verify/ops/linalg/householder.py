@@ -60,8 +60,18 @@ def _default_tau(np_, V):
     return 2.0 / np_.sum(V * V, axis=-1)
 
 
+def _unit_rows(V):
+    """``(V / ||v||, tau = 2)``: the default reflectors ``I - 2 v v^T / ||v||^2`` with the
+    norm taken after dividing by ``max|v|``, so that rows of any representable scale (1e300,
+    1e-300) give the reflector rather than an overflowed or underflowed ``tau``."""
+    big = np.max(np.abs(V), axis=-1, keepdims=True)
+    V = V / np.where(big > 0, big, 1.0)
+    return V / np.sqrt(np.sum(V * V, axis=-1, keepdims=True)), np.full(V.shape[:-1], 2.0)
+
+
 def _reference(V, X, tau=None, *, transpose=False, **_):
-    tau = _default_tau(np, V) if tau is None else tau
+    if tau is None:
+        V, tau = _unit_rows(V)
     return _dense_product(np, V, tau, transpose) @ X
 
 
@@ -71,7 +81,9 @@ def _naive(V, X, tau=None, *, transpose=False, **_):
 
 
 def _reference_matrix(V, tau=None, **_):
-    return _dense_product(np, V, _default_tau(np, V) if tau is None else tau, False)
+    if tau is None:
+        V, tau = _unit_rows(V)
+    return _dense_product(np, V, tau, False)
 
 
 def _naive_matrix(V, tau=None, **_):
