@@ -12,7 +12,9 @@ sys.path.insert(0, os.path.abspath(".."))
 
 project = "refimpl"
 author = "refimpl developers"
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc"]
+# Maths renders offline: sphinx-mathjax-offline copies MathJax into _static/mathjax and
+# points mathjax_path there (Sphinx's default loads MathJax from a CDN).
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "sphinx-mathjax-offline", "numpydoc"]
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
 exclude_patterns = ["_build"]

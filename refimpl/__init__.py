@@ -7,7 +7,7 @@ the style of ``scipy.linalg``:
 
 * :mod:`refimpl.linalg` -- Householder products (FastH), the SVD-parametrised layer;
 * :mod:`refimpl.conv` -- FFT circular and periodic convolutions as invertible layers;
-* :mod:`refimpl.flows` -- normalizing-flow layers (Glow's 1x1 convolution);
+* :mod:`refimpl.flows` -- normalizing flows (coupling, ActNorm, LU, Householder layers), densities;
 * :mod:`refimpl.nn` -- network layers in PyTorch layouts, and ``sequential``;
 * :mod:`refimpl.attribution` -- layer-wise relevance propagation;
 * :mod:`refimpl.vi` -- mean-field variational inference (CAVI, BGMM, ADVI);

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -191,16 +192,23 @@ def rel_error(actual, expected, scale=None) -> float:
     """Normwise relative error ``||actual - expected|| / max(scale, ||expected||)``.
 
     NaN in ``actual`` gives NaN and infinity gives infinity: either fails
-    every tolerance, and the report says which it was.
+    every tolerance, and the report says which it was. The norms are taken
+    of the arrays divided by their largest magnitude (as LAPACK's ``dnrm2``),
+    so values near the float limits do not overflow or underflow.
     """
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     if np.any(np.isnan(actual)):
         return float("nan")
     if not np.all(np.isfinite(actual)):
         return float("inf")
-    denom = np.linalg.norm(expected) if scale is None else max(scale, np.linalg.norm(expected))
-    denom = max(denom, _ABSOLUTE_FLOOR.get(), _TINY)
-    return float(np.linalg.norm(actual - expected) / denom)
+    size = max(float(np.max(np.abs(actual), initial=0.0)), float(np.max(np.abs(expected), initial=0.0)))
+    unit = size if size > 0 else 1.0
+    difference = np.linalg.norm((actual - expected) / unit) if np.isfinite(size) else \
+        np.linalg.norm(actual / unit - expected / unit)
+    floors = [np.linalg.norm(expected / unit), _ABSOLUTE_FLOOR.get() / unit, _TINY / unit]
+    if scale is not None:
+        floors.append(scale / unit)
+    return float(difference / max(floors))
 
 
 def mismatch(actual, expected) -> float:
@@ -212,9 +220,10 @@ def mismatch(actual, expected) -> float:
 
 
 def compare(output, actual, expected, scale=None) -> float:
-    """:func:`rel_error` for float outputs, :func:`mismatch` for integer and boolean ones."""
+    """:func:`rel_error` for float outputs (``scale`` defaults to the output's), :func:`mismatch`
+    for integer and boolean ones."""
     if output.dtype == "float":
-        return rel_error(actual, expected, scale)
+        return rel_error(actual, expected, output.scale if scale is None else scale)
     return mismatch(actual, expected)
 
 
@@ -434,8 +443,9 @@ def _dot_product(op, impl, case, ctx):
     lhs = sum(float(np.sum(t * g)) for n in names for t, g in zip(directions[n], cotangents[n]))
     scale = sum(np.linalg.norm(t) * np.linalg.norm(g)
                 for n in names for t, g in zip(directions[n], cotangents[n]))
+    # A tree primal may hold no array (a flow of permutations): its direction has norm 0.
     scale = max(scale, natural_scale(op, case, c) * sum(
-        np.linalg.norm(np.concatenate([np.ravel(t) for t in directions[n]])) for n in names))
+        math.sqrt(sum(float(np.sum(t * t)) for t in directions[n])) for n in names))
     leaves = tree_leaves(case.primals)
     h = 1e-6 * max(1.0, max(float(np.abs(a).max()) for a in leaves if a.size and a.dtype.kind == "f"))
     outs = []

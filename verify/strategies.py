@@ -15,17 +15,24 @@ import numpy as np
 import scipy.linalg.lapack as lapack
 from hypothesis import strategies as st
 
+from refimpl import flows as flow_layers
 from refimpl import nn
 
 from .registry import Case
 
 __all__ = [
+    "IMAGE_FLOW_LAYERS",
     "NETWORK_ACTIVATIONS",
     "POOLINGS",
+    "VECTOR_FLOW_LAYERS",
     "batch_shapes",
     "clustered_points",
-    "lapack_reflectors",
+    "conditioner",
+    "coupling_masks",
+    "flow_layer",
+    "flows",
     "lapack_reflector_cases",
+    "lapack_reflectors",
     "moderate_kernel",
     "moderate_periodic_kernel",
     "near_identity_kernel",
@@ -275,3 +282,119 @@ def sparse_mask(gen: np.random.Generator, shape, density: float) -> np.ndarray:
     for j in range(1, shape[-1]):
         mask[..., j] = np.where(keep_left[..., j], mask[..., j - 1], fresh[..., j])
     return mask
+# -- normalizing flows (refimpl.flows) ----------------------------------------------------------
+
+#: Layer kinds :func:`flows` draws, for ``(n, d)`` vectors and for ``(n, c, H, W)`` images.
+VECTOR_FLOW_LAYERS = ("additive", "affine", "permutation", "reverse", "actnorm", "lulinear",
+                      "householder", "svd", "circular")
+IMAGE_FLOW_LAYERS = ("actnorm", "permutation", "reverse", "glow1x1", "periodic", "circular")
+
+
+def conditioner(gen: np.random.Generator, d_in: int, d_out: int, hidden: int,
+                activation: str = "tanh") -> list:
+    """A coupling layer's conditioner: ``Linear(d_in, hidden)``, an activation, ``Linear(hidden, d_out)``.
+
+    Weights are Gaussian over ``sqrt(fan_in)`` and biases ``0.5 N(0, 1)``, so
+    its outputs are of order one (well inside every scale convention's range).
+    """
+    return [nn.Linear(_fan_in_scaled(gen, (hidden, d_in), d_in), 0.5 * gen.standard_normal(hidden)),
+            NETWORK_ACTIVATIONS[activation](),
+            nn.Linear(_fan_in_scaled(gen, (d_out, hidden), hidden), 0.5 * gen.standard_normal(d_out))]
+
+
+@st.composite
+def coupling_masks(draw, d: int) -> np.ndarray:
+    """A boolean mask of ``d >= 2`` features with at least one True (transformed) and one False."""
+    gen = draw(rng())
+    transformed = draw(st.integers(1, d - 1))
+    mask = np.zeros(d, dtype=bool)
+    mask[gen.permutation(d)[:transformed]] = True
+    return mask
+
+
+def _signed_magnitudes(gen, size, low=0.5, high=2.0):
+    return gen.choice([-1.0, 1.0], size=size) * gen.uniform(low, high, size=size)
+
+
+@st.composite
+def _coupling_layer(draw, gen, d, affine):
+    mask = draw(coupling_masks(d))
+    m = int(mask.sum())
+    activation = draw(st.sampled_from(["tanh", "relu"]))
+    net = conditioner(gen, d - m, (2 if affine else 1) * m, draw(st.integers(1, 4)), activation)
+    if not affine:
+        return flow_layers.AdditiveCoupling(tuple(mask), net)
+    return flow_layers.AffineCoupling(tuple(mask), net, scale=draw(st.sampled_from(flow_layers.SCALES)),
+                                split=draw(st.sampled_from(flow_layers.SPLITS)),
+                                clamp=draw(st.sampled_from([1.0, 2.0])))
+
+
+@st.composite
+def flow_layer(draw, kind: str, shape: tuple, gen: np.random.Generator | None = None):
+    """One :mod:`refimpl.flows` layer of ``kind`` for samples of ``shape`` (``(d,)`` or ``(c, H, W)``).
+
+    Parameters keep every layer well conditioned: ActNorm scales in
+    ``[e^-0.5, e^0.5]``, LU and Glow triangular factors ``0.3 N(0, 1)`` with
+    diagonals in ``[0.3, 1.3]`` (LU) or ``|s|`` in ``[0.5, 2]`` (Glow), unit-scale
+    reflectors, singular values ``|s|`` in ``[0.5, 2]``, near-identity
+    circular and near-orthogonal periodic kernels.
+    """
+    gen = draw(rng()) if gen is None else gen
+    c = shape[0]
+    if kind in ("additive", "affine"):
+        return draw(_coupling_layer(gen, c, kind == "affine"))
+    if kind == "permutation":
+        return flow_layers.Permutation(tuple(draw(st.permutations(range(c)))))
+    if kind == "reverse":
+        return flow_layers.Reverse()
+    if kind == "actnorm":
+        return flow_layers.ActNorm(gen.uniform(-0.5, 0.5, c), 0.5 * gen.standard_normal(c))
+    if kind == "lulinear":
+        bias = 0.5 * gen.standard_normal(c) if draw(st.booleans()) else None
+        return flow_layers.LULinear(0.3 * gen.standard_normal((c, c)), 0.3 * gen.standard_normal((c, c)),
+                              gen.uniform(-1.0, 1.0, c), bias)
+    if kind == "householder":
+        return flow_layers.HouseholderFlow(rows_with_norms(gen, (draw(st.integers(1, c)), c)))
+    if kind == "svd":
+        return flow_layers.SVDLinear(rows_with_norms(gen, (draw(st.integers(1, c)), c)),
+                               _signed_magnitudes(gen, c),
+                               rows_with_norms(gen, (draw(st.integers(1, c)), c)))
+    if kind == "circular":
+        return flow_layers.CircularConv(near_identity_kernel(gen, shape))
+    if kind == "glow1x1":
+        perm = draw(st.one_of(st.none(), st.permutations(range(c)).map(tuple)))
+        return flow_layers.Glow1x1(0.3 * gen.standard_normal((c, c)), 0.3 * gen.standard_normal((c, c)),
+                             _signed_magnitudes(gen, c), perm)
+    if kind == "periodic":
+        return flow_layers.PeriodicConv(near_orthogonal_periodic_kernel(gen, c, *shape[1:]))
+    raise ValueError(f"kind must be one of {VECTOR_FLOW_LAYERS + IMAGE_FLOW_LAYERS}, got {kind!r}")
+
+
+@st.composite
+def flows(draw, data=None, kinds=None, min_layers=1, max_layers=3, max_batch=3, max_d=4,
+          sequential=None):
+    """``(flow, x)``: a small random flow and a batch of inputs (standard normal).
+
+    ``data`` is ``"vector"`` (``x (n, d)``, ``d`` in ``2..max_d``) or
+    ``"image"`` (``x (n, c, H, W)``, ``c`` in 1..2, ``H, W`` in 1..3), drawn
+    when ``None``; ``kinds`` restricts the layer kinds
+    (:data:`VECTOR_FLOW_LAYERS`, :data:`IMAGE_FLOW_LAYERS`). The flow is a
+    :class:`refimpl.flows.Sequential` of ``min_layers..max_layers`` layers,
+    or with one layer sometimes the layer itself (``sequential`` forces
+    either).
+    """
+    gen = draw(rng())
+    data = draw(st.sampled_from(["vector", "image"])) if data is None else data
+    allowed = VECTOR_FLOW_LAYERS if data == "vector" else IMAGE_FLOW_LAYERS
+    kinds = allowed if kinds is None else tuple(k for k in kinds if k in allowed)
+    if data == "vector":
+        shape = (draw(st.integers(2, max_d)),)
+    else:
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    count = draw(st.integers(min_layers, max_layers))
+    layers = [draw(flow_layer(draw(st.sampled_from(kinds)), shape, gen)) for _ in range(count)]
+    x = gen.standard_normal((draw(st.integers(1, max_batch)),) + shape)
+    as_sequential = draw(st.booleans()) if sequential is None and count == 1 else sequential
+    if count == 1 and as_sequential is False:
+        return layers[0], x
+    return flow_layers.Sequential(layers), x

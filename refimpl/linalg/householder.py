@@ -38,7 +38,7 @@ from .._validation import (
     require_same_dtype,
     sum_to_shape,
 )
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 
 __all__ = [
     "HouseholderResiduals",
@@ -179,13 +179,13 @@ def _wy_factors(xp, V, tau, k) -> _Factors:
     nb = -(-n // k)
     pad = nb * k - n
     if pad:
-        dev = V.device
+        dev = device(V)
         V = xp.concat([V, xp.zeros(V.shape[:-2] + (pad, d), dtype=V.dtype, device=dev)], axis=-2)
         tau = xp.concat([tau, xp.zeros(tau.shape[:-1] + (pad,), dtype=tau.dtype, device=dev)], axis=-1)
     Vb = xp.reshape(V, V.shape[:-2] + (nb, k, d))
     taub = xp.reshape(tau, tau.shape[:-1] + (nb, k))
     S = xp.triu(Vb @ xp.matrix_transpose(Vb), k=1)
-    eye = xp.eye(k, dtype=V.dtype, device=V.device)
+    eye = xp.eye(k, dtype=V.dtype, device=device(V))
     # I + D S is unit upper triangular: LU without pivoting is back substitution.
     Minv = xp.linalg.solve(eye + taub[..., :, None] * S, xp.broadcast_to(eye, S.shape))
     return _Factors(Vb, taub, S, Minv, Minv * taub[..., None, :])
@@ -285,7 +285,7 @@ def _sequential(xp, V, tau, X, transpose, keep_inputs=False):
 def _dense_matrix(xp, V, tau):
     """``U = I - V^T T V`` with all reflectors in one block."""
     V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
-    eye = xp.eye(V.shape[-1], dtype=V.dtype, device=V.device)
+    eye = xp.eye(V.shape[-1], dtype=V.dtype, device=device(V))
     return eye - xp.matrix_transpose(V1) @ (T1 @ V1)
 
 
@@ -317,7 +317,7 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     """
     xp, _, _ = _reflectors(V, tau, check_finite, (("G", G),))
     d = V.shape[-1]
-    eye = xp.eye(d, dtype=V.dtype, device=V.device)
+    eye = xp.eye(d, dtype=V.dtype, device=device(V))
     dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
     return HouseholderMatrixCotangents(dV, dtau)
 

@@ -48,7 +48,7 @@ from .._validation import (
     require_same_dtype,
     sum_to_shape,
 )
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 from .householder import (
     _apply_blocks,
     _check_method,
@@ -356,7 +356,7 @@ def svd_linear_inverse_vjp(Vu, s, Vv, Y, G, *, block_size=None, check_finite=Tru
 def _eye_like(lay):
     xp, s = lay.xp, lay.s
     d = s.shape[-1]
-    return xp.eye(d, dtype=s.dtype, device=s.device)
+    return xp.eye(d, dtype=s.dtype, device=device(s))
 
 
 def svd_linear_matrix(Vu, s, Vv, *, block_size=None, check_finite=True):

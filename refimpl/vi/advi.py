@@ -90,12 +90,16 @@ def _evaluate(fn, z, expected_shape, what):
     return out
 
 
-def _target(log_p, grad_log_p, need):
-    """Check the target's callables; ``need`` names the one this function evaluates."""
-    for name, fn in (("log_p", log_p), ("grad_log_p", grad_log_p)):
+def _target(log_p, grad_log_p, need, names=("log_p", "grad_log_p")):
+    """Check the target's callables; ``need`` names the one this function evaluates.
+
+    ``names`` are the two keywords as the caller spells them (the Householder
+    flow VAE of :mod:`refimpl.flows.vae` calls them ``log_lik``, ``grad_log_lik``).
+    """
+    for name, fn in zip(names, (log_p, grad_log_p)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be a callable z -> array, got {type(fn).__name__}")
-    if (log_p if need == "log_p" else grad_log_p) is None:
+    if (log_p if need == names[0] else grad_log_p) is None:
         raise TypeError(f"{need} is required here (a callable of z of shape (S, D))")
 
 

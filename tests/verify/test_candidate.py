@@ -1,6 +1,7 @@
 """verify.check / check_all / replay / parametrize_with_checks on candidates, good and bad."""
 
 import contextlib
+import time
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -11,8 +12,11 @@ import numpy as np
 import pytest
 
 import verify
+from refimpl import nn
 from refimpl.linalg import householder_product, householder_product_vjp
 from verify.adapters import default_to_numpy
+from verify.checks import compare
+from verify.registry import Output
 from verify.testing import _Check
 
 OP = "householder_product"
@@ -158,6 +162,21 @@ def test_replay_propagates_the_candidates_exception():
     assert verify.replay(forward, OP, "matches ground truth", case) < 1e-15
 
 
+def test_dot_product_test_of_a_tree_primal_without_arrays():
+    # A network (or flow) of parameter-free layers: its tree primal has no array to perturb.
+    case = verify.Case({"layers": [nn.ReLU()], "x": np.array([[0.5, -2.0]])})
+    for check in ("vjp: dot-product test", "vjp: matches refimpl"):
+        assert verify.replay(nn.sequential, "sequential", check, case, vjp=nn.sequential_vjp) < 1e-9
+
+
+def test_output_scale_floors_the_relative_error():
+    # A log-determinant that is exactly 0 (an orthogonal layer): rounding is measured absolutely.
+    rounded, exact = np.array([1e-16, -2e-16]), np.zeros(2)
+    assert compare(Output("logdet", scale=1.0), rounded, exact) < 1e-15
+    assert compare(Output("logdet"), rounded, exact) > 1e100
+    assert compare(Output("logdet", scale=1.0), rounded, exact, scale=1e-20) > 1e3
+
+
 def test_rtol_and_atol():
     assert not _report(perturbed, properties=["matches ground truth"]).passed
     assert _report(perturbed, properties=["matches ground truth"], rtol=1e-8).passed
@@ -239,3 +258,26 @@ def test_default_to_numpy_falls_back_to_dlpack():
             return self.a.__dlpack_device__()
 
     np.testing.assert_array_equal(default_to_numpy(Foreign(np.arange(3.0))), np.arange(3.0))
+
+
+def overwrites_its_input(V, X, tau=None, *, transpose=False):
+    out = forward(V, X, tau, transpose=transpose)
+    X *= 0.0  # a candidate that reuses its input's buffer
+    return out
+
+
+def test_candidate_that_modifies_its_input_fails_naming_it():
+    report = _report(overwrites_its_input, properties=["matches ground truth"])
+    (r,) = report.results
+    assert r.verdict == "FAIL" and "modified its input X in place" in r.message, r.message
+
+
+def test_slow_candidate_is_stopped_with_a_clear_report():
+    def hangs(V, X, tau=None, *, transpose=False):
+        time.sleep(30)
+
+    started = time.perf_counter()
+    report = _report(hangs, properties=["matches ground truth"], timeout=0.2, max_examples=2)
+    (r,) = report.results
+    assert r.verdict == "FAIL" and "took more than 0.2 s on one input" in r.message, r.message
+    assert time.perf_counter() - started < 20
