@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -525,9 +527,9 @@ def _glow_transposed_weight(X, L, U, s, *, perm=None):
     return _conv1x1(X, glow_lu_weight(L, U, s, perm=perm).T)
 
 
-def _glow_slogdet_without_permutation(s, *, shape, perm=None):
-    pixels = shape[0] * shape[1]
-    return torch.prod(torch.sign(s)) ** pixels, pixels * torch.log(torch.abs(s)).sum()
+def _glow_slogdet_per_pixel(s, *, shape, perm=None):
+    sign, logabsdet = glow_conv1x1_slogdet(s, shape=(1, 1), perm=perm)
+    return sign ** (shape[0] * shape[1]), logabsdet  # log|det W| without the factor H W
 
 
 def _tsne_kl_row_softmax(P, Y, *, dof=1.0, floor=np.finfo(np.float64).eps):
@@ -576,9 +578,9 @@ BUGS = [
                forward=_advi_elbo_entropy_without_half),
     PlantedBug("glow_conv1x1", "transposed 1x1 weight", ("matches ground truth",),
                forward=_glow_transposed_weight),
-    PlantedBug("glow_conv1x1_slogdet", "sign without the permutation's parity",
+    PlantedBug("glow_conv1x1_slogdet", "log|det W| of one pixel, not times H W",
                ("matches ground truth", "log-determinant of the Jacobian"),
-               forward=_glow_slogdet_without_permutation),
+               forward=_glow_slogdet_per_pixel),
     PlantedBug("tsne_kl", "row-wise softmax (SNE's conditional q) for t-SNE's joint q",
                ("matches ground truth", "zero with a zero gradient at P = Q(Y)"),
                forward=_tsne_kl_row_softmax),
@@ -598,3 +600,37 @@ def test_torch_planted_bug_is_caught(bug):
     if bug.forward is not None and bug.vjp is None and client.vjp is not None:
         bug = dataclasses.replace(bug, vjp=torch_autograd_vjp(bug.op, bug.forward))
     assert_caught(bug, client, FRAMEWORK)
+
+
+# -- a torch user's check of torch.linalg.householder_product, as docs/checking.rst shows it --
+
+
+def _docs_block(title):
+    """The one ``.. code-block:: python`` of the section ``title`` of docs/checking.rst."""
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "checking.rst").read_text()
+    section = text[text.index(f"{title}\n{'-' * len(title)}\n"):]
+    body = re.search(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section, flags=re.M)
+    return "\n".join(line[4:] for line in body.group(1).rstrip("\n").split("\n")) + "\n"
+
+
+def test_torch_user_checks_householder_product_and_its_gradient_in_under_15_lines():
+    """The docs' example: torch.linalg.householder_product with autograd as its VJP, on
+    LAPACK-form reflectors, passes in both dtypes; the same check fails the unpadded call."""
+    block = _docs_block("A worked PyTorch example")
+    assert len(block.strip().splitlines()) < 15, block
+    ns = {}
+    exec(compile(block, "docs/checking.rst, A worked PyTorch example", "exec"), ns)
+    checks = [r.property for r in ns["report"].results]
+    assert ns["report"].passed and len(checks) == 6, str(ns["report"])
+    float32 = verify.check(ns["forward"], "householder_product", vjp=ns["vjp"], dtype="float32",
+                           from_numpy="torch", cases=lapack_reflector_cases,  # float64 only:
+                           properties=[c for c in checks if c != "vjp: dot-product test"])
+    assert float32.passed, str(float32)
+
+    def unpadded(V, X, tau, *, transpose=False):
+        U = torch.linalg.householder_product(V.mT, tau)
+        return (U.mT if transpose else U) @ X
+
+    report = verify.check(unpadded, "householder_product", from_numpy="torch",
+                          cases=lapack_reflector_cases, properties=["matches ground truth"])
+    assert not report.passed and "shapes cannot be multiplied" in report.failures[0].message
