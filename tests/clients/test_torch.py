@@ -21,11 +21,14 @@ import numpy as np
 import pytest
 from _frameworks import (
     DTYPES,
+    LAPACK_LEFT_OUT,
     Client,
     PlantedBug,
     assert_caught,
+    assert_every_op_accounted_for,
     assert_passes,
-    check_client,
+    lapack_matrix_cases,
+    least_squares_cases,
     torch_autograd_vjp,
 )
 
@@ -408,27 +411,6 @@ def centroid_gradient(grad, codes, *, n_clusters):
 
 # -- the clients ----------------------------------------------------------------------------
 
-LAPACK_LEFT_OUT = {
-    "transpose is the reversed product": "reverses the rows of V, which leaves LAPACK form",
-    "scale invariance": "draws reflectors outside LAPACK form",
-    "gradient orthogonal to v": "draws reflectors outside LAPACK form",
-    # torch differentiates only the free entries (A.grad = tril(dV^T, -1)); refimpl's dV
-    # also has the structural ones: test_householder_gradient_is_the_free_part_of_ours.
-    "vjp: autograd": "compares the structural entries of dV",
-    "vjp: matches refimpl": "compares the structural entries of dV",
-}
-
-
-def lapack_matrix_cases():
-    """``householder_matrix`` inputs in LAPACK form: the reflectors and tau of dgeqrf."""
-    return lapack_reflector_cases().map(
-        lambda case: verify.Case({"V": case.primals["V"], "tau": case.primals["tau"]}))
-
-
-def least_squares_cases():
-    return verify.get_op("channel_regression").cases().filter(lambda case: "l1" not in case.params)
-
-
 def _client(forward, vjp=True, **fields):
     op = forward.__name__
     return Client(op, forward, torch_autograd_vjp(op, forward) if vjp else None, **fields)
@@ -459,6 +441,10 @@ CLIENTS = {c.op: c for c in [
     _client(shared_weights),
     _client(centroid_gradient),
 ]}
+
+
+def test_torch_clients_cover_every_op_of_the_families():
+    assert_every_op_accounted_for(CLIENTS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
