@@ -1,0 +1,339 @@
+"""What the framework client suites share: the calling convention, checks and planted bugs.
+
+A client suite writes a candidate per op with the framework's own functions and takes
+its VJP from the framework's autodiff. ``verify`` calls a VJP as
+``vjp(*required primals, *cotangents, **optional primals, **params)``, one cotangent per
+differentiable output; :func:`split_vjp_call` takes such a call apart and
+:func:`differentiable_outputs` picks the outputs the cotangents belong to, so that
+``torch.autograd.grad`` and ``jax.vjp`` are wrapped once per framework, not once per op.
+
+:class:`Client` records how one op is checked: its candidate, the inputs it is checked on
+when the framework only represents part of the op's domain, and the checks left out with
+the reason. :class:`PlantedBug` is a realistic framework mistake and the check that must
+name it. Both suites run the same profile (``REFIMPL_VERIFY_PROFILE``): the quick
+profile's examples under ``ci``, so that the suites stay inside CI's time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+from hypothesis import strategies as st
+
+import verify
+from verify._tree import tree_leaves
+from verify.candidate import candidate_properties
+from verify.engine import PROFILES
+from verify.registry import Op
+from verify.strategies import lapack_reflector_cases
+from verify.testing import test_profile
+
+DTYPES = ("float64", "float32")
+
+
+def max_examples() -> int:
+    """Examples per check: the quick profile's under ``ci`` (the default), else the profile's."""
+    profile = test_profile()
+    return PROFILES["quick" if profile == "ci" else profile]["max_examples"]
+
+
+FAMILIES = ("linalg", "conv", "flows", "vi", "embedding", "analysis", "compression")
+
+# The ops of FAMILIES that the client suites do not check, and why (nn and attribution are
+# test_torch_nn.py's and test_jax_nn.py's).
+_NO_FRAMEWORK_OP = "no PyTorch or JAX counterpart: {}"
+_NFLOWS = ("nflows (PyTorch) checks it in tests/flows/test_nflows.py; a torch/JAX-only "
+           "client is not written yet")
+WITHOUT_COUNTERPART = {
+    "bipartite_matching": _NO_FRAMEWORK_OP.format("an assignment problem (scipy's linear_sum_assignment)"),
+    "ibd": _NO_FRAMEWORK_OP.format("interpretable basis decomposition is an algorithm, not an op"),
+    "huffman_code": _NO_FRAMEWORK_OP.format("entropy coding"),
+    "huffman_encode": _NO_FRAMEWORK_OP.format("entropy coding"),
+    "huffman_decode": _NO_FRAMEWORK_OP.format("entropy coding"),
+    "relative_index_encode": _NO_FRAMEWORK_OP.format("sparse index coding"),
+    "relative_index_decode": _NO_FRAMEWORK_OP.format("sparse index coding"),
+    "compression_report": _NO_FRAMEWORK_OP.format("a size account of the coded model"),
+    "kmeans_quantize": _NO_FRAMEWORK_OP.format("no k-means in either core library"),
+    "tsne_affinities": _NO_FRAMEWORK_OP.format("the perplexity search is an algorithm"),
+    "tsne": _NO_FRAMEWORK_OP.format("the t-SNE optimiser is an algorithm"),
+    "bgmm_cavi": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
+    "bgmm_elbo": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
+    "bgmm_predict_proba": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
+    "bgmm_predict": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
+    "normal_cavi": _NO_FRAMEWORK_OP.format("closed-form coordinate ascent"),
+    **dict.fromkeys(["actnorm", "actnorm_inverse", "actnorm_init", "permutation",
+                     "permutation_inverse", "lu_linear", "lu_linear_inverse",
+                     "additive_coupling", "additive_coupling_inverse", "affine_coupling",
+                     "affine_coupling_inverse"], _NFLOWS),
+    **dict.fromkeys(["householder_flow", "householder_flow_inverse", "flow_forward",
+                     "flow_inverse", "log_prob", "sample", "counterfactual",
+                     "householder_vae_bound"],
+                    "a flow of refimpl layers (a tree primal): not written yet"),
+}
+
+
+def assert_every_op_accounted_for(clients: Mapping) -> None:
+    """Every op of FAMILIES has a client or a reason in WITHOUT_COUNTERPART, not both."""
+    ops = {op.name for op in verify.registry.ops() if op.family in FAMILIES}
+    assert not set(clients) & set(WITHOUT_COUNTERPART)
+    assert ops == set(clients) | set(WITHOUT_COUNTERPART), (
+        sorted(ops - set(clients) - set(WITHOUT_COUNTERPART)),
+        sorted(set(clients) | set(WITHOUT_COUNTERPART) - ops))
+
+
+# -- the calling convention ---------------------------------------------------------------
+
+
+def split_vjp_call(op: Op, args: tuple, kwargs: dict) -> tuple[dict, list, dict]:
+    """``(primals by name, cotangents, params)`` of a call ``vjp(*required, *cotangents, **rest)``."""
+    required = [p.name for p in op.primals if not p.optional]
+    optional = {p.name for p in op.primals if p.optional}
+    primals = dict(zip(required, args[:len(required)]))
+    primals.update({k: v for k, v in kwargs.items() if k in optional})
+    params = {k: v for k, v in kwargs.items() if k not in optional}
+    return primals, list(args[len(required):]), params
+
+
+def call_forward(op: Op, forward: Callable, primals: dict, params: dict):
+    """``forward(*required, **optional, **params)`` from primals by name."""
+    args = [primals[p.name] for p in op.primals if not p.optional]
+    optional = {p.name: primals[p.name] for p in op.primals if p.optional and p.name in primals}
+    return forward(*args, **optional, **params)
+
+
+def differentiable_outputs(op: Op, result) -> list:
+    """The outputs that take a cotangent, in output order (a single output is the result)."""
+    if len(op.outputs) == 1:
+        return [result]
+    return [value for value, output in zip(result, op.outputs) if output.is_differentiable]
+
+
+def differentiable_primals(op: Op, primals: dict) -> list[str]:
+    """Names of the given primals that take a cotangent."""
+    return [p.name for p in op.primals if p.name in primals and p.is_differentiable]
+
+
+# -- autodiff as the VJP -------------------------------------------------------------------
+
+
+def torch_autograd_vjp(op_name: str, forward: Callable) -> Callable:
+    """The VJP of ``forward`` by ``torch.autograd.grad``, in verify's calling convention.
+
+    Cotangents of primals the outputs do not depend on are zeros (``materialize_grads``).
+    """
+    import torch
+
+    op = verify.get_op(op_name)
+
+    def vjp(*args, **kwargs):
+        primals, cotangents, params = split_vjp_call(op, args, kwargs)
+        wrt = differentiable_primals(op, primals)
+        leaves = {**primals, **{n: primals[n].detach().requires_grad_() for n in wrt}}
+        outputs = differentiable_outputs(op, call_forward(op, forward, leaves, params))
+        grads = torch.autograd.grad(outputs, [leaves[n] for n in wrt], cotangents,
+                                    allow_unused=True, materialize_grads=True)
+        return dict(zip(wrt, grads))
+
+    vjp.__name__ = vjp.__qualname__ = f"{forward.__name__}_vjp"
+    return vjp
+
+
+def jax_autodiff_vjp(op_name: str, forward: Callable, jit: bool = True) -> Callable:
+    """The VJP of ``forward`` by ``jax.vjp``, in verify's calling convention.
+
+    Under ``jax.jit``: one compilation per shape, dtype and set of params (static: axes,
+    callables, ...); else op by op (each primitive compiled once per shape).
+    """
+    import functools
+
+    import jax
+
+    op = verify.get_op(op_name)
+
+    def pullback(values, fixed, cotangents, *, wrt, params):
+        def outputs(*free):
+            primals = {**fixed, **dict(zip(wrt, free))}
+            return differentiable_outputs(op, call_forward(op, forward, primals, dict(params)))
+
+        return jax.vjp(outputs, *values)[1](cotangents)
+
+    if jit:
+        pullback = functools.partial(jax.jit, static_argnames=("wrt", "params"))(pullback)
+
+    def vjp(*args, **kwargs):
+        primals, cotangents, params = split_vjp_call(op, args, kwargs)
+        wrt = tuple(differentiable_primals(op, primals))
+        fixed = {k: v for k, v in primals.items() if k not in wrt}
+        grads = pullback(tuple(primals[n] for n in wrt), fixed, cotangents, wrt=wrt,
+                         params=tuple(sorted(params.items())))
+        return dict(zip(wrt, grads))
+
+    vjp.__name__ = vjp.__qualname__ = f"{forward.__name__}_vjp"
+    return vjp
+
+
+def jax_jit(fn: Callable) -> Callable:
+    """``fn(*arrays, **keywords)`` under ``jax.jit``: keyword arrays traced, other keywords static.
+
+    One compilation per shape, dtype and set of static keywords (``axes``, ``perm``, ...);
+    the wrapper keeps ``fn``'s name, so that reproducers import it.
+    """
+    import functools
+
+    import jax
+
+    @functools.partial(jax.jit, static_argnames=("array_names", "static"))
+    def compiled(args, arrays, *, array_names, static):
+        return fn(*args, **dict(zip(array_names, arrays)), **dict(static))
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
+        static = tuple(sorted((k, v) for k, v in kwargs.items() if k not in arrays))
+        return compiled(args, tuple(arrays.values()), array_names=tuple(arrays), static=static)
+
+    return call
+
+
+# -- inputs a framework represents
+
+LAPACK_LEFT_OUT = {
+    "transpose is the reversed product": "reverses the rows of V, which leaves LAPACK form",
+    "scale invariance": "draws reflectors outside LAPACK form",
+    "gradient orthogonal to v": "draws reflectors outside LAPACK form",
+    # torch differentiates only the free entries (A.grad = tril(dV^T, -1)); refimpl's dV
+    # also has the structural ones (test_torch.py: test_householder_gradient_is_the_free_part_of_ours).
+    "vjp: autograd": "compares the structural entries of dV",
+    "vjp: matches refimpl": "compares the structural entries of dV",
+}
+
+
+def lapack_matrix_cases():
+    """``householder_matrix`` inputs in LAPACK form: the reflectors and tau of dgeqrf."""
+    return lapack_reflector_cases().map(
+        lambda case: verify.Case({"V": case.primals["V"], "tau": case.primals["tau"]}))
+
+
+def least_squares_cases():
+    return verify.get_op("channel_regression").cases().filter(lambda case: "l1" not in case.params)
+
+
+# -- few shapes, for frameworks that compile per shape ---------------------------------------
+
+
+def _draw(strategy, n: int) -> list:
+    """The first ``n`` cases hypothesis draws from ``strategy``, deterministically."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    drawn = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(case):
+        drawn.append(case)
+
+    collect()
+    return drawn
+
+
+def compilation_key(case: verify.Case) -> str:
+    """What a jit compilation depends on: the primals' shapes and dtypes, and every param
+    (static arguments: axes, shapes, step sizes, the target's bound methods)."""
+    leaves = {name: [(np.shape(a), np.asarray(a).dtype.str) for a in tree_leaves(v)]
+              for name, v in case.primals.items()}
+    return repr((sorted(leaves.items()), sorted(case.params.items(), key=lambda kv: kv[0])))
+
+
+def few_shapes(cases: Callable, shapes: int = 3, pool: int = 60) -> Callable:
+    """``cases`` drawn once, ``pool`` of them, keeping those of the first ``shapes``
+    compilation keys: under ``jax.jit`` an op's check then compiles at most ``shapes``
+    times per function instead of once per example (each compilation of a linear-algebra
+    op costs 0.5-1 s of CPU; an example costs milliseconds)."""
+    @functools.cache
+    def strategy():
+        keys: list[str] = []
+        kept = []
+        for case in _draw(cases(), pool):
+            key = compilation_key(case)
+            if key not in keys and len(keys) < shapes:
+                keys.append(key)
+            if key in keys:
+                kept.append(case)
+        return st.sampled_from(kept)
+
+    return strategy
+
+
+# -- how an op is checked -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Client:
+    """One op's candidate in a framework, and the domain it is checked on.
+
+    ``cases`` replaces the op's strategy where the framework represents only part of the
+    domain (LAPACK-form reflectors, least squares without the lasso); ``left_out`` maps
+    the checks that cannot apply to the reason, so that every other check runs.
+    """
+
+    op: str
+    forward: Callable
+    vjp: Callable | None = None
+    cases: Callable | None = None
+    left_out: Mapping[str, str] = field(default_factory=dict)
+
+    def properties(self, dtype: str) -> list[str]:
+        """The checks of this op in ``dtype`` less those left out."""
+        props = candidate_properties(verify.get_op(self.op))
+        unknown = sorted(set(self.left_out) - {p.name for p in props})
+        if unknown:
+            raise ValueError(f"{self.op}: left_out names unknown checks {unknown}")
+        return [p.name for p in props if dtype in p.dtypes and p.name not in self.left_out]
+
+
+def check_client(client: Client, framework: str, dtype: str, **changes) -> verify.Report:
+    """:func:`verify.check` of ``client`` (fields replaced by ``changes``) on ``framework``'s arrays."""
+    forward = changes.pop("forward", client.forward)
+    vjp = changes.pop("vjp", client.vjp)
+    return verify.check(forward, client.op, vjp=vjp, dtype=dtype, from_numpy=framework,
+                        max_examples=max_examples(), cases=client.cases,
+                        properties=client.properties(dtype), **changes)
+
+
+def assert_passes(client: Client, framework: str, dtype: str) -> verify.Report:
+    report = check_client(client, framework, dtype)
+    assert report.passed, str(report)
+    # A check skipped for want of a vjp runs no example: only left_out may remove one.
+    assert all(r.examples > 0 for r in report.results), str(report)
+    return report
+
+
+@dataclass(frozen=True)
+class PlantedBug:
+    """A realistic mistake in a framework implementation of ``op`` and the checks that catch it.
+
+    ``forward``/``vjp`` replace the client's (``None`` keeps the correct one);
+    ``caught_by`` are properties that must fail (each named in the report).
+    """
+
+    op: str
+    description: str
+    caught_by: tuple[str, ...]
+    forward: Callable | None = None
+    vjp: Callable | None = None
+    dtype: str = "float64"
+
+
+def assert_caught(bug: PlantedBug, client: Client, framework: str) -> verify.Report:
+    changes = {k: v for k, v in (("forward", bug.forward), ("vjp", bug.vjp)) if v is not None}
+    report = check_client(client, framework, bug.dtype, **changes)
+    failed = {r.property for r in report.failures}
+    missing = set(bug.caught_by) - failed
+    assert not missing, f"{bug.description}: not caught by {sorted(missing)}\n{report}"
+    for r in report.failures:
+        assert r.message and r.counterexample, r
+    return report
