@@ -31,6 +31,7 @@ import json
 import math
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Callable
@@ -203,11 +204,18 @@ def run_shard(shard: Shard) -> ShardRun:
     """Run one shard where this is called (a Dask task, or the serial loop)."""
     op = get_op(shard.op)
     (prop,) = [p for p in properties_of(op) if p.name == shard.property]
+    where = _where()
     start = time.perf_counter()
-    result = run_property(op, prop, shard.backend, shard.dtype, profile=shard.profile,
-                          max_examples=shard.examples, seed=shard.seed,
-                          time_limit=shard.time_limit, database=_database(shard.example_db))
-    return ShardRun(shard, result, _where(), time.perf_counter() - start)
+    with warnings.catch_warnings():
+        if where != "local":
+            # A worker's own threads (its event loop) use the `random` module while hypothesis
+            # has seeded it for a draw, which hypothesis takes for a strategy's use; the draws
+            # themselves come from hypothesis's own generator and stay the same.
+            warnings.filterwarnings("ignore", "Do not use the `random` module inside strategies")
+        result = run_property(op, prop, shard.backend, shard.dtype, profile=shard.profile,
+                              max_examples=shard.examples, seed=shard.seed,
+                              time_limit=shard.time_limit, database=_database(shard.example_db))
+    return ShardRun(shard, result, where, time.perf_counter() - start)
 
 
 def _unfinished(shard: Shard, why: str, worker="", attempts=1) -> ShardRun:
@@ -323,7 +331,7 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None, threads: 
                                             "MKL_NUM_THREADS")}
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                     dashboard_address=None, env=blas) as cluster, \
+                                     dashboard_address=":0", env=blas) as cluster, \
             distributed.Client(cluster) as client:
         yield client
 
@@ -352,9 +360,10 @@ def run_on_dask(campaign: Campaign, client, *, progress: Callable | None = None,
     submitted = {}
 
     def submit(shard, attempt, avoid=""):
-        others = [w for w in client.scheduler_info()["workers"] if w != avoid] if avoid else None
-        future = client.submit(run_shard, shard, pure=False, workers=others or None,
-                               allow_other_workers=True,
+        others = [w for w in client.scheduler_info()["workers"] if w != avoid] if avoid else []
+        # another worker is a preference only: where none is left, the retry runs anywhere
+        placement = dict(workers=others, allow_other_workers=True) if others else {}
+        future = client.submit(run_shard, shard, pure=False, **placement,
                                key=f"shard-{'-'.join(shard.row)}-{shard.chunk}-{attempt}"
                                .replace(" ", "_"))
         submitted[future] = (shard, attempt)

@@ -16,12 +16,12 @@ OPS = ["householder_matrix", "householder_product"]
 
 
 def comparable(results):
-    """The JSON report without what differs between runs: times and workers."""
+    """The JSON report without what differs between runs: times, workers and attempts."""
     rows = json.loads(to_json(results))["results"]
     for row in rows:
         del row["seconds"]
         for shard in row["shards"]:
-            del shard["seconds"], shard["worker"]
+            del shard["seconds"], shard["worker"], shard["attempts"]
     return rows
 
 
@@ -130,3 +130,106 @@ def test_resume_runs_only_what_did_not_finish(campaign, serial, monkeypatch):
 def test_a_report_without_its_campaign_cannot_be_resumed(serial):
     with pytest.raises(ValueError, match="does not record its campaign"):
         finished_rows(to_json(serial))
+
+
+# -- on a Dask cluster -------------------------------------------------------------------------
+
+
+on_one_cluster = pytest.mark.xdist_group("dask-cluster")  # one cluster, not one per xdist worker
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("distributed")
+    with distributed.dask_client(jobs=2) as client:
+        yield client
+
+
+def _kill_a_busy_worker(client, killed):
+    """A progress callback: at the first finished shard, SIGKILL a worker running one."""
+    import os
+    import signal
+
+    def on_finished(shard):
+        if killed:
+            return
+        busy = [w for w, keys in client.processing().items() if keys]
+        address = busy[0]
+        os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+        killed.append(address)
+
+    return on_finished
+
+
+@on_one_cluster
+def test_a_shard_that_fails_twice_is_reported_not_dropped(client):
+    campaign = Campaign.new(OPS[:1], ["numpy"], ("float64",), profile="quick", time_limit=1e-9)
+    results = distributed.run_on_dask(campaign, client)
+    assert len(results) == len(campaign.rows) and {r.verdict for r in results} == {"ERROR"}
+    assert {s["attempts"] for r in results for s in r.shards} == {2}
+
+
+@on_one_cluster
+def test_a_killed_worker_does_not_change_the_report(client, campaign, serial):
+    killed = []
+    results = distributed.run_on_dask(campaign, client,
+                                      progress=_kill_a_busy_worker(client, killed))
+    assert killed
+    assert comparable(results) == comparable(serial)
+    records = [s for r in results for s in r.shards]
+    assert any(s["attempts"] == 2 for s in records)  # the killed worker's shard, run again
+    assert {s["worker"] for s in records} - {"local"} and killed[0] not in {
+        s["worker"] for s in records if s["attempts"] == 2}
+
+
+def test_jobs_without_dask_says_how_to_install_it(monkeypatch, capsys):
+    import builtins
+
+    from verify.cli import main
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name.partition(".")[0] in ("dask", "distributed"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    assert main(["run", "--op", OPS[0], "--jobs", "2"]) == 2
+    assert 'pip install "refimpl[distributed]"' in capsys.readouterr().err
+
+
+@on_one_cluster
+def test_the_command_line_on_a_cluster_and_resumed(client, tmp_path, capsys):
+    from verify.cli import main
+
+    first, resumed = tmp_path / "first.json", tmp_path / "resumed.json"
+    assert main(["run", "--op", OPS[0], "--profile", "quick", "--dtype", "float64", "--seed", "4",
+                 "--no-progress", "--scheduler", client.scheduler.address,
+                 "--json", str(first)]) == 0
+    report = json.loads(first.read_text())
+    assert {s["worker"] for r in report["results"] for s in r["shards"]} <= set(
+        client.scheduler_info()["workers"])
+    report["results"][0].update(verdict="ERROR")
+    first.write_text(json.dumps(report))
+    capsys.readouterr()
+    assert main(["run", "--resume", str(first), "--json", str(resumed)]) == 0
+    assert "seed 4" in capsys.readouterr().out
+    again = json.loads(resumed.read_text())
+    assert again["results"][0]["shards"][0]["worker"] == "local"  # run again, here
+    assert [r["shards"] for r in again["results"][1:]] == [
+        r["shards"] for r in report["results"][1:]]  # kept as they were
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one of them"),
+    (["--time-limit", "0"], "--time-limit must be a positive"),
+    (["--resume", "/no/such/report.json"], "cannot resume from"),
+    (["--resume", "r.json", "--op", OPS[0]], "--op cannot be given with it"),
+])
+def test_usage_errors_of_a_campaign(argv, message, capsys):
+    from verify.cli import main
+
+    assert main(["run", "--op", OPS[0], *argv] if "--resume" not in argv else ["run", *argv]) == 2
+    assert message in capsys.readouterr().err
