@@ -171,12 +171,11 @@ def run_property(
             raise _PropertyFailed(last_failure[1])
 
     if database is not None:
-        # hypothesis keys its database by the test function's source, the same `body` for
-        # every property: without a key of its own, one op's failures replay for all.
-        body._hypothesis_internal_database_key = repr(
-            (op.name, prop.name, backend, dtype)).encode()
+        _share_failures(body, (op.name, prop.name, backend, dtype), seed)
+    elif seed is not None:
+        hypothesis_seed(seed)(body)
     try:
-        (hypothesis_seed(seed)(body) if seed is not None else body)()
+        body()
     except _OutOfTime:
         result.passed = False
         result.error = result.message = (f"exceeded its time limit of {time_limit:g} s after "
@@ -195,6 +194,22 @@ def run_property(
         result.passed = False  # a check that ran no example is not a pass
         result.message = "no example ran"
     return result
+
+
+def _share_failures(test, key: tuple, seed: int | None) -> None:
+    """Key hypothesis's database by ``key``, and seed the draws without turning it off.
+
+    hypothesis keys its database by the test function's source, the same
+    ``body`` for every property: without a key of its own, one op's failures
+    would replay for all. Its ``seed`` decorator turns the database off (a
+    seeded run reproduces one run); here the seed fixes a shard's draws and
+    the database adds the failures other shards found, replayed first. Both
+    through hypothesis's private attributes: tests/verify/test_distributed.py
+    checks that a saved failure is replayed.
+    """
+    test._hypothesis_internal_database_key = repr(key).encode()
+    if seed is not None:
+        test._hypothesis_internal_use_seed = seed
 
 
 def _describe_exception(exc: BaseException) -> str:

@@ -233,3 +233,64 @@ def test_usage_errors_of_a_campaign(argv, message, capsys):
 
     assert main(["run", "--op", OPS[0], *argv] if "--resume" not in argv else ["run", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# -- hypothesis's example database, shared by the workers --------------------------------------
+
+
+@pytest.fixture
+def wrong_from_d4(monkeypatch):
+    """Plant a bug in householder_matrix that only inputs with d >= 4 reach."""
+    from refimpl.linalg import householder as hh
+
+    original = hh._dense_matrix
+
+    def wrong(xp, V, tau):
+        U = original(xp, V, tau)
+        return 1.5 * U if V.shape[-1] >= 4 else U
+
+    monkeypatch.setattr(hh, "_dense_matrix", wrong)
+
+
+def _replays_the_failure_first(location):
+    """A failure saved by one shard is the first example of a shard that would miss it."""
+    from dataclasses import replace
+
+    found = run_shard(distributed.Shard("householder_matrix", "matches ground truth", "numpy",
+                                        "float64", 0, 25, 1, "quick", example_db=location))
+    assert found.result.verdict == "FAIL" and "shape (1, 4)" in found.result.counterexample
+    one_example = replace(found.shard, examples=1, seed=2, example_db=None)
+    assert run_shard(one_example).result.verdict == "pass"  # alone, one example misses it
+    replayed = run_shard(replace(one_example, example_db=location)).result
+    assert replayed.verdict == "FAIL" and replayed.counterexample == found.result.counterexample
+
+
+def test_a_failure_found_once_is_replayed_first_from_a_directory(wrong_from_d4, tmp_path):
+    _replays_the_failure_first(str(tmp_path / "examples"))
+
+
+def test_a_failure_found_once_is_replayed_first_from_redis(wrong_from_d4, tmp_path):
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    pytest.importorskip("redis")
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        _replays_the_failure_first(f"redis://127.0.0.1:{port}/0")
+    finally:
+        redis.terminate()
+        redis.wait()
