@@ -267,6 +267,10 @@ def finished_rows(report_json: str) -> tuple[dict, dict]:
     if "shard_examples" not in payload:
         raise ValueError("the JSON report does not record its campaign (written by a version "
                          "of refimpl-verify before resumable campaigns)")
+    if payload["shard_examples"] != SHARD_EXAMPLES[payload["profile"]]:
+        raise ValueError(f"the report cut its properties into shards of {payload['shard_examples']} "
+                         f"examples, this version into {SHARD_EXAMPLES[payload['profile']]}: "
+                         "its seeds would not be drawn again")
     rows = {}
     for r in payload["results"]:
         if r["verdict"] == "ERROR":

@@ -294,3 +294,10 @@ def test_a_failure_found_once_is_replayed_first_from_redis(wrong_from_d4, tmp_pa
     finally:
         redis.terminate()
         redis.wait()
+
+
+def test_a_report_cut_into_other_shards_cannot_be_resumed(campaign, serial):
+    report = json.loads(to_json(serial, **campaign.meta()))
+    report["shard_examples"] = 4
+    with pytest.raises(ValueError, match="shards of 4 examples"):
+        finished_rows(json.dumps(report))
