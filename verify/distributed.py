@@ -20,7 +20,8 @@ On Dask (:func:`run_on_dask`), a shard whose worker dies or that exceeds its
 time limit is retried once, on another worker where there is one, and then
 reported as an ``ERROR`` of that shard, never dropped; :func:`finished_rows`
 reads a JSON report back so that a campaign can be resumed, running only the
-rows that did not finish.
+rows that did not finish. CuPy shards go to the workers that declare a ``GPU``
+resource, where any does (:func:`gpu_resources`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "ShardRun",
     "dask_client",
     "finished_rows",
+    "gpu_resources",
     "merge",
     "run_on_dask",
     "run_serial",
@@ -350,6 +352,13 @@ def _outcome(future, shard: Shard, attempt: int) -> ShardRun:
     return replace(run, attempts=attempt)
 
 
+def gpu_resources(shard: Shard, workers: dict) -> dict:
+    """``{"GPU": 1}`` for a CuPy shard when some worker declares a ``GPU`` resource
+    (``dask-worker --resources GPU=1``; ``workers``: the scheduler's worker info), else ``{}``."""
+    gpus = any(info.get("resources", {}).get("GPU") for info in workers.values())
+    return {"GPU": 1} if gpus and shard.backend.partition(":")[0] == "cupy" else {}
+
+
 def run_on_dask(campaign: Campaign, client, *, progress: Callable | None = None,
                 previous: dict | None = None) -> list[Result]:
     """Every shard as a Dask task on ``client``'s cluster; the results merged as serially.
@@ -364,10 +373,12 @@ def run_on_dask(campaign: Campaign, client, *, progress: Callable | None = None,
     submitted = {}
 
     def submit(shard, attempt, avoid=""):
-        others = [w for w in client.scheduler_info()["workers"] if w != avoid] if avoid else []
+        workers = client.scheduler_info()["workers"]
+        others = [w for w in workers if w != avoid] if avoid else []
         # another worker is a preference only: where none is left, the retry runs anywhere
         placement = dict(workers=others, allow_other_workers=True) if others else {}
         future = client.submit(run_shard, shard, pure=False, **placement,
+                               resources=gpu_resources(shard, workers) or None,
                                key=f"shard-{'-'.join(shard.row)}-{shard.chunk}-{attempt}"
                                .replace(" ", "_"))
         submitted[future] = (shard, attempt)

@@ -301,3 +301,15 @@ def test_a_report_cut_into_other_shards_cannot_be_resumed(campaign, serial):
     report["shard_examples"] = 4
     with pytest.raises(ValueError, match="shards of 4 examples"):
         finished_rows(json.dumps(report))
+
+
+def test_cupy_shards_ask_for_a_gpu_where_workers_declare_one():
+    shard = distributed.Shard("linear", "matches ground truth", "cupy:1", "float32", 0, 8, 1,
+                              "quick")
+    with_gpu = {"tcp://a": {"resources": {"GPU": 1}}, "tcp://b": {"resources": {}}}
+    without = {"tcp://a": {"resources": {}}, "tcp://b": {}}
+    assert distributed.gpu_resources(shard, with_gpu) == {"GPU": 1}
+    assert distributed.gpu_resources(shard, without) == {}
+    from dataclasses import replace
+
+    assert distributed.gpu_resources(replace(shard, backend="numpy"), with_gpu) == {}
