@@ -2,6 +2,8 @@
 
 * :mod:`verify.registry` -- one :class:`~verify.registry.Op` record per op;
 * :mod:`verify.engine` -- runs properties with hypothesis, keeps the smallest failure;
+* :mod:`verify.distributed` -- a campaign as shards, run here or on a Dask cluster,
+  merged into one report;
 * :mod:`verify.cli` -- the ``refimpl-verify`` command (also ``python -m verify``);
 * :mod:`verify.testing` -- pytest parametrisation over ops, properties and backends,
   and :func:`~verify.testing.parametrize_with_checks` for a framework's own tests;

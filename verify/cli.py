@@ -3,6 +3,7 @@
 Commands (``refimpl-verify COMMAND --help`` for each)::
 
     refimpl-verify [run] [--backend NAME] [--op NAME] ...   refimpl's own suite (the default)
+    refimpl-verify run --jobs N | --scheduler ADDRESS ...   the same, sharded on Dask
     refimpl-verify check pkg.module:callable --op NAME [--vjp pkg.module:callable]
     refimpl-verify list [--op NAME]                         ops, signatures, conventions
     refimpl-verify export-vectors --out DIR [--op NAME ...]
@@ -24,9 +25,10 @@ import time
 
 from refimpl.backend import available_backends, backend_namespace
 
-from . import adapters, registry
+from . import adapters, distributed, registry
 from .candidate import DTYPES, Candidate, candidate_properties, check
-from .engine import PROFILES, properties_of, run_suite
+from .distributed import Campaign, finished_rows, run_serial
+from .engine import PROFILES
 from .report import format_table, header, to_json, to_junit
 from .vectors import _draw, export_vectors
 
@@ -101,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="BLAS threads during the run (default 1: on small products more "
                      "threads are slower and make timings meaningless)")
     _reports(run)
+    where = run.add_argument_group("on a Dask cluster (needs refimpl[distributed]); "
+                                   "docs/distributed.rst")
+    where.add_argument("--jobs", type=int, metavar="N",
+                       help="run the shards on a local Dask cluster of N worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the shards on an existing Dask cluster (tcp://host:8786)")
+    run.add_argument("--time-limit", type=float, metavar="SECONDS",
+                     help="per shard: a shard still running is stopped before its next example "
+                     "and, after one retry on Dask, reported as an ERROR")
+    run.add_argument("--resume", metavar="REPORT.json",
+                     help="rerun only the rows of this JSON report that did not finish (its "
+                     "ERRORs), with its campaign (profile, seed, ops, backends, dtypes)")
+    run.add_argument("--example-db", metavar="DIR|redis://HOST:PORT",
+                     help="hypothesis's example database, shared by the workers: failures "
+                     "found on one are replayed first everywhere (redis needs hypothesis[redis])")
     run.add_argument("--list", action="store_true", help="list the ops (as 'list') and exit")
     run.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
@@ -212,9 +229,9 @@ class _Progress:
                         leave=False) if self.tty else None
         self.meter, self.interval, self.last = tqdm.format_meter, interval, self.start
 
-    def __call__(self, op, prop, backend, dtype):
+    def __call__(self, shard):
         self.count += 1
-        label = f"{op.name}: {prop.name} ({backend}, {dtype})"
+        label = shard.label
         if self.bar is not None:
             self.bar.set_description_str(label[:60], refresh=False)
             self.bar.update(1)
@@ -233,28 +250,76 @@ class _Progress:
 # -- the commands ------------------------------------------------------------------------------
 
 
+def _campaign(args):
+    """The campaign of the command line, or of the report to resume with its finished rows."""
+    if args.resume is None:
+        ops = [op.name for op in _ops(args.op)]
+        campaign = Campaign.new(ops, args.backend or ["numpy"], tuple(args.dtype or DTYPES),
+                                profile=args.profile, seed=args.seed, time_limit=args.time_limit,
+                                example_db=args.example_db)
+        return campaign, None
+    given = [flag for flag, value in (("--op", args.op), ("--backend", args.backend),
+                                      ("--dtype", args.dtype), ("--seed", args.seed))
+             if value is not None]
+    if given:
+        raise UsageError(f"--resume takes the campaign from its report: {', '.join(given)} "
+                         "cannot be given with it")
+    try:
+        with open(args.resume) as fh:
+            meta, previous = finished_rows(fh.read())
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"cannot resume from {args.resume!r}: {exc}") from None
+    _ops(meta["ops"])
+    return Campaign.new(meta["ops"], meta["backends"], meta["dtypes"], profile=meta["profile"],
+                        seed=meta["seed"], time_limit=args.time_limit,
+                        example_db=args.example_db), previous
+
+
+def _runner(args):
+    """``run(campaign, progress, previous)``: here, or on Dask when asked (checked up front)."""
+    if args.jobs is None and args.scheduler is None:
+        return lambda campaign, progress, previous: run_serial(
+            campaign, progress=progress, previous=previous)
+    if args.jobs is not None and args.scheduler is not None:
+        raise UsageError("--jobs starts a local cluster, --scheduler uses an existing one: "
+                         "give one of them")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        distributed._import_distributed()
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+
+    def on_dask(campaign, progress, previous):
+        with distributed.dask_client(args.jobs, args.scheduler, args.threads) as client:
+            return distributed.run_on_dask(campaign, client, progress=progress,
+                                           previous=previous)
+
+    return on_dask
+
+
 def _run(args) -> int:
-    ops = _ops(args.op)
     if args.list:
-        print("\n\n".join(describe_op(op) for op in ops))
+        print("\n\n".join(describe_op(op) for op in _ops(args.op)))
         return 0
-    backends = args.backend or ["numpy"]
-    for name in backends:
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise UsageError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
+    campaign, previous = _campaign(args)
+    for name in campaign.backends:
         try:
             backend_namespace(name)
         except (ValueError, RuntimeError, TypeError) as exc:
             raise UsageError(exc.args[0]) from None
+    run = _runner(args)
     _writable(args.json, args.junit)
-    dtypes = tuple(args.dtype or DTYPES)
-    total = len(backends) * sum(sum(d in p.dtypes for d in dtypes)
-                                for op in ops for p in properties_of(op))
-    meta = dict(profile=args.profile, backends=backends, seed=args.seed, threads=args.threads)
-    print(header(**meta), flush=True)
-    progress = None if args.no_progress else _Progress(total)
+    meta = dict(campaign.meta(), threads=args.threads)
+    print(header(profile=campaign.profile, backends=list(campaign.backends), seed=campaign.seed,
+                 threads=args.threads), flush=True)
+    shards = campaign.shards(skip_rows=previous or ())
+    progress = None if args.no_progress else _Progress(len(shards))
     with _threads(args.threads):
         try:
-            results = run_suite(ops, backends, profile=args.profile, dtypes=dtypes,
-                                progress=progress, seed=args.seed)
+            results = run(campaign, progress, previous)
         finally:
             if progress is not None:
                 progress.close()

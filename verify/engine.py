@@ -21,7 +21,7 @@ from refimpl.backend import backend_namespace
 from .checks import Context, NotProvided, absolute_floor, generic_properties, impl_of
 from .registry import Op, Property
 
-__all__ = ["PROFILES", "Result", "properties_of", "run_op", "run_property", "run_suite"]
+__all__ = ["PROFILES", "Result", "properties_of", "run_property", "run_suite", "tolerance_of"]
 
 PROFILES = {
     "quick": dict(max_examples=8, derandomize=True),
@@ -50,11 +50,16 @@ class Result:
     reproducer: str = ""
     xfail: str = ""
     not_applicable: bool = False
+    error: str = ""
+    shards: list = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
         """``pass``, ``FAIL``, ``skip`` (a function the check needs was not given), ``n/a``
-        (the op has no such checks: no VJP) or ``xfail`` (an expected failure)."""
+        (the op has no such checks: no VJP), ``xfail`` (an expected failure) or ``ERROR``
+        (the check did not finish: its time limit, or its worker died; ``error`` says which)."""
+        if self.error:
+            return "ERROR"
         if self.not_applicable:
             return "n/a"
         if self.skipped:
@@ -68,12 +73,21 @@ class _PropertyFailed(AssertionError):
     pass
 
 
+class _OutOfTime(BaseException):
+    """Stops hypothesis between two examples; a BaseException, so that it is not shrunk."""
+
+
 def properties_of(op: Op) -> list[Property]:
     """Generic properties followed by the op's own invariants."""
     return generic_properties(op) + list(op.properties)
 
 
-def _settings(profile: str, max_examples: int | None, seed: int | None):
+def tolerance_of(op: Op, prop: Property, dtype: str) -> float:
+    """The property's tolerance for ``dtype``, else the op's."""
+    return (prop.tolerance or op.tolerance)[dtype]
+
+
+def _settings(profile: str, max_examples: int | None, seed: int | None, database=None):
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     opts = dict(PROFILES[profile])
@@ -83,7 +97,7 @@ def _settings(profile: str, max_examples: int | None, seed: int | None):
         opts["derandomize"] = False
     return settings(
         deadline=None,
-        database=None,
+        database=database,
         print_blob=False,
         phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
@@ -105,6 +119,8 @@ def run_property(
     context: Context | None = None,
     cases=None,
     atol: float = 0.0,
+    time_limit: float | None = None,
+    database=None,
 ) -> Result:
     """Run one property through hypothesis; never raises for a failing check.
 
@@ -113,19 +129,28 @@ def run_property(
     ``cases`` the op's strategy, ``atol`` adds an absolute floor to every
     relative error (:func:`verify.checks.absolute_floor`). A check that
     raises :class:`~verify.checks.NotProvided` is reported as skipped.
+    ``time_limit`` (seconds) stops the run before the next example once
+    exceeded, and reports it as an ``ERROR`` (an example already running
+    finishes first: a hanging candidate call needs :func:`verify.check`'s
+    per-call limit). ``database``: hypothesis's example database (none by
+    default), keyed by (op, property, backend, dtype), whose failing examples
+    are replayed first.
     """
     ctx = context or Context(backend_namespace(backend), dtype)
     impl = impl or impl_of(op)
-    tol = tolerance if tolerance is not None else (prop.tolerance or op.tolerance)[dtype]
+    tol = tolerance if tolerance is not None else tolerance_of(op, prop, dtype)
     result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
     last_failure: list = []
-    conf, seed = _settings(profile, max_examples, seed)
+    conf, seed = _settings(profile, max_examples, seed, database)
+    start = time.perf_counter()
 
     @conf
     @given((prop.cases or cases or op.cases)())
     def body(case):
         if result.skipped:
             return
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            raise _OutOfTime
         try:
             with absolute_floor(atol / tol if atol else 0.0):
                 err = float(prop.check(impl, case, ctx))
@@ -145,9 +170,16 @@ def run_property(
                                + (f" ({where})" if where else "")]
             raise _PropertyFailed(last_failure[1])
 
-    start = time.perf_counter()
+    if database is not None:
+        _share_failures(body, (op.name, prop.name, backend, dtype), seed)
+    elif seed is not None:
+        hypothesis_seed(seed)(body)
     try:
-        (hypothesis_seed(seed)(body) if seed is not None else body)()
+        body()
+    except _OutOfTime:
+        result.passed = False
+        result.error = result.message = (f"exceeded its time limit of {time_limit:g} s after "
+                                         f"{result.examples} examples")
     except Exception as exc:
         result.passed = False
         if last_failure:
@@ -164,6 +196,22 @@ def run_property(
     return result
 
 
+def _share_failures(test, key: tuple, seed: int | None) -> None:
+    """Key hypothesis's database by ``key``, and seed the draws without turning it off.
+
+    hypothesis keys its database by the test function's source, the same
+    ``body`` for every property: without a key of its own, one op's failures
+    would replay for all. Its ``seed`` decorator turns the database off (a
+    seeded run reproduces one run); here the seed fixes a shard's draws and
+    the database adds the failures other shards found, replayed first. Both
+    through hypothesis's private attributes: tests/verify/test_distributed.py
+    checks that a saved failure is replayed.
+    """
+    test._hypothesis_internal_database_key = repr(key).encode()
+    if seed is not None:
+        test._hypothesis_internal_use_seed = seed
+
+
 def _describe_exception(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
@@ -176,20 +224,6 @@ def no_vjp_result(op: Op, backend: str) -> Result:
                   message="no VJP (not differentiable, or a fit): no gradient checks")
 
 
-def run_op(op: Op, backend: str, *, profile="ci", dtypes=("float64", "float32"), progress=None,
-           seed=None):
-    """All properties of one op on one backend, each for the dtypes it supports."""
-    results = [] if op.vjp is not None else [no_vjp_result(op, backend)]
-    for prop in properties_of(op):
-        for dtype in dtypes:
-            if dtype not in prop.dtypes:
-                continue
-            if progress:
-                progress(op, prop, backend, dtype)
-            results.append(run_property(op, prop, backend, dtype, profile=profile, seed=seed))
-    return results
-
-
 def run_suite(
     ops: list[Op],
     backends: list[str],
@@ -199,10 +233,14 @@ def run_suite(
     progress: Callable | None = None,
     seed: int | None = None,
 ) -> list[Result]:
-    """Every property of every op on every backend (``seed``: hypothesis's, else the profile's)."""
-    results = []
-    for backend in backends:
-        for op in ops:
-            results += run_op(op, backend, profile=profile, dtypes=dtypes, progress=progress,
-                              seed=seed)
-    return results
+    """Every property of every op on every backend, run here one shard after the other.
+
+    The run is a :class:`verify.distributed.Campaign` (``seed``: its campaign
+    seed, see there), so that a sharded run of the same campaign reports the
+    same results. ``progress(shard)`` is called before each shard.
+    """
+    # Imported here: verify.distributed builds on this module.
+    from .distributed import Campaign, run_serial
+
+    campaign = Campaign.new([op.name for op in ops], backends, dtypes, profile=profile, seed=seed)
+    return run_serial(campaign, progress=progress)

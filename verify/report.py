@@ -72,11 +72,13 @@ def format_table(results: list[Result]) -> str:
 
 
 def summary(results: list[Result]) -> str:
-    """``"N passed, M failed (T s)"``, plus skipped and expected failures when there are any."""
+    """``"N passed, M failed (T s)"``, plus unfinished, skipped and expected failures when
+    there are any."""
     counts = {v: sum(r.verdict == v for r in results)
-              for v in ("pass", "FAIL", "skip", "xfail", "n/a")}
+              for v in ("pass", "FAIL", "ERROR", "skip", "xfail", "n/a")}
     seconds = sum(r.seconds for r in results)
-    extra = "".join(f", {counts[v]} {word}" for v, word in (("skip", "skipped"),
+    extra = "".join(f", {counts[v]} {word}" for v, word in (("ERROR", "did not finish"),
+                                                          ("skip", "skipped"),
                                                           ("xfail", "expected failures"),
                                                           ("n/a", "ops without a VJP"))
                     if counts[v])
@@ -94,7 +96,7 @@ def to_json(results: list[Result], **meta) -> str:
                 "examples": r.examples, "max_error": r.max_error, "tolerance": r.tolerance,
                 "verdict": r.verdict, "message": r.message, "counterexample": r.counterexample,
                 "reproducer": r.reproducer, "expected_failure": r.xfail,
-                "seconds": round(r.seconds, 4),
+                "seconds": round(r.seconds, 4), "shards": r.shards,
             }
             for r in results
         ],
@@ -111,6 +113,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
         suite = ET.SubElement(
             root, "testsuite", name=op, tests=str(len(mine)),
             failures=str(sum(r.verdict == "FAIL" for r in mine)),
+            errors=str(sum(r.verdict == "ERROR" for r in mine)),
             skipped=str(sum(r.verdict in ("skip", "xfail", "n/a") for r in mine)),
             time=f"{sum(r.seconds for r in mine):.3f}",
         )
@@ -121,6 +124,8 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
             if r.verdict == "FAIL":
                 text = "\n".join(x for x in (r.counterexample, r.reproducer) if x)
                 ET.SubElement(case, "failure", message=r.message, type="PropertyFailed").text = text
+            elif r.verdict == "ERROR":
+                ET.SubElement(case, "error", message=r.error, type="ShardError")
             elif r.verdict in ("skip", "xfail", "n/a"):
                 ET.SubElement(case, "skipped", message=r.xfail or r.message)
             ET.SubElement(case, "system-out").text = detail
