@@ -37,7 +37,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ._tree import is_array
+from ._tree import is_array, tree_map
 from .checks import call_forward, call_vjp, cotangent_for, outputs_of, rel_error
 from .registry import Case, Op
 
@@ -175,7 +175,9 @@ def bad_inputs(op: Op, case: Case) -> Iterator[BadInput]:
         if len(_float_primals(op, case)) > 1:
             yield BadInput("mixed namespace", name, _replace(case, name, _array_api_strict(a)),
                            params, "error")
-            strict = {k: _array_api_strict(v) if is_array(v) else v for k, v in case.primals.items()}
+            # every array of the call on array-api-strict, trees' (layers, fits) included, so
+            # that only ``name``'s device differs
+            strict = {k: tree_map(_array_api_strict, v) for k, v in case.primals.items()}
             strict[name] = _array_api_strict(a, "device1")
             yield BadInput("mixed device", name, strict, params, "error")
     for key, value in params.items():
