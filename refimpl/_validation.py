@@ -134,3 +134,40 @@ def require_bool_array(name: str, x) -> None:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     if dtype_name(x) != "bool":
         raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")
+
+
+def require_float_arrays(*, check_finite=True, **arrays):
+    """``(xp, device)`` of the named floating inputs of one call, checked together.
+
+    ``None`` entries are skipped. Each must be a float32 or float64 array
+    (TypeError naming it), all from one array library on one device
+    (TypeError naming both), of one dtype (no silent promotion), and with
+    ``check_finite`` free of NaN and infinity (ValueError naming it).
+    """
+    present = {k: v for k, v in arrays.items() if v is not None}
+    for name, x in present.items():
+        require_real_floating(name, x)
+    xp, device = get_namespace(**present)
+    require_same_dtype(**present)
+    if check_finite:
+        for name, x in present.items():
+            require_finite(name, x)
+    return xp, device
+
+
+def require_output_cotangent(name: str, g, shape, *, check_finite=True, **like) -> None:
+    """The cotangent ``g`` (argument ``name``) of an output of ``shape``, checked as an input.
+
+    ``like`` names the primal(s) whose namespace, device and dtype ``g`` must
+    share (``x=x``). ``g`` must have exactly the output's shape (no
+    broadcasting: a cotangent is one value per output entry) and, with
+    ``check_finite``, no NaN or infinity.
+    """
+    require_real_floating(name, g)
+    get_namespace(**like, **{name: g})
+    require_same_dtype(**like, **{name: g})
+    if tuple(g.shape) != tuple(shape):
+        raise ValueError(f"{name} must have the output's shape {tuple(shape)}, "
+                         f"got {tuple(g.shape)}")
+    if check_finite:
+        require_finite(name, g)

@@ -128,10 +128,10 @@ def test_composites_refuse_batchnorm_and_bad_options():
     layers = _cnn()[:1] + [BatchNorm(*[np.ones(3)] * 4)] + _cnn()[1:]
     with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm\): merge it with merge_batchnorm"):
         A.EpsilonPlus()(layers)
-    for make, match in [(lambda: A.EpsilonPlus(epsilon=0.0), "epsilon must be a positive"),
-                        (lambda: A.EpsilonPlus(rule_epsilon=-1.0), "epsilon must be a positive"),
+    for make, match in [(lambda: A.EpsilonPlus(epsilon=0.0), "epsilon must be > 0"),
+                        (lambda: A.EpsilonPlus(rule_epsilon=-1.0), "epsilon must be > 0"),
                         (lambda: A.EpsilonPlusFlat(stabilizer=1e-6), "stabilizer must be one of"),
-                        (lambda: A.EpsilonGammaBox(gamma=-0.5), "gamma must be a non-negative")]:
+                        (lambda: A.EpsilonGammaBox(gamma=-0.5), "gamma must be >= 0")]:
         with pytest.raises(ValueError, match=match):
             make()
 
@@ -199,7 +199,7 @@ def _rules(layers):
     (dict(rules=lambda ls: _rules(ls)[:-1]), ValueError, "got 6 rules for 7 layers"),
     (dict(rules=lambda ls: _rules(ls)[:-1] + ["epsilon"]), TypeError, "rule 6 must be an LRP rule"),
     (dict(R=np.ones((2, 4))), ValueError,
-     r"R_out must have the output's shape \(2, 3\) \(output of layer 6\)"),
+     r"R_out must have the output's shape \(2, 3\)"),
     (dict(R=np.ones((2, 3), dtype=np.float32)), TypeError, "share one dtype"),
     (dict(x=np.ones((2, 2, 5, 6))), ValueError, r"layer 6 \(Linear\): x must have shape \(\.\.\., in\)"),
     (dict(x=np.ones((2, 3, 6, 6))), ValueError, r"layer 0 \(Conv2d\): x must have 2 channels"),
@@ -223,7 +223,17 @@ def test_bad_input(x, change, error, match):
     (lambda: A.lrp_norm(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), kernel_size=2,
                         stabilizer="clip"), ValueError, "stabilizer must be one of"),
     (lambda: A.lrp_zplus(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 3))), ValueError,
-     r"R_out must have the output's shape \(2, 2\)"),
+     r"R must have the output's shape \(2, 2\)"),
+    (lambda: A.lrp_zbox(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), low=1.0, high=0.5),
+     ValueError, "low must not exceed high"),
+    (lambda: A.lrp_zbox(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), low=np.nan), TypeError,
+     "low must be a finite real number"),
+    (lambda: A.lrp_gamma(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), gamma=np.inf),
+     TypeError, "gamma must be a finite real number"),
+    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)), np.array([[1.0, np.nan]])),
+     ValueError, "R must not contain infs or NaNs"),
+    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2), np.float32)),
+     TypeError, "x: float64, R: float32"),
 ])
 def test_rule_function_bad_input(call, error, match):
     with pytest.raises(error, match=match):
@@ -237,15 +247,16 @@ def test_batchnorm_takes_epsilon_or_must_be_merged(x):
         A.lrp(layers, x, np.ones((2, 3)), [A.Epsilon(), A.Pass()] + _rules(_cnn())[1:])
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: A.Epsilon(epsilon=0.0), "epsilon must be a positive number"),
-    (lambda: A.Gamma(gamma=-0.5), "gamma must be a non-negative"),
-    (lambda: A.AlphaBeta(alpha=2.0, beta=2.0), "alpha - beta must be 1"),
-    (lambda: A.ZPlus(stabilizer="clip"), "stabilizer must be one of"),
-    (lambda: A.Norm(epsilon=True), "epsilon must be a positive number"),
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: A.Epsilon(epsilon=0.0), ValueError, "epsilon must be > 0"),
+    (lambda: A.Gamma(gamma=-0.5), ValueError, "gamma must be >= 0"),
+    (lambda: A.AlphaBeta(alpha=2.0, beta=2.0), ValueError, "alpha - beta must be 1"),
+    (lambda: A.ZPlus(stabilizer="clip"), ValueError, "stabilizer must be one of"),
+    (lambda: A.Norm(epsilon=True), TypeError, "epsilon must be a finite real number"),
+    (lambda: A.Epsilon(epsilon=np.inf), TypeError, "epsilon must be a finite real number"),
 ])
-def test_bad_rule(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_rule(make, error, match):
+    with pytest.raises(error, match=match):
         make()
 
 
