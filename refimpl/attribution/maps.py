@@ -204,5 +204,6 @@ def refine_vjp(attribution, probability, cotangent, *, check_finite=True):
     d_probability = cotangent * attribution
     if probability.ndim == 1 and attribution.ndim > 1:
         per_sample = math.prod(attribution.shape[1:])  # spelled out: -1 fails on empty batches
-        d_probability = xp.sum(xp.reshape(d_probability, (attribution.shape[0], per_sample)), axis=1)
+        d_probability = xp.sum(xp.reshape(d_probability, (attribution.shape[0], per_sample)),
+                               axis=1)
     return RefineCotangents(cotangent * _per_sample(xp, probability, attribution), d_probability)

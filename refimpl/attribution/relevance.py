@@ -43,6 +43,8 @@ candidate can read.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 from .._validation import (
@@ -171,10 +173,6 @@ _KIND_NAMES = {
 def _check_epsilon(epsilon, stabilizer, name="epsilon"):
     require_number(name, epsilon, 0, low_open=True, why="LRP-0 is a tiny epsilon")
     require_choice("stabilizer", stabilizer, STABILIZERS)
-
-
-def _check_nonnegative(name, value):
-    require_number(name, value, 0)
 
 
 class _Rule:
@@ -311,7 +309,7 @@ class Gamma(_WeightedRule):
     weights_only: bool = False
 
     def __post_init__(self):
-        _check_nonnegative("gamma", self.gamma)
+        require_number("gamma", self.gamma, 0)
         super().__post_init__()
 
     def branches(self, xp, layer, a, z, explicit):
@@ -349,8 +347,8 @@ class AlphaBeta(_WeightedRule):
     stabilizer: str = "sign"
 
     def __post_init__(self):
-        _check_nonnegative("alpha", self.alpha)
-        _check_nonnegative("beta", self.beta)
+        require_number("alpha", self.alpha, 0)
+        require_number("beta", self.beta, 0)
         if abs(self.alpha - self.beta - 1) > 1e-12:
             raise ValueError(f"alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
         super().__post_init__()
@@ -481,11 +479,30 @@ class WSquare(_WeightedRule):
 
     Independent of the input values (zennit squares the bias too; ``zero_bias``
     is iNNvestigate's). For convolutions the sum runs over the in-bounds receptive field.
+
+    The rule is unchanged by :math:`w, b \to w / c, b / c` with :math:`\epsilon \to \epsilon / c^2`;
+    parameters whose squares would overflow or underflow (largest entry :math:`c` outside
+    :math:`[2^{-400}, 2^{400}]`) are scaled so, with :math:`\epsilon / c^2` at least the
+    smallest normal float (an output with all-zero weights still gets no relevance), unless
+    :math:`\epsilon / c^2` overflows: then the relevance rounds to 0 as computed unscaled.
     """
 
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
+
+    def propagate(self, xp, layer, a, z, R, method):
+        params = [v for v in (layer.weight, self.bias(layer)) if v is not None]
+        c = max(float(xp.max(xp.abs(v))) for v in params)
+        epsilon = self.epsilon / c / c if c else math.inf
+        # inf: epsilon dominates tiny squares, whose rounding to 0 gives the rounded result
+        if 2.0 ** -400 <= c <= 2.0 ** 400 or epsilon > float(xp.finfo(layer.weight.dtype).max):
+            return super().propagate(xp, layer, a, z, R, method)
+        tiny = float(xp.finfo(layer.weight.dtype).smallest_normal)
+        scaled = dataclasses.replace(self, epsilon=max(epsilon, tiny))
+        bias = None if layer.bias is None else layer.bias / c
+        return super(WSquare, scaled).propagate(
+            xp, dataclasses.replace(layer, weight=layer.weight / c, bias=bias), a, z, R, method)
 
     def branches(self, xp, layer, a, z, explicit):
         b = self.bias(layer)
@@ -612,7 +629,7 @@ class EpsilonGammaBox(_Composite):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_nonnegative("gamma", self.gamma)
+        require_number("gamma", self.gamma, 0)
 
     def __call__(self, layers):
         first = ZBox(low=self.low, high=self.high, epsilon=self.rule_epsilon,

@@ -101,7 +101,8 @@ def conv2d_vjp(x, weight, cotangent, bias=None, stride=1, padding=0, *, check_fi
     dx = _conv2d_transpose(xp, device, cotangent, weight, tuple(x.shape[2:]), stride, padding)
     cols = unfold(xp, device, x, kernel, stride, padding, out_hw)
     positions = n * out_hw[0] * out_hw[1]
-    cols = xp.reshape(xp.permute_dims(cols, (1, 2, 0, 3, 4)), (c * kernel[0] * kernel[1], positions))
+    cols = xp.reshape(xp.permute_dims(cols, (1, 2, 0, 3, 4)),
+                      (c * kernel[0] * kernel[1], positions))
     g2 = xp.reshape(xp.permute_dims(cotangent, (1, 0, 2, 3)), (o, positions))
     dweight = xp.reshape(g2 @ xp.matrix_transpose(cols), tuple(weight.shape))
     dbias = None if bias is None else xp.sum(cotangent, axis=(0, 2, 3))

@@ -230,7 +230,8 @@ def test_bad_input(x, change, error, match):
      "low must be a finite real number"),
     (lambda: A.lrp_gamma(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), gamma=np.inf),
      TypeError, "gamma must be a finite real number"),
-    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)), np.array([[1.0, np.nan]])),
+    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)),
+                           np.array([[1.0, np.nan], [1.0, 1.0]])),
      ValueError, "R must not contain infs or NaNs"),
     (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2), np.float32)),
      TypeError, "x: float64, R: float32"),
@@ -427,3 +428,16 @@ def test_planted_gamma_mask_at_zero_is_caught(monkeypatch):
 def test_planted_explicit_bug_is_caught_on_one_layer(monkeypatch):
     monkeypatch.setattr(L.ZBox, "branches", _wrap(L.ZBox, "branches", _with_layer_bias))
     assert "explicit and gradient methods agree" in failing_properties("lrp_zbox")
+
+
+@pytest.mark.parametrize("method", A.METHODS)
+def test_wsquare_holds_where_the_squares_overflow(method):
+    """w, b -> c w, c b with epsilon -> c^2 epsilon leaves the rule unchanged; at c = 2^600 the
+    squares overflow, the relevance does not (epsilon 1e-300 is negligible both ways)."""
+    gen = np.random.default_rng(5)
+    x, w, b = gen.standard_normal((2, 3)), gen.standard_normal((4, 3)), gen.standard_normal(4)
+    R = gen.standard_normal((2, 4))
+    expected = A.lrp_wsquare(x, w, R, bias=b, epsilon=1e-300, method=method)
+    c = 2.0 ** 600
+    got = A.lrp_wsquare(x, w * c, R, bias=b * c, epsilon=1e-300, method=method)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
