@@ -40,10 +40,21 @@ def require_ndim(name: str, x, at_least: int, meaning: str) -> None:
         raise ValueError(f"{name} must have shape {meaning}, got shape {tuple(x.shape)}")
 
 
+def all_finite(xp, x) -> bool:
+    """Whether ``x`` holds no NaN and no infinity, in one reduction when it is finite.
+
+    A sum of finite numbers is finite unless it overflows, and a NaN or an
+    infinity makes any sum NaN or infinite: only a sum that is not finite
+    needs the element-wise test (to tell an overflow from a bad value).
+    """
+    if bool(xp.isfinite(xp.sum(x))):
+        return True
+    return bool(xp.all(xp.isfinite(x)))
+
+
 def require_finite(name: str, x) -> None:
     """Raise ValueError when ``x`` holds NaN or infinity (as SciPy's check_finite)."""
-    xp, _ = get_namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
+    if not all_finite(get_namespace(**{name: x})[0], x):
         raise ValueError(f"{name} must not contain infs or NaNs (pass check_finite=False to skip)")
 
 
@@ -136,10 +147,7 @@ def require_bool_array(name: str, x) -> None:
         raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")
 
 
-# ---------------------------------------------------------------------------
-# Issue 11, linalg / conv / flows: arguments checked by name, finiteness in one
-# reduction, and norms that neither overflow nor underflow.
-# ---------------------------------------------------------------------------
+# -- several arrays of one call, checked together; norms that neither overflow nor underflow --
 
 
 def require_arrays(**named):
@@ -153,27 +161,13 @@ def require_arrays(**named):
     return xp, dev
 
 
-def all_finite(xp, x) -> bool:
-    """Whether ``x`` holds no NaN and no infinity, in one reduction when it is finite.
-
-    A sum of finite numbers is finite unless it overflows, and a NaN or an
-    infinity makes any sum NaN or infinite: only a sum that is not finite
-    needs the element-wise test (to tell an overflow from a bad value).
-    """
-    if bool(xp.isfinite(xp.sum(x))):
-        return True
-    return bool(xp.all(xp.isfinite(x)))
-
-
 def require_finite_arrays(check_finite=True, **named) -> None:
     """ValueError naming the first of ``named`` (arrays, or ``None`` to skip) that holds NaN
     or infinity; nothing when ``check_finite`` is false (SciPy's keyword)."""
-    if not check_finite:
-        return
-    for name, arr in named.items():
-        if arr is not None and not all_finite(get_namespace(**{name: arr})[0], arr):
-            raise ValueError(f"{name} must not contain infs or NaNs "
-                             "(pass check_finite=False to skip the check)")
+    if check_finite:
+        for name, arr in named.items():
+            if arr is not None:
+                require_finite(name, arr)
 
 
 def require_shape(name: str, x, expected: tuple, what: str = "the output's shape") -> None:
@@ -206,3 +200,29 @@ def scaled_norm(xp, x, axis=None):
     ratio = x / safe
     norm = xp.sqrt(xp.sum(ratio * ratio, axis=axis, keepdims=True)) * big
     return xp.squeeze(norm, axis=axis) if axis is not None else xp.reshape(norm, ())
+
+
+def require_float_arrays(*, check_finite=True, **arrays):
+    """``(xp, device)`` of the named floating inputs of one call, checked together.
+
+    ``None`` entries are skipped. Each must be a float32 or float64 array
+    (TypeError naming it), all from one array library on one device
+    (TypeError naming both), of one dtype (no silent promotion), and with
+    ``check_finite`` free of NaN and infinity (ValueError naming it).
+    """
+    xp, device = require_arrays(**arrays)
+    require_finite_arrays(check_finite, **arrays)
+    return xp, device
+
+
+def require_output_cotangent(name: str, g, shape, *, check_finite=True, **like) -> None:
+    """The cotangent ``g`` (argument ``name``) of an output of ``shape``, checked as an input.
+
+    ``like`` names the primal(s) whose namespace, device and dtype ``g`` must
+    share (``x=x``). ``g`` must have exactly the output's shape (no
+    broadcasting: a cotangent is one value per output entry) and, with
+    ``check_finite``, no NaN or infinity.
+    """
+    require_arrays(**like, **{name: g})
+    require_shape(name, g, shape)
+    require_finite_arrays(check_finite, **{name: g})

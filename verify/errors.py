@@ -37,7 +37,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ._tree import is_array
+from ._tree import is_array, tree_map
 from .checks import call_forward, call_vjp, cotangent_for, outputs_of, rel_error
 from .registry import Case, Op
 
@@ -97,11 +97,12 @@ def _float_primals(op: Op, case: Case) -> list[str]:
             and np.asarray(case.primals[p.name]).size]
 
 
-def _has_other_floats(op: Op, case: Case, name) -> bool:
-    """Whether the call holds a floating array besides ``name`` (another float primal, or a
-    tree of layers): only then can a float32 ``name`` mix precisions."""
-    trees = [p.name for p in op.primals if p.dtype == "tree" and case.primals.get(p.name) is not None]
-    return bool(trees) or any(other != name for other in _float_primals(op, case))
+def _has_other_floats(op: Op, case: Case, name: str) -> bool:
+    """Whether a float array besides ``name`` enters the call (another float primal, or a tree
+    such as a fit or a layer list): only then can ``name`` in float32 mix precisions. A lone
+    float argument in float32 is a valid float32 call."""
+    return any(p.name != name and p.dtype in ("float", "tree")
+               and case.primals.get(p.name) is not None for p in op.primals)
 
 
 def _replace(case: Case, name, value) -> dict:
@@ -174,7 +175,9 @@ def bad_inputs(op: Op, case: Case) -> Iterator[BadInput]:
         if len(_float_primals(op, case)) > 1:
             yield BadInput("mixed namespace", name, _replace(case, name, _array_api_strict(a)),
                            params, "error")
-            strict = {k: _array_api_strict(v) if is_array(v) else v for k, v in case.primals.items()}
+            # every array of the call on array-api-strict, trees' (layers, fits) included, so
+            # that only ``name``'s device differs
+            strict = {k: tree_map(_array_api_strict, v) for k, v in case.primals.items()}
             strict[name] = _array_api_strict(a, "device1")
             yield BadInput("mixed device", name, strict, params, "error")
     for key, value in params.items():

@@ -10,7 +10,7 @@ replace the ReLU's backward rule (guided backpropagation, deconvnet).
 
 from __future__ import annotations
 
-from .._validation import require_integer_array, require_real_floating, require_same_dtype
+from .._validation import require_float_arrays, require_integer_array, require_real_floating
 from ..backend import get_namespace
 from ..nn import ReLU, activations
 
@@ -18,7 +18,7 @@ def one_hot(target, y, name="target"):
     """Rows ``e_{t_n}`` of shape ``(N, C)`` in ``y``'s dtype; ``target`` (called ``name``) is
     checked against ``y``."""
     require_integer_array(name, target)
-    xp, device = get_namespace(y, target)
+    xp, device = get_namespace(**{"the network's output": y, name: target})
     if y.ndim != 2:
         raise ValueError(f"the network's output must have shape (N, classes) to pick a target "
                          f"unit, got shape {tuple(y.shape)}")
@@ -40,9 +40,18 @@ def score(y, seed):
 
 
 def network_activations(layers, x, name="x"):
-    """The input of every layer and the output (``refimpl.nn.activations``), ``x`` checked."""
+    """The input of every layer and the output (``refimpl.nn.activations``), ``x`` checked.
+
+    ``name`` is the argument that is the network's input, named in the layers' errors
+    (which call their input ``x``).
+    """
     require_real_floating(name, x)
-    return activations(list(layers), x)
+    try:
+        return activations(list(layers), x)
+    except (ValueError, TypeError) as exc:
+        if name == "x":
+            raise
+        raise type(exc)(f"{name} (the network's input): {exc}") from exc
 
 
 def relu_backward(xp, a, g, rule):
@@ -89,9 +98,7 @@ def target_score(layers, x, target, names=("x", "target")):
 
 def require_like(name, value, x):
     """``value`` is an array of ``x``'s shape, dtype, namespace and device."""
-    require_real_floating(name, value)
-    get_namespace(x, value)
-    require_same_dtype(x=x, **{name: value})
+    require_float_arrays(x=x, **{name: value}, check_finite=False)
     if tuple(value.shape) != tuple(x.shape):
         raise ValueError(f"{name} must have the shape of x {tuple(x.shape)}, "
                          f"got {tuple(value.shape)}")

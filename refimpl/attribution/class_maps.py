@@ -25,8 +25,8 @@ from .._validation import (
     require_choice,
     require_integer,
     require_finite,
+    require_output_cotangent,
     require_real_floating,
-    require_same_dtype,
 )
 from ..backend import get_namespace
 from ..nn import AdaptiveAvgPool2d, AvgPool2d, Flatten, Linear
@@ -108,13 +108,10 @@ def cam_vjp(layers, x, target, cotangent, *, check_finite=True):
     """
     layers, acts = _checked(layers, x, check_finite)
     features, weight = _cam_tail(layers, acts)
-    require_real_floating("cotangent", cotangent)
-    xp, _ = get_namespace(features, cotangent)
-    require_same_dtype(x=x, cotangent=cotangent)
-    expected = (features.shape[0], 1) + tuple(features.shape[2:])
-    if tuple(cotangent.shape) != expected:
-        raise ValueError(f"cotangent must have the map's shape {expected}, "
-                         f"got {tuple(cotangent.shape)}")
+    xp, _ = get_namespace(x=x)
+    require_output_cotangent("cotangent", cotangent,
+                             (features.shape[0], 1) + tuple(features.shape[2:]), x=x,
+                             check_finite=check_finite)
     weights = _target_weights(xp, one_hot(target, acts[-1]), weight)
     return CamCotangents(None, backward(layers[:-3], acts, weights * cotangent), None)
 

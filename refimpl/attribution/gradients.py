@@ -21,7 +21,7 @@ of ``target`` (captum's ``target``). Samples are independent.
 
 from __future__ import annotations
 
-from .._validation import require_finite, require_real_floating, require_same_dtype
+from .._validation import require_finite, require_float_arrays, require_real_floating
 from ..backend import get_namespace
 from ._network import target_gradient
 
@@ -105,8 +105,7 @@ def input_x_gradient(layers, x, target, *, check_finite=True):
 def _noisy_saliency(layers, x, target, noise, abs, check_finite):
     """The saliency at each noisy input ``x + noise[s]``, one at a time (a generator)."""
     _finite(check_finite, x=x, noise=noise)
-    get_namespace(x, noise)
-    require_same_dtype(x=x, noise=noise)
+    require_float_arrays(x=x, noise=noise, check_finite=False)
     if noise.ndim != x.ndim + 1 or tuple(noise.shape[1:]) != tuple(x.shape) or noise.shape[0] < 1:
         raise ValueError(f"noise must have shape (n_samples, *x.shape) = (S, "
                          f"{', '.join(map(str, x.shape))}) with S >= 1, got {tuple(noise.shape)}")

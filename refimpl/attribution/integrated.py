@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from .._validation import require_choice, require_integer, require_finite, require_real_floating
 from ..backend import get_namespace
+from ..nn import flatten
 from ._network import require_like, target_gradient, target_score
 
 __all__ = ["IntegratedGradientsResult", "PATH_METHODS", "TRAPEZOID_WEIGHTS", "integrated_gradients"]
@@ -185,5 +186,5 @@ def integrated_gradients(layers, x, target, baseline=None, *, n_steps=50, method
     attribution = step * total
     gap = (target_score(layers, x, target)
            - target_score(layers, baseline, target, ("baseline", "target")))
-    delta = xp.sum(xp.reshape(attribution, (x.shape[0], -1)), axis=1) - gap
+    delta = xp.sum(flatten(attribution, check_finite=False), axis=1) - gap
     return IntegratedGradientsResult(attribution, delta)

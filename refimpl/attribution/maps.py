@@ -33,10 +33,10 @@ from typing import NamedTuple
 from .._results import cotangent_type
 from .._validation import (
     require_choice,
-    require_integer,
     require_finite,
-    require_real_floating,
-    require_same_dtype,
+    require_float_arrays,
+    require_integer,
+    require_output_cotangent,
 )
 from ..backend import get_namespace
 
@@ -90,13 +90,14 @@ def _size(size):
 
 
 def _matrices(maps, size, mode):
-    """``(xp, (P_h, P_w))`` for ``maps`` of shape (N, C, H, W), arguments checked."""
-    require_real_floating("maps", maps)
+    """``(xp, (P_h, P_w))`` for ``maps`` of shape (N, C, H, W), arguments checked (not the
+    finiteness)."""
+    require_float_arrays(maps=maps, check_finite=False)
     require_choice("mode", mode, UPSAMPLE_MODES)
     if maps.ndim != 4:
         raise ValueError(f"maps must have shape (N, C, H, W), got {tuple(maps.shape)}")
     h, w = _size(size)
-    xp, device = get_namespace(maps)
+    xp, device = get_namespace(maps=maps)
     return xp, _Axes(*(xp.asarray(_axis_weights(n, m, mode), dtype=maps.dtype, device=device)
                        for n, m in zip(maps.shape[2:], (h, w))))
 
@@ -139,14 +140,11 @@ def upsample(maps, size, mode="bilinear", *, check_finite=True):
 def upsample_vjp(maps, cotangent, size, mode="bilinear", *, check_finite=True):
     r"""Cotangent ``(maps,)`` of :func:`upsample`: the adjoint :math:`P_h^T G P_w`."""
     xp, P = _matrices(maps, size, mode)
-    require_real_floating("cotangent", cotangent)
-    require_same_dtype(maps=maps, cotangent=cotangent)
-    expected = tuple(maps.shape[:2]) + (P.rows.shape[0], P.cols.shape[0])
-    if tuple(cotangent.shape) != expected:
-        raise ValueError(f"cotangent must have the output's shape {expected}, "
-                         f"got {tuple(cotangent.shape)}")
     if check_finite:
         require_finite("maps", maps)
+    require_output_cotangent("cotangent", cotangent,
+                             tuple(maps.shape[:2]) + (P.rows.shape[0], P.cols.shape[0]), maps=maps,
+                             check_finite=check_finite)
     return UpsampleCotangents(xp.matrix_transpose(P.rows) @ cotangent @ P.cols)
 
 
@@ -158,10 +156,8 @@ def _per_sample(xp, probability, attribution):
 
 
 def _check_refine(attribution, probability, check_finite):
-    require_real_floating("attribution", attribution)
-    require_real_floating("probability", probability)
-    xp, _ = get_namespace(attribution, probability)
-    require_same_dtype(attribution=attribution, probability=probability)
+    xp, _ = require_float_arrays(attribution=attribution, probability=probability,
+                                 check_finite=False)  # finiteness after the shapes
     if attribution.ndim < 1 or tuple(probability.shape) not in (tuple(attribution.shape),
                                                                  tuple(attribution.shape[:1])):
         raise ValueError(f"probability must have the attribution's shape {tuple(attribution.shape)} "
@@ -203,12 +199,11 @@ def refine_vjp(attribution, probability, cotangent, *, check_finite=True):
     r"""Cotangents ``(attribution, probability)`` of :func:`refine`: :math:`(G P,\ G A)`,
     the latter summed over each sample when ``probability`` is ``(N,)``."""
     xp = _check_refine(attribution, probability, check_finite)
-    require_real_floating("cotangent", cotangent)
-    require_same_dtype(attribution=attribution, cotangent=cotangent)
-    if tuple(cotangent.shape) != tuple(attribution.shape):
-        raise ValueError(f"cotangent must have the attribution's shape {tuple(attribution.shape)}, "
-                         f"got {tuple(cotangent.shape)}")
+    require_output_cotangent("cotangent", cotangent, tuple(attribution.shape),
+                             attribution=attribution, check_finite=check_finite)
     d_probability = cotangent * attribution
     if probability.ndim == 1 and attribution.ndim > 1:
-        d_probability = xp.sum(xp.reshape(d_probability, (attribution.shape[0], -1)), axis=1)
+        per_sample = math.prod(attribution.shape[1:])  # spelled out: -1 fails on empty batches
+        d_probability = xp.sum(xp.reshape(d_probability, (attribution.shape[0], per_sample)),
+                               axis=1)
     return RefineCotangents(cotangent * _per_sample(xp, probability, attribution), d_probability)

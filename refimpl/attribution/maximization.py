@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from .._validation import require_integer, require_number, require_finite, require_real_floating
 from ..backend import get_namespace
+from ..nn import flatten
 from ._network import target_gradient, target_score
 
 __all__ = ["ActivationMaximizationResult", "activation_maximization"]
@@ -51,7 +52,7 @@ def activation_maximization(layers, x0, unit, *, l2=0.01, lr=0.1, n_steps=100, c
     n_steps : int
         Number of steps :math:`n \ge 0` (0 returns ``x0``).
     check_finite : bool
-        Check ``x0`` for NaN and infinity.
+        Check ``x0`` for NaN and infinity, and the objective for overflow.
 
     Returns
     -------
@@ -83,6 +84,9 @@ def activation_maximization(layers, x0, unit, *, l2=0.01, lr=0.1, n_steps=100, c
     for _ in range(n_steps):
         gradient = target_gradient(layers, x, unit, names=("x0", "unit"))[1]
         x = x + lr * (gradient - (2.0 * l2) * x)
-    squares = xp.sum(xp.reshape(x * x, (x.shape[0], -1)), axis=1)
+    squares = xp.sum(flatten(x * x, check_finite=False), axis=1)
     objective = target_score(layers, x, unit, ("x0", "unit")) - l2 * squares
+    if check_finite and not bool(xp.all(xp.isfinite(objective))):
+        raise ValueError("the objective f_unit(x) - l2 |x|^2 overflows the float range at the "
+                         "final x: rescale x0 or lr (or pass check_finite=False)")
     return ActivationMaximizationResult(x, objective)

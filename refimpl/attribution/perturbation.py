@@ -194,7 +194,7 @@ def feature_ablation(layers, x, target, feature_mask, baseline=0.0, *, perturbat
     """
     _check_input(x, baseline, perturbations_per_eval, check_finite)
     require_integer_array("feature_mask", feature_mask)
-    xp, _ = get_namespace(x, feature_mask)
+    xp, _ = get_namespace(x=x, feature_mask=feature_mask)
     if tuple(feature_mask.shape) != tuple(x.shape[1:]):
         raise ValueError(f"feature_mask must have the shape of one sample {tuple(x.shape[1:])}, "
                          f"got {tuple(feature_mask.shape)}")

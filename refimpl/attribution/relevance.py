@@ -43,9 +43,17 @@ candidate can read.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import (
+    require_choice,
+    require_float_arrays,
+    require_number,
+    require_output_cotangent,
+    require_real_floating,
+)
 from ..backend import get_namespace
 from ..nn import AvgPool2d, BatchNorm, Conv2d, Linear, activations
 
@@ -162,16 +170,9 @@ _KIND_NAMES = {
 }
 
 
-def _check_epsilon(epsilon, stabilizer):
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive number (LRP-0 is a tiny epsilon), got {epsilon!r}")
-    if stabilizer not in STABILIZERS:
-        raise ValueError(f"stabilizer must be one of {STABILIZERS}, got {stabilizer!r}")
-
-
-def _check_nonnegative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+def _check_epsilon(epsilon, stabilizer, name="epsilon"):
+    require_number(name, epsilon, 0, low_open=True, why="LRP-0 is a tiny epsilon")
+    require_choice("stabilizer", stabilizer, STABILIZERS)
 
 
 class _Rule:
@@ -308,7 +309,7 @@ class Gamma(_WeightedRule):
     weights_only: bool = False
 
     def __post_init__(self):
-        _check_nonnegative("gamma", self.gamma)
+        require_number("gamma", self.gamma, 0)
         super().__post_init__()
 
     def branches(self, xp, layer, a, z, explicit):
@@ -346,8 +347,8 @@ class AlphaBeta(_WeightedRule):
     stabilizer: str = "sign"
 
     def __post_init__(self):
-        _check_nonnegative("alpha", self.alpha)
-        _check_nonnegative("beta", self.beta)
+        require_number("alpha", self.alpha, 0)
+        require_number("beta", self.beta, 0)
         if abs(self.alpha - self.beta - 1) > 1e-12:
             raise ValueError(f"alpha - beta must be 1, got alpha={self.alpha}, beta={self.beta}")
         super().__post_init__()
@@ -412,19 +413,35 @@ class ZBox(_WeightedRule):
     zero_bias: bool = False
     stabilizer: str = "sign"
 
+    def __post_init__(self):
+        super().__post_init__()
+        numbers = [isinstance(v, (int, float)) for v in (self.low, self.high)]
+        for name, value, number in zip(("low", "high"), (self.low, self.high), numbers):
+            if number:
+                require_number(name, value)
+        if all(numbers) and not self.low <= self.high:
+            raise ValueError(f"low must not exceed high (the input box [low, high]), got "
+                             f"low={self.low!r}, high={self.high!r}")
+
     def _bound(self, xp, name, value, a):
         """``value`` broadcast to ``(1,) + a.shape[1:]``."""
         shape = (1,) + tuple(a.shape[1:])
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return xp.full(shape, float(value), dtype=a.dtype, device=get_namespace(a)[1])
-        require_real_floating(name, value)
-        get_namespace(a, value)
-        require_same_dtype(a=a, **{name: value})
+            return xp.full(shape, float(value), dtype=a.dtype, device=get_namespace(x=a)[1])
+        require_float_arrays(x=a, **{name: value}, check_finite=False)
+        require_float_arrays(**{name: value})
         try:
             return xp.broadcast_to(value, shape)
         except ValueError as exc:
             raise ValueError(f"ZBox {name} of shape {tuple(value.shape)} does not broadcast to one "
                              f"sample of the layer input {shape[1:]}") from exc
+
+    def _bounds(self, xp, a):
+        """``(low, high)`` broadcast to one sample of ``a``; ValueError unless ``low <= high``."""
+        low, high = self._bound(xp, "low", self.low, a), self._bound(xp, "high", self.high, a)
+        if not bool(xp.all(low <= high)):
+            raise ValueError("low must not exceed high at any entry (the input box [low, high])")
+        return low, high
 
     def _channelwise(self, a):
         """True when both bounds are constant over each input channel of ``a``."""
@@ -435,15 +452,14 @@ class ZBox(_WeightedRule):
 
     def branches(self, xp, layer, a, z, explicit):
         shape = tuple(a.shape)
-        low = xp.broadcast_to(self._bound(xp, "low", self.low, a), shape)
-        high = xp.broadcast_to(self._bound(xp, "high", self.high, a), shape)
+        low, high = (xp.broadcast_to(v, shape) for v in self._bounds(xp, a))
         w = layer.weight
         return [a, low, high], [_Branch([w, -_pos(xp, w), -_neg(xp, w)], None, 1.0)]
 
     def propagate(self, xp, layer, a, z, R, method):
         if method == "explicit":
             return super().propagate(xp, layer, a, z, R, method)
-        low, high = self._bound(xp, "low", self.low, a), self._bound(xp, "high", self.high, a)
+        low, high = self._bounds(xp, a)
         w = layer.weight
         wp, wn = _pos(xp, w), _neg(xp, w)
         zb = layer.apply(a, w) - (layer.apply(low, wp) + layer.apply(high, wn))
@@ -463,11 +479,30 @@ class WSquare(_WeightedRule):
 
     Independent of the input values (zennit squares the bias too; ``zero_bias``
     is iNNvestigate's). For convolutions the sum runs over the in-bounds receptive field.
+
+    The rule is unchanged by :math:`w, b \to w / c, b / c` with :math:`\epsilon \to \epsilon / c^2`;
+    parameters whose squares would overflow or underflow (largest entry :math:`c` outside
+    :math:`[2^{-400}, 2^{400}]`) are scaled so, with :math:`\epsilon / c^2` at least the
+    smallest normal float (an output with all-zero weights still gets no relevance), unless
+    :math:`\epsilon / c^2` overflows: then the relevance rounds to 0 as computed unscaled.
     """
 
     epsilon: float = 1e-6
     zero_bias: bool = False
     stabilizer: str = "sign"
+
+    def propagate(self, xp, layer, a, z, R, method):
+        params = [v for v in (layer.weight, self.bias(layer)) if v is not None]
+        c = max(float(xp.max(xp.abs(v))) for v in params)
+        epsilon = self.epsilon / c / c if c else math.inf
+        # inf: epsilon dominates tiny squares, whose rounding to 0 gives the rounded result
+        if 2.0 ** -400 <= c <= 2.0 ** 400 or epsilon > float(xp.finfo(layer.weight.dtype).max):
+            return super().propagate(xp, layer, a, z, R, method)
+        tiny = float(xp.finfo(layer.weight.dtype).smallest_normal)
+        scaled = dataclasses.replace(self, epsilon=max(epsilon, tiny))
+        bias = None if layer.bias is None else layer.bias / c
+        return super(WSquare, scaled).propagate(
+            xp, dataclasses.replace(layer, weight=layer.weight / c, bias=bias), a, z, R, method)
 
     def branches(self, xp, layer, a, z, explicit):
         b = self.bias(layer)
@@ -545,7 +580,7 @@ class _Composite:
 
     def __post_init__(self):
         _check_epsilon(self.epsilon, self.stabilizer)
-        _check_epsilon(self.rule_epsilon, self.stabilizer)
+        _check_epsilon(self.rule_epsilon, self.stabilizer, "rule_epsilon")
 
     def _dense(self):
         return Epsilon(epsilon=self.epsilon, stabilizer=self.stabilizer)
@@ -594,7 +629,7 @@ class EpsilonGammaBox(_Composite):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_nonnegative("gamma", self.gamma)
+        require_number("gamma", self.gamma, 0)
 
     def __call__(self, layers):
         first = ZBox(low=self.low, high=self.high, epsilon=self.rule_epsilon,
@@ -682,17 +717,17 @@ def lrp(layers, x, R_out, rules, method="gradient") -> LRPResult:
     >>> np.round(res.relevance, 4).tolist(), res.output.tolist()
     ([[3.0, -0.5]], [[2.5]])
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return _propagate(layers, x, R_out, rules, method, "R_out")
+
+
+def _propagate(layers, x, R_out, rules, method, r_name):
+    """:func:`lrp`; ``r_name`` is the argument name of ``R_out`` in error messages."""
+    require_choice("method", method, METHODS)
     layers = list(layers)
     rules = _check_rules(layers, rules)
     acts = activations(layers, x)
-    require_real_floating("R_out", R_out)
-    xp, _ = get_namespace(x, R_out)
-    require_same_dtype(x=x, R_out=R_out)
-    if tuple(R_out.shape) != tuple(acts[-1].shape):
-        raise ValueError(f"R_out must have the output's shape {tuple(acts[-1].shape)} "
-                         f"(output of layer {len(layers) - 1}), got {tuple(R_out.shape)}")
+    xp, _ = get_namespace(x=x)
+    require_output_cotangent(r_name, R_out, tuple(acts[-1].shape), x=x)
     relevance = [R_out]
     for i in reversed(range(len(layers))):
         relevance.append(rules[i].propagate(xp, layers[i], acts[i], acts[i + 1], relevance[-1], method))
@@ -721,8 +756,8 @@ def _weighted_layer(weight, bias, stride, padding):
 
 
 def _one_layer(rule, layer, x, R, method):
-    """``rule`` on ``layer`` at input ``x`` with output relevance ``R`` (``lrp`` checks ``method``)."""
-    return lrp([layer], x, R, [rule], method=method).relevance
+    """``rule`` on ``layer`` at input ``x`` with output relevance ``R``."""
+    return _propagate([layer], x, R, [rule], method, "R").relevance
 
 
 def lrp_epsilon(x, weight, R, bias=None, *, epsilon=1e-6, zero_bias=False, stabilizer="sign",

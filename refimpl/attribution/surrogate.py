@@ -36,6 +36,7 @@ from .._validation import (
     require_real_floating,
 )
 from ..backend import get_namespace
+from ..nn import flatten
 from ._network import network_activations, one_hot, score
 
 __all__ = ["LIME_DISTANCES", "LIME_SPACES", "LimeResult", "lime"]
@@ -78,14 +79,14 @@ def _groups(xp, x, samples, feature_mask):
         raise ValueError(f"samples must have shape (n_samples, n_features) with n_samples >= 1, "
                          f"got {tuple(samples.shape)}")
     n_features = samples.shape[1]
-    flat = xp.reshape(x, (x.shape[0], -1))
+    flat = flatten(x, check_finite=False)
     if feature_mask is None:
         if n_features != flat.shape[1]:
             raise ValueError(f"without feature_mask every element of a sample is a feature: "
                              f"samples must have {flat.shape[1]} columns, got {n_features}")
         return samples
     require_integer_array("feature_mask", feature_mask)
-    get_namespace(x, feature_mask)
+    get_namespace(x=x, feature_mask=feature_mask)
     if tuple(feature_mask.shape) != tuple(x.shape[1:]):
         raise ValueError(f"feature_mask must have the shape of one sample {tuple(x.shape[1:])}, "
                          f"got {tuple(feature_mask.shape)}")
@@ -184,14 +185,14 @@ def lime(layers, x, target, samples, feature_mask=None, *, kernel_width=1.0, alp
     require_choice("space", space, LIME_SPACES)
     require_real_floating("x", x)
     require_bool_array("samples", samples)
-    xp, _ = get_namespace(x, samples)
+    xp, _ = get_namespace(x=x, samples=samples)
     if check_finite:
         require_finite("x", x)
     kept = _groups(xp, x, samples, feature_mask)
     options = {"kernel_width": kernel_width, "distance": distance, "space": space,
                "float32_distance": float32_distance}
     layers = list(layers)
-    flat = xp.reshape(x, (x.shape[0], -1))
+    flat = flatten(x, check_finite=False)
     Z = xp.astype(samples, x.dtype)
     seed, scores, weights = None, [], []
     for s in range(samples.shape[0]):

@@ -29,7 +29,7 @@ class Layer:
     def check_input(self, x) -> None:
         """The parameters share the namespace, device and dtype of ``x``."""
         arrays = self.arrays()
-        get_namespace(x, *arrays.values())
+        get_namespace(x=x, **arrays)
         require_same_dtype(x=x, **arrays)
 
     def input_vjp(self, x, g):

@@ -37,18 +37,14 @@ def image(name, x, channels=None):
         )
 
 
-def out_size(n, k, s, p, what) -> int:
-    """Output length of a window of ``k`` with stride ``s`` over ``n`` padded by ``p`` each side."""
+def out_size(n, k, s, p, kernel_name) -> int:
+    """Output length of a window of ``k`` with stride ``s`` over ``n`` padded by ``p`` each side;
+    ``kernel_name`` is the argument that sets the window (``weight``, ``kernel_size``)."""
     if n + 2 * p < k:
-        raise ValueError(f"{what}: the padded input ({n} + 2*{p}) is smaller than the kernel ({k})")
+        raise ValueError(f"x's padded size ({n} + 2*{p}) is smaller than the kernel ({k}, set by "
+                         f"{kernel_name}): give x at least {k - 2 * p} rows and columns or use "
+                         "a smaller kernel")
     return (n + 2 * p - k) // s + 1
-
-
-def require_cotangent(g, shape):
-    """The output cotangent ``g`` is a real floating array of the output's ``shape``."""
-    require_real_floating("cotangent", g)
-    if tuple(g.shape) != tuple(shape):
-        raise ValueError(f"cotangent must have the output's shape {tuple(shape)}, got {tuple(g.shape)}")
 
 
 # ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@ r"""Elementwise activations: ReLU, tanh and the logistic sigmoid, with VJPs and 
 Convention (docs/conventions.rst, section 4.4): the ReLU gradient at ``x = 0``
 is 0 (PyTorch's subgradient); the sigmoid is evaluated without overflow for
 any finite ``x``. LRP passes relevance through these layers unchanged
-(the ``Pass`` rule).
+(the ``Pass`` rule). Every function refuses NaN and infinity in its arrays
+(cotangents included) unless ``check_finite=False``, as SciPy's ``check_finite``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from .._validation import require_float_arrays, require_output_cotangent
 from ._layer import Layer
-from ._unfold import require_cotangent
 
 __all__ = ["ReLU", "Sigmoid", "Tanh", "relu", "relu_vjp", "sigmoid", "sigmoid_vjp", "tanh",
            "tanh_vjp"]
@@ -23,52 +22,52 @@ __all__ = ["ReLU", "Sigmoid", "Tanh", "relu", "relu_vjp", "sigmoid", "sigmoid_vj
 ActivationCotangents = cotangent_type("ActivationCotangents", "x")
 
 
-def _check(x, cotangent=None):
-    require_real_floating("x", x)
+def _check(x, cotangent=None, check_finite=True):
+    xp, _ = require_float_arrays(x=x, check_finite=check_finite)
     if cotangent is not None:
-        require_cotangent(cotangent, tuple(x.shape))
-        require_same_dtype(x=x, cotangent=cotangent)
-    return get_namespace(x, cotangent)[0]
+        require_output_cotangent("cotangent", cotangent, tuple(x.shape), x=x,
+                                 check_finite=check_finite)
+    return xp
 
 
-def relu(x):
+def relu(x, *, check_finite=True):
     """``max(x, 0)`` elementwise."""
-    xp = _check(x)
+    xp = _check(x, check_finite=check_finite)
     return xp.maximum(x, 0.0)
 
 
-def relu_vjp(x, cotangent):
+def relu_vjp(x, cotangent, *, check_finite=True):
     """Cotangent ``(x,)`` of :func:`relu`: ``G * [x > 0]`` (0 at ``x = 0``, as PyTorch)."""
-    xp = _check(x, cotangent)
+    xp = _check(x, cotangent, check_finite)
     return ActivationCotangents(xp.where(x > 0, cotangent, 0.0))
 
 
-def tanh(x):
+def tanh(x, *, check_finite=True):
     """``tanh(x)`` elementwise."""
-    return _check(x).tanh(x)
+    return _check(x, check_finite=check_finite).tanh(x)
 
 
-def tanh_vjp(x, cotangent):
+def tanh_vjp(x, cotangent, *, check_finite=True):
     r"""Cotangent ``(x,)`` of :func:`tanh`: ``G (1 - tanh(x)^2)``."""
-    xp = _check(x, cotangent)
+    xp = _check(x, cotangent, check_finite)
     t = xp.tanh(x)
     return ActivationCotangents(cotangent * (1.0 - t * t))
 
 
-def sigmoid(x):
+def sigmoid(x, *, check_finite=True):
     r"""The logistic function ``1 / (1 + exp(-x))``, evaluated as ``exp(-|x|)`` ratios (no overflow).
 
     .. math::  \sigma(x) = \begin{cases} 1 / (1 + e^{-x}) & x \ge 0 \\ e^{x} / (1 + e^{x}) & x < 0 \end{cases}
     """
-    xp = _check(x)
+    xp = _check(x, check_finite=check_finite)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def sigmoid_vjp(x, cotangent):
+def sigmoid_vjp(x, cotangent, *, check_finite=True):
     r"""Cotangent ``(x,)`` of :func:`sigmoid`: ``G sigma(x) (1 - sigma(x))``."""
-    _check(x, cotangent)
-    s = sigmoid(x)
+    _check(x, cotangent, check_finite)
+    s = sigmoid(x, check_finite=False)
     return ActivationCotangents(cotangent * s * (1.0 - s))
 
 

@@ -23,12 +23,11 @@ from .._validation import (
     broadcast_batch,
     dtype_name,
     require_finite,
-    require_real_floating,
-    require_same_dtype,
+    require_float_arrays,
+    require_output_cotangent,
     sum_to_shape,
 )
 from ..backend import get_namespace
-from ._unfold import require_cotangent
 from .dense import linear, linear_vjp
 from .categorical import probabilities, softmax_backward
 
@@ -82,11 +81,14 @@ def _weights(xp, s, allowed, fully_masked):
     return xp.where(empty, 1.0 / s.shape[-1], p)
 
 
-def _attend(xp, q, k, v, scale, bias, allowed, fully_masked, check_logits=False):
-    """``(out, p)``: ``p = softmax(scale q k^T + bias)`` over the allowed keys, ``out = p v``."""
+def _attend(xp, q, k, v, scale, bias, allowed, fully_masked, culprits=None):
+    """``(out, p)``: ``p = softmax(scale q k^T + bias)`` over the allowed keys, ``out = p v``.
+
+    ``culprits`` (the arguments to rescale, for the message) checks the logits for overflow.
+    """
     s = _logits(xp, q, k, scale, bias)
-    if check_logits:
-        _require_finite_logits(xp, s, allowed)
+    if culprits:
+        _require_finite_logits(xp, s, allowed, culprits)
     p = _weights(xp, s, allowed, fully_masked)
     return p @ v, p
 
@@ -139,12 +141,11 @@ def _check_float_mask(xp, attn_mask):
 
 def _check_sdpa(q, k, v, attn_mask, is_causal, fully_masked, check_finite, cotangent=None):
     """Validate; return ``(xp, device, batch shape)``."""
+    xp, device = require_float_arrays(q=q, k=k, v=v, check_finite=False)  # finiteness below
+    get_namespace(q=q, attn_mask=attn_mask)
     for name, a in (("q", q), ("k", k), ("v", v)):
-        require_real_floating(name, a)
         if a.ndim < 2:
             raise ValueError(f"{name} must have shape (..., length, features), got {tuple(a.shape)}")
-    xp, device = get_namespace(q, k, v, attn_mask, cotangent)
-    require_same_dtype(q=q, k=k, v=v)
     if k.shape[-1] != q.shape[-1]:
         raise ValueError(f"k must have q's feature size E = {q.shape[-1]} (shape (..., S, E)), "
                          f"got shape {tuple(k.shape)}")
@@ -161,8 +162,8 @@ def _check_sdpa(q, k, v, attn_mask, is_causal, fully_masked, check_finite, cotan
         for name, a in (("q", q), ("k", k), ("v", v)):
             require_finite(name, a)
     if cotangent is not None:
-        require_cotangent(cotangent, batch + (q.shape[-2], v.shape[-1]))
-        require_same_dtype(q=q, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent, batch + (q.shape[-2], v.shape[-1]), q=q,
+                                 check_finite=check_finite)
     return xp, device, batch
 
 
@@ -198,11 +199,15 @@ def _mask_parts(xp, device, attn_mask, is_causal, L, S):
     return xp.where(allowed, attn_mask, 0.0), allowed
 
 
-def _require_finite_logits(xp, s, allowed):
+def _require_finite_logits(xp, s, allowed, culprits):
     ok = xp.isfinite(s) if allowed is None else xp.isfinite(s) | ~allowed
     if not bool(xp.all(ok)):
-        raise ValueError("the logits scale * q k^T + attn_mask overflow: rescale q, k or scale "
+        raise ValueError(f"the attention logits overflow the float range: rescale {culprits} "
                          "(pass check_finite=False to skip)")
+
+
+_SDPA_CULPRITS = "q, k, scale or attn_mask"
+_MHA_CULPRITS = "query, key, in_proj_weight or in_proj_bias"
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, *, is_causal=False, scale=None,
@@ -254,7 +259,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, *, is_causal=False, sc
     xp, device, _ = _check_sdpa(q, k, v, attn_mask, is_causal, fully_masked, check_finite)
     bias, allowed = _mask_parts(xp, device, attn_mask, is_causal, q.shape[-2], k.shape[-2])
     c = _check_scale(scale, q.shape[-1])
-    return _attend(xp, q, k, v, c, bias, allowed, fully_masked, check_finite)[0]
+    culprits = _SDPA_CULPRITS if check_finite else None
+    return _attend(xp, q, k, v, c, bias, allowed, fully_masked, culprits)[0]
 
 
 def scaled_dot_product_attention_vjp(q, k, v, cotangent, attn_mask=None, *, is_causal=False,
@@ -274,7 +280,8 @@ def scaled_dot_product_attention_vjp(q, k, v, cotangent, attn_mask=None, *, is_c
                                 cotangent)
     bias, allowed = _mask_parts(xp, device, attn_mask, is_causal, q.shape[-2], k.shape[-2])
     c = _check_scale(scale, q.shape[-1])
-    _, p = _attend(xp, q, k, v, c, bias, allowed, fully_masked, check_finite)
+    culprits = _SDPA_CULPRITS if check_finite else None
+    _, p = _attend(xp, q, k, v, c, bias, allowed, fully_masked, culprits)
     dq, dk, dv, ds = _attend_backward(xp, q, k, v, p, cotangent, c, allowed)
     dmask = None if bias is None else sum_to_shape(xp, ds, tuple(attn_mask.shape))
     return AttentionCotangents(sum_to_shape(xp, dq, tuple(q.shape)),
@@ -286,15 +293,12 @@ def scaled_dot_product_attention_vjp(q, k, v, cotangent, attn_mask=None, *, is_c
 
 
 def _check_mha(query, key, value, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias,
-               num_heads, key_padding_mask, attn_mask, fully_masked, check_finite,
-               cotangents=()):
+               num_heads, key_padding_mask, attn_mask, fully_masked, check_finite):
     arrays = dict(query=query, key=key, value=value, in_proj_weight=in_proj_weight,
                   in_proj_bias=in_proj_bias, out_proj_weight=out_proj_weight,
                   out_proj_bias=out_proj_bias)
-    for name, a in arrays.items():
-        require_real_floating(name, a)
-    xp, _ = get_namespace(*arrays.values(), key_padding_mask, attn_mask, *cotangents)
-    require_same_dtype(**arrays)
+    xp, _ = require_float_arrays(**arrays, check_finite=False)  # finiteness after the shapes
+    get_namespace(query=query, key_padding_mask=key_padding_mask, attn_mask=attn_mask)
     if query.ndim not in (2, 3):
         raise ValueError(f"query must have shape (N, L, E) (batch_first) or (L, E), "
                          f"got {tuple(query.shape)}")
@@ -381,13 +385,14 @@ class _Heads(NamedTuple):
 
 
 def _mha_forward(xp, query, key, value, in_proj_weight, in_proj_bias, num_heads,
-                 key_padding_mask, attn_mask, fully_masked) -> _Heads:
+                 key_padding_mask, attn_mask, fully_masked, check_finite) -> _Heads:
     inputs = tuple(_batched(xp, x) for x in (query, key, value))
     E, n, L = query.shape[-1], inputs[0].shape[0], query.shape[-2]
-    projected = tuple(_heads(xp, linear(x, w, b), num_heads)
+    projected = tuple(_heads(xp, linear(x, w, b, check_finite=check_finite), num_heads)
                       for x, (w, b) in zip(inputs, _projections(in_proj_weight, in_proj_bias, E)))
     allowed = _mha_allowed(xp, key_padding_mask, attn_mask, n, num_heads, L)
-    out, p = _attend(xp, *projected, 1.0 / math.sqrt(E // num_heads), None, allowed, fully_masked)
+    out, p = _attend(xp, *projected, 1.0 / math.sqrt(E // num_heads), None, allowed, fully_masked,
+                     _MHA_CULPRITS if check_finite else None)
     return _Heads(inputs, projected, p, _merge_heads(xp, out), allowed)
 
 
@@ -441,7 +446,8 @@ def multi_head_attention(query, key, value, in_proj_weight, in_proj_bias, out_pr
         (the output is then ``out_proj_bias``), or uniform weights.
         PyTorch's module gives NaN there (docs, section 4.9).
     check_finite : bool
-        Raise ValueError on NaN or infinity in the float inputs.
+        Raise ValueError on NaN or infinity in the float inputs (cotangents included) and
+        on attention logits that overflow.
 
     Returns
     -------
@@ -463,8 +469,9 @@ def multi_head_attention(query, key, value, in_proj_weight, in_proj_bias, out_pr
                        out_proj_bias, num_heads, key_padding_mask, attn_mask, fully_masked,
                        check_finite)
     heads = _mha_forward(xp, query, key, value, in_proj_weight, in_proj_bias, num_heads,
-                         key_padding_mask, attn_mask, fully_masked)
-    out = _unbatched(linear(heads.merged, out_proj_weight, out_proj_bias), query)
+                         key_padding_mask, attn_mask, fully_masked, check_finite)
+    out = _unbatched(linear(heads.merged, out_proj_weight, out_proj_bias,
+                            check_finite=check_finite), query)
     return MultiheadAttentionOutput(
         out, _reported_weights(xp, heads.p, query, need_weights, average_attn_weights))
 
@@ -493,32 +500,32 @@ def multi_head_attention_vjp(query, key, value, in_proj_weight, in_proj_bias, ou
     ``need_weights``, of the weights' shape. Returns one cotangent per primal;
     the boolean masks get ``None``.
     """
-    g_list = [cotangent_output] + ([] if cotangent_weights is None else [cotangent_weights])
     xp, d = _check_mha(query, key, value, in_proj_weight, in_proj_bias, out_proj_weight,
                        out_proj_bias, num_heads, key_padding_mask, attn_mask, fully_masked,
-                       check_finite, g_list)
+                       check_finite)
     heads = _mha_forward(xp, query, key, value, in_proj_weight, in_proj_bias, num_heads,
-                         key_padding_mask, attn_mask, fully_masked)
-    out_shape = tuple(query.shape)
-    require_cotangent(cotangent_output, out_shape)
-    require_same_dtype(query=query, cotangent_output=cotangent_output)
+                         key_padding_mask, attn_mask, fully_masked, check_finite)
+    require_output_cotangent("cotangent_output", cotangent_output, tuple(query.shape),
+                             query=query, check_finite=check_finite)
     g_p = None
     if cotangent_weights is not None:
         weights = _reported_weights(xp, heads.p, query, need_weights, average_attn_weights)
         if weights is None:
             raise ValueError("cotangent_weights must be None when need_weights=False "
                              "(there are no weights)")
-        require_cotangent(cotangent_weights, tuple(weights.shape))
-        require_same_dtype(query=query, cotangent_weights=cotangent_weights)
+        require_output_cotangent("cotangent_weights", cotangent_weights, tuple(weights.shape),
+                                 query=query, check_finite=check_finite)
         g_p = _weights_cotangent(xp, cotangent_weights, query, num_heads, average_attn_weights)
     g_merged, d_out_w, d_out_b = linear_vjp(heads.merged, out_proj_weight,
-                                            _batched(xp, cotangent_output), bias=out_proj_bias)
+                                            _batched(xp, cotangent_output), bias=out_proj_bias,
+                                            check_finite=check_finite)
     g_heads = _heads(xp, g_merged, num_heads)
     grads = _attend_backward(xp, *heads.projected, heads.p, g_heads, 1.0 / math.sqrt(d),
                              heads.allowed, g_p)[:3]
     E = query.shape[-1]
-    pieces = [linear_vjp(x, w, _merge_heads(xp, g), bias=b) for x, (w, b), g in
-              zip(heads.inputs, _projections(in_proj_weight, in_proj_bias, E), grads)]
+    pieces = [linear_vjp(x, w, _merge_heads(xp, g), bias=b, check_finite=check_finite)
+              for x, (w, b), g in zip(heads.inputs, _projections(in_proj_weight, in_proj_bias, E),
+                                      grads)]
     return MultiheadAttentionCotangents(
         *(_unbatched(piece.x, query) for piece in pieces),
         xp.concat([piece.weight for piece in pieces], axis=0),
@@ -529,12 +536,10 @@ def multi_head_attention_vjp(query, key, value, in_proj_weight, in_proj_bias, ou
 
 
 def _check_memory(u, q, check_finite, cotangent=None):
-    require_real_floating("u", u)
-    require_real_floating("q", q)
-    xp, _ = get_namespace(u, q, cotangent)
-    require_same_dtype(u=u, q=q)
-    if u.ndim < 2:
-        raise ValueError(f"u must have shape (..., n, d) (n memory rows), got {tuple(u.shape)}")
+    xp, _ = require_float_arrays(u=u, q=q, check_finite=False)  # finiteness after the shapes
+    if u.ndim < 2 or u.shape[-2] == 0:
+        raise ValueError(f"u must have shape (..., n, d) with n >= 1 memory rows, "
+                         f"got {tuple(u.shape)}")
     if q.ndim < 1 or q.shape[-1] != u.shape[-1]:
         raise ValueError(f"q must have shape (..., d) with d = {u.shape[-1]} (u's row size), "
                          f"got {tuple(q.shape)}")
@@ -543,8 +548,8 @@ def _check_memory(u, q, check_finite, cotangent=None):
         require_finite("u", u)
         require_finite("q", q)
     if cotangent is not None:
-        require_cotangent(cotangent, batch + (u.shape[-1],))
-        require_same_dtype(u=u, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent, batch + (u.shape[-1],), u=u,
+                                 check_finite=check_finite)
     return xp
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._results import cotangent_type
-from .._validation import require_finite, require_real_floating, require_same_dtype
-from ..backend import get_namespace
-from ._unfold import require_cotangent
+from .._validation import require_finite, require_float_arrays, require_output_cotangent
 from .categorical import probabilities, softmax_backward
 
 __all__ = ["dynamic_routing", "dynamic_routing_vjp", "squash", "squash_vjp"]
@@ -63,13 +61,13 @@ def _squash_backward(xp, s, parts: _Squash, g):
 
 
 def _check_squash(s, check_finite, cotangent=None):
-    require_real_floating("s", s)
-    xp, _ = get_namespace(s, cotangent)
-    if s.ndim < 1:
-        raise ValueError("s must have at least one axis (the capsule's components), got a scalar")
+    xp, _ = require_float_arrays(s=s, check_finite=False)  # finiteness after the shape
+    if s.ndim < 1 or s.shape[-1] == 0:
+        raise ValueError(f"s must have a last axis of at least one component (the capsule's "
+                         f"vector), got shape {tuple(s.shape)}")
     if cotangent is not None:
-        require_cotangent(cotangent, tuple(s.shape))
-        require_same_dtype(s=s, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent, tuple(s.shape), s=s,
+                                 check_finite=check_finite)
     if check_finite:
         require_finite("s", s)
     return xp
@@ -136,15 +134,15 @@ def _route(xp, u_hat, n_iter) -> list[_Iteration]:
 
 
 def _check_routing(u_hat, n_iter, check_finite, cotangent=None):
-    require_real_floating("u_hat", u_hat)
-    xp, _ = get_namespace(u_hat, cotangent)
+    xp, _ = require_float_arrays(u_hat=u_hat, check_finite=False)  # finiteness after the shape
     if u_hat.ndim < 3:
         raise ValueError(f"u_hat must have shape (..., n_in, n_out, d), got {tuple(u_hat.shape)}")
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
     if cotangent is not None:
-        require_cotangent(cotangent, tuple(u_hat.shape[:-3]) + tuple(u_hat.shape[-2:]))
-        require_same_dtype(u_hat=u_hat, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent,
+                                 tuple(u_hat.shape[:-3]) + tuple(u_hat.shape[-2:]), u_hat=u_hat,
+                                 check_finite=check_finite)
     if check_finite:
         require_finite("u_hat", u_hat)
     return xp

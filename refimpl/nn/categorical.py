@@ -16,9 +16,7 @@ routing and distillation ops.
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_finite, require_real_floating, require_same_dtype
-from ..backend import get_namespace
-from ._unfold import require_cotangent
+from .._validation import require_finite, require_float_arrays, require_output_cotangent
 
 __all__ = ["log_softmax", "log_softmax_vjp", "softmax", "softmax_vjp"]
 
@@ -72,8 +70,7 @@ def softmax_backward(xp, p, g, axis=-1):
 
 
 def _check(x, axis, check_finite, cotangent=None):
-    require_real_floating("x", x)
-    xp, _ = get_namespace(x, cotangent)
+    xp, _ = require_float_arrays(x=x, check_finite=False)  # x's finiteness last, after its shape
     if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis must be an int in [-{x.ndim}, {x.ndim}) for x of shape "
                          f"{tuple(x.shape)}, got {axis!r}")
@@ -81,8 +78,8 @@ def _check(x, axis, check_finite, cotangent=None):
         raise ValueError(f"x must have at least one entry along axis {axis}, got shape "
                          f"{tuple(x.shape)}")
     if cotangent is not None:
-        require_cotangent(cotangent, tuple(x.shape))
-        require_same_dtype(x=x, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent, tuple(x.shape), x=x,
+                                 check_finite=check_finite)
     if check_finite:
         require_finite("x", x)
     return xp

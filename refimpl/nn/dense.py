@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import require_float_arrays, require_output_cotangent
 from ..backend import get_namespace
 from ._layer import Layer
-from ._unfold import require_cotangent
 
 __all__ = ["Linear", "linear", "linear_vjp"]
 
@@ -26,12 +25,8 @@ def _transpose(a):
     return xp.matrix_transpose(a)
 
 
-def _check_linear(x, weight, bias, cotangent=None):
-    for name, arr in (("x", x), ("weight", weight), ("bias", bias), ("cotangent", cotangent)):
-        if arr is not None:
-            require_real_floating(name, arr)
-    get_namespace(x, weight, bias, cotangent)
-    require_same_dtype(x=x, weight=weight, bias=bias, cotangent=cotangent)
+def _check_linear(x, weight, bias, check_finite=True):
+    require_float_arrays(x=x, weight=weight, bias=bias, check_finite=check_finite)
     if weight.ndim != 2:
         raise ValueError(f"weight must have shape (out, in), got shape {tuple(weight.shape)}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
@@ -43,7 +38,7 @@ def _check_linear(x, weight, bias, cotangent=None):
         raise ValueError(f"bias must have shape (out,) = ({weight.shape[0]},), got {tuple(bias.shape)}")
 
 
-def linear(x, weight, bias=None):
+def linear(x, weight, bias=None, *, check_finite=True):
     r"""Dense layer ``y = x W^T + b`` (PyTorch ``nn.Linear`` layout).
 
     .. math::  y_{\dots j} = \sum_i x_{\dots i} W_{ji} + b_j
@@ -53,6 +48,8 @@ def linear(x, weight, bias=None):
     x : (..., in) array
     weight : (out, in) array
     bias : (out,) array, optional
+    check_finite : bool
+        Refuse NaN and infinity in the arrays (``False`` skips the pass, as SciPy).
 
     Returns
     -------
@@ -65,21 +62,22 @@ def linear(x, weight, bias=None):
     >>> linear(np.ones((2, 3)), np.eye(3), bias=np.arange(3.0)).tolist()
     [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
     """
-    _check_linear(x, weight, bias)
+    _check_linear(x, weight, bias, check_finite)
     y = x @ _transpose(weight)
     return y if bias is None else y + bias
 
 
-def linear_vjp(x, weight, cotangent, bias=None):
+def linear_vjp(x, weight, cotangent, bias=None, *, check_finite=True):
     r"""Cotangents ``(x, weight, bias)`` of :func:`linear` for ``G = dL/dy``.
 
     .. math::  \bar x = G W,\qquad \bar W = \sum_{\text{batch}} G^T x,\qquad \bar b = \sum_{\text{batch}} G
 
-    ``bias`` is ``None`` when no bias was given.
+    ``bias`` is ``None`` when no bias was given; ``check_finite`` as :func:`linear`.
     """
-    _check_linear(x, weight, bias, cotangent)
-    xp, _ = get_namespace(x)
-    require_cotangent(cotangent, tuple(x.shape[:-1]) + (weight.shape[0],))
+    _check_linear(x, weight, bias, check_finite)
+    xp, _ = get_namespace(x=x)
+    require_output_cotangent("cotangent", cotangent, tuple(x.shape[:-1]) + (weight.shape[0],),
+                             x=x, check_finite=check_finite)
     g2 = xp.reshape(cotangent, (-1, weight.shape[0]))
     x2 = xp.reshape(x, (-1, weight.shape[1]))
     dbias = None if bias is None else xp.sum(g2, axis=0)
@@ -95,7 +93,7 @@ class Linear(Layer):
     kind: ClassVar[str] = "weighted"
 
     def __post_init__(self):
-        require_real_floating("weight", self.weight)
+        require_float_arrays(weight=self.weight, bias=self.bias)
         if self.weight.ndim != 2:
             raise ValueError(f"weight must have shape (out, in), got shape {tuple(self.weight.shape)}")
         _check_linear(self.weight[:1, :], self.weight, self.bias)  # a (1, in) probe checks bias
@@ -108,7 +106,8 @@ class Linear(Layer):
         return c.x, Linear(c.weight, c.bias)
 
     def input_vjp(self, x, g):
-        require_cotangent(g, tuple(x.shape[:-1]) + (self.weight.shape[0],))
+        _check_linear(x, self.weight, None)
+        require_output_cotangent("cotangent", g, tuple(x.shape[:-1]) + (self.weight.shape[0],), x=x)
         return g @ self.weight
 
     def apply(self, x, weight):

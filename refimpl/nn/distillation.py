@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from .._results import cotangent_type
-from .._validation import dtype_name, require_finite, require_real_floating, require_same_dtype
+from .._validation import dtype_name, require_finite, require_float_arrays, require_output_cotangent
 from ..backend import get_namespace
 from .categorical import log_probabilities, probabilities
 
@@ -29,10 +29,9 @@ DistillationCotangents = cotangent_type("DistillationCotangents", "student_logit
 
 def _check(student_logits, teacher_logits, temperature, labels, alpha, check_finite,
            cotangent=None):
-    require_real_floating("student_logits", student_logits)
-    require_real_floating("teacher_logits", teacher_logits)
-    xp, device = get_namespace(student_logits, teacher_logits, labels, cotangent)
-    require_same_dtype(student_logits=student_logits, teacher_logits=teacher_logits)
+    xp, device = require_float_arrays(student_logits=student_logits, teacher_logits=teacher_logits,
+                                      check_finite=False)  # finiteness after the shapes
+    get_namespace(student_logits=student_logits, labels=labels)
     if student_logits.ndim != 2 or 0 in student_logits.shape:
         raise ValueError(f"student_logits must have shape (N, C) with N, C >= 1, "
                          f"got {tuple(student_logits.shape)}")
@@ -48,10 +47,8 @@ def _check(student_logits, teacher_logits, temperature, labels, alpha, check_fin
     if labels is not None:
         _check_labels(xp, labels, *student_logits.shape)
     if cotangent is not None:
-        require_real_floating("cotangent", cotangent)
-        if cotangent.ndim != 0:
-            raise ValueError(f"cotangent must be a scalar (0-d array), got {tuple(cotangent.shape)}")
-        require_same_dtype(student_logits=student_logits, cotangent=cotangent)
+        require_output_cotangent("cotangent", cotangent, (), student_logits=student_logits,
+                                 check_finite=check_finite)
     if check_finite:
         require_finite("student_logits", student_logits)
         require_finite("teacher_logits", teacher_logits)
@@ -83,8 +80,10 @@ class _Terms:
     (``r``, zero but for rounding, keeps the shift of the computed :math:`\delta'` out),
     accurate relative to the KL itself when the two distributions
     are close (``q (log q - log p)`` summed would lose it to cancellation);
-    a row with some :math:`\delta'_c > 50` takes the shifted log-sum-exp
-    instead (``expm1`` would overflow, the KL is large there anyway).
+    a row with some :math:`\delta'_c > 50` takes that sum of log-softmaxes
+    instead (``expm1`` would overflow, the KL is large there anyway), with
+    the classes of ``q_c = 0`` left out: there :math:`q_c e^{\delta'_c}` is a
+    ``0 * inf`` in floating point (teacher logits far apart) but the class adds nothing.
     """
 
     def __init__(self, xp, student_logits, teacher_logits, temperature):
@@ -93,10 +92,13 @@ class _Terms:
         self.centred = delta - xp.sum(self.q * delta, axis=1, keepdims=True)
         # Rounding leaves r = sum q delta' != 0; log sum q e^delta' - r is the KL for any shift.
         self.residual = xp.sum(self.q * self.centred, axis=1, keepdims=True)
-        top = xp.max(self.centred, axis=1, keepdims=True)
+        top = xp.max(self.centred, axis=1)
         near = xp.log1p(xp.sum(self.q * xp.expm1(xp.minimum(self.centred, 50.0)), axis=1))
-        far = top[:, 0] + xp.log(xp.sum(self.q * xp.exp(self.centred - top), axis=1))
-        self.kl = xp.where(top[:, 0] > 50.0, far, near) - self.residual[:, 0]
+        near = near - self.residual[:, 0]
+        log_ratio = (log_probabilities(xp, teacher_logits / temperature)
+                     - log_probabilities(xp, student_logits / temperature))
+        far = xp.sum(xp.where(self.q > 0, self.q * log_ratio, 0.0), axis=1)
+        self.kl = xp.where(top > 50.0, far, near)
 
 
 def _soft_weight(labels, alpha):

@@ -11,7 +11,7 @@ parameters). Convention: docs/conventions.rst, section 4.7.
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_real_floating
+from .._validation import require_output_cotangent, require_real_floating
 from ._layer import Layer
 
 __all__ = ["activations", "sequential", "sequential_vjp"]
@@ -71,10 +71,7 @@ def sequential_vjp(layers, x, cotangent):
     """
     layers = list(layers)
     acts = activations(layers, x)
-    require_real_floating("cotangent", cotangent)
-    if tuple(cotangent.shape) != tuple(acts[-1].shape):
-        raise ValueError(f"cotangent must have the output's shape {tuple(acts[-1].shape)}, "
-                         f"got {tuple(cotangent.shape)}")
+    require_output_cotangent("cotangent", cotangent, tuple(acts[-1].shape), x=x)
     g, dlayers = cotangent, [None] * len(layers)
     for i in reversed(range(len(layers))):
         g, dlayers[i] = _in_layer(i, layers[i], layers[i].vjp, acts[i], g)

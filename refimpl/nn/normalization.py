@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import require_float_arrays, require_number, require_output_cotangent
 from ..backend import get_namespace
 from ._layer import Layer
-from ._unfold import require_cotangent
 from .convolution import Conv2d
 from .dense import Linear
 
@@ -26,26 +25,27 @@ BatchNormCotangents = cotangent_type("BatchNormCotangents",
                                      "x weight bias running_mean running_var")
 
 
-def _check_batch_norm(x, weight, bias, running_mean, running_var, eps, cotangent=None):
+def _check_batch_norm(x, weight, bias, running_mean, running_var, eps, cotangent=None,
+                      check_finite=True):
+    xp, _ = require_float_arrays(x=x, weight=weight, bias=bias, running_mean=running_mean,
+                                 running_var=running_var, check_finite=check_finite)
     named = dict(weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     for name, arr in named.items():
-        require_real_floating(name, arr)
         if arr.ndim != 1 or arr.shape != weight.shape:
             raise ValueError(f"{name} must have shape (C,) = {tuple(weight.shape)}, "
                              f"got {tuple(arr.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    require_number("eps", eps, 0, low_open=True)
     if x is not None:
-        require_real_floating("x", x)
-        named["x"] = x
+        # checked at use, not in BatchNorm(): the layer of cotangents from vjp holds signed values
+        if bool(xp.any(running_var < 0)):
+            raise ValueError("running_var must be non-negative (a variance per channel), got a "
+                             "negative entry")
         if x.ndim < 2 or x.shape[1] != weight.shape[0]:
             raise ValueError(f"x must have {weight.shape[0]} channels on axis 1 (shape (N, C, ...)), "
                              f"got shape {tuple(x.shape)}")
     if cotangent is not None:
-        require_cotangent(cotangent, tuple(x.shape))
-        named["cotangent"] = cotangent
-    xp, _ = get_namespace(*named.values())
-    require_same_dtype(**named)
+        require_output_cotangent("cotangent", cotangent, tuple(x.shape), x=x,
+                                 check_finite=check_finite)
     return xp
 
 
@@ -54,7 +54,7 @@ def _channels(xp, v, ndim):
     return xp.reshape(v, (-1,) + (1,) * (ndim - 2))
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, eps=1e-5):
+def batch_norm(x, weight, bias, running_mean, running_var, eps=1e-5, *, check_finite=True):
     r"""Inference-mode batch normalisation over axis 1.
 
     .. math::  y = (x - \mu) s + \beta,\qquad s = \gamma / \sqrt{\sigma^2 + \epsilon}
@@ -66,14 +66,18 @@ def batch_norm(x, weight, bias, running_mean, running_var, eps=1e-5):
         ``gamma``, ``beta``, ``mu``, ``sigma^2``.
     eps : float
         Added to the variance (PyTorch's default ``1e-5``).
+    check_finite : bool
+        Refuse NaN and infinity in the arrays (``False`` skips the pass, as SciPy).
     """
-    xp = _check_batch_norm(x, weight, bias, running_mean, running_var, eps)
+    xp = _check_batch_norm(x, weight, bias, running_mean, running_var, eps,
+                           check_finite=check_finite)
     s = weight / xp.sqrt(running_var + eps)
     return (x - _channels(xp, running_mean, x.ndim)) * _channels(xp, s, x.ndim) \
         + _channels(xp, bias, x.ndim)
 
 
-def batch_norm_vjp(x, weight, bias, running_mean, running_var, cotangent, eps=1e-5):
+def batch_norm_vjp(x, weight, bias, running_mean, running_var, cotangent, eps=1e-5, *,
+                   check_finite=True):
     r"""Cotangents ``(x, weight, bias, running_mean, running_var)`` of :func:`batch_norm`.
 
     With ``r = 1 / sqrt(sigma^2 + eps)``, ``s = gamma r`` and sums over every
@@ -81,8 +85,11 @@ def batch_norm_vjp(x, weight, bias, running_mean, running_var, cotangent, eps=1e
 
     .. math::  \bar x = G s,\quad \bar\gamma = \sum G (x - \mu) r,\quad \bar\beta = \sum G,\quad
                \bar\mu = -\sum G s,\quad \bar{\sigma^2} = -\tfrac12 \sum G (x - \mu)\, \gamma r^3.
+
+    ``check_finite`` as :func:`batch_norm`.
     """
-    xp = _check_batch_norm(x, weight, bias, running_mean, running_var, eps, cotangent)
+    xp = _check_batch_norm(x, weight, bias, running_mean, running_var, eps, cotangent,
+                           check_finite)
     axes = (0,) + tuple(range(2, x.ndim))
     r = 1.0 / xp.sqrt(running_var + eps)
     centred = x - _channels(xp, running_mean, x.ndim)

@@ -3,7 +3,8 @@ r"""Pooling: average, max and PyTorch's adaptive average pooling, with VJPs and 
 Convention (docs/conventions.rst, section 4.3): ``NCHW``, no padding, ``stride``
 defaulting to the kernel. The max-pooling gradient goes to the first maximum
 of each window in row-major order (PyTorch). Adaptive bin ``i`` of ``n_out``
-covers ``[floor(i n_in / n_out), ceil((i + 1) n_in / n_out))``.
+covers ``[floor(i n_in / n_out), ceil((i + 1) n_in / n_out))``. Every function
+refuses NaN and infinity in ``x`` and the cotangent unless ``check_finite=False``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._results import cotangent_type
-from .._validation import require_same_dtype
+from .._validation import require_float_arrays, require_output_cotangent
 from ..backend import get_namespace
 from ._layer import Layer
-from ._unfold import fold, image, out_size, positive_pair, require_cotangent, selector, unfold
+from ._unfold import fold, image, out_size, positive_pair, selector, unfold
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -32,61 +33,63 @@ __all__ = [
 PoolCotangents = cotangent_type("PoolCotangents", "x")
 
 
-def _check_pool(x, kernel_size, stride):
+def _check_pool(x, kernel_size, stride, check_finite):
+    require_float_arrays(x=x, check_finite=check_finite)
     image("x", x)
     kernel = positive_pair("kernel_size", kernel_size)
     stride = kernel if stride is None else positive_pair("stride", stride)
-    out_hw = tuple(out_size(n, k, s, 0, "pooling") for n, k, s in zip(x.shape[2:], kernel, stride))
+    out_hw = tuple(out_size(n, k, s, 0, "kernel_size")
+                   for n, k, s in zip(x.shape[2:], kernel, stride))
     return kernel, stride, out_hw
 
 
-def _pool_windows(x, kernel_size, stride):
+def _pool_windows(x, kernel_size, stride, check_finite):
     """``(xp, device, kernel, stride, windows)``, windows ``(N, C, kh*kw, Ho, Wo)``."""
-    kernel, stride, out_hw = _check_pool(x, kernel_size, stride)
-    xp, device = get_namespace(x)
+    kernel, stride, out_hw = _check_pool(x, kernel_size, stride, check_finite)
+    xp, device = get_namespace(x=x)
     return xp, device, kernel, stride, unfold(xp, device, x, kernel, stride, (0, 0), out_hw)
 
 
 def _fold_pool(x, routed, kernel, stride):
     """VJP tail of a pooling: window cotangents ``routed`` back to ``x``'s grid."""
-    xp, device = get_namespace(x, routed)
-    require_same_dtype(x=x, cotangent=routed)
+    xp, device = get_namespace(x=x)
     return PoolCotangents(fold(xp, device, routed, tuple(x.shape[2:]), kernel, stride, (0, 0)))
 
 
-def _pool_cotangent(x, cotangent, windows):
-    require_cotangent(cotangent, tuple(x.shape[:2]) + tuple(windows.shape[3:]))
-    xp, _ = get_namespace(x, cotangent)
+def _pool_cotangent(x, cotangent, windows, check_finite):
+    require_output_cotangent("cotangent", cotangent, tuple(x.shape[:2]) + tuple(windows.shape[3:]),
+                             x=x, check_finite=check_finite)
+    xp, _ = get_namespace(x=x)
     return xp.expand_dims(cotangent, axis=2)
 
 
-def avg_pool2d(x, kernel_size, stride=None):
+def avg_pool2d(x, kernel_size, stride=None, *, check_finite=True):
     r"""Average over each ``kh x kw`` window (no padding; ``stride`` defaults to the kernel).
 
     .. math::  y_{ncpq} = \frac{1}{k_h k_w} \sum_{k,l} x_{nc,\, p s_h + k,\, q s_w + l}
     """
-    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride)
+    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride, check_finite)
     return xp.mean(windows, axis=2)
 
 
-def avg_pool2d_vjp(x, cotangent, kernel_size, stride=None):
+def avg_pool2d_vjp(x, cotangent, kernel_size, stride=None, *, check_finite=True):
     """Cotangent ``(x,)`` of :func:`avg_pool2d`: each window receives ``G / (kh kw)``."""
-    xp, _, kernel, stride, windows = _pool_windows(x, kernel_size, stride)
-    g = _pool_cotangent(x, cotangent, windows)
+    xp, _, kernel, stride, windows = _pool_windows(x, kernel_size, stride, check_finite)
+    g = _pool_cotangent(x, cotangent, windows, check_finite)
     return _fold_pool(x, xp.broadcast_to(g / windows.shape[2], tuple(windows.shape)), kernel, stride)
 
 
-def max_pool2d(x, kernel_size, stride=None):
+def max_pool2d(x, kernel_size, stride=None, *, check_finite=True):
     r"""Maximum over each ``kh x kw`` window (no padding; ``stride`` defaults to the kernel)."""
-    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride)
+    xp, _, _, _, windows = _pool_windows(x, kernel_size, stride, check_finite)
     return xp.max(windows, axis=2)
 
 
-def max_pool2d_vjp(x, cotangent, kernel_size, stride=None):
+def max_pool2d_vjp(x, cotangent, kernel_size, stride=None, *, check_finite=True):
     """Cotangent ``(x,)`` of :func:`max_pool2d`: ``G`` goes to the window's first maximum
     (row-major), as PyTorch."""
-    xp, device, kernel, stride, windows = _pool_windows(x, kernel_size, stride)
-    g = _pool_cotangent(x, cotangent, windows)
+    xp, device, kernel, stride, windows = _pool_windows(x, kernel_size, stride, check_finite)
+    g = _pool_cotangent(x, cotangent, windows, check_finite)
     taps = xp.reshape(xp.arange(windows.shape[2], device=device), (1, 1, -1, 1, 1))
     winner = taps == xp.expand_dims(xp.argmax(windows, axis=2), axis=2)
     return _fold_pool(x, xp.where(winner, g, 0.0), kernel, stride)
@@ -105,25 +108,26 @@ def _bins(xp, device, dtype, n_in, n_out):
     return inside / xp.astype(stop - start, dtype)
 
 
-def _check_adaptive(x, output_size):
+def _check_adaptive(x, output_size, check_finite):
+    xp, device = require_float_arrays(x=x, check_finite=check_finite)
     image("x", x)
     out_hw = positive_pair("output_size", output_size)
-    xp, device = get_namespace(x)
     ph = _bins(xp, device, x.dtype, x.shape[2], out_hw[0])
     pw = _bins(xp, device, x.dtype, x.shape[3], out_hw[1])
     return xp, out_hw, ph, pw
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x, output_size, *, check_finite=True):
     r"""PyTorch's ``adaptive_avg_pool2d``: ``Y = P_h X P_w^T`` per sample and channel."""
-    xp, _, ph, pw = _check_adaptive(x, output_size)
+    xp, _, ph, pw = _check_adaptive(x, output_size, check_finite)
     return ph @ x @ xp.matrix_transpose(pw)
 
 
-def adaptive_avg_pool2d_vjp(x, cotangent, output_size):
+def adaptive_avg_pool2d_vjp(x, cotangent, output_size, *, check_finite=True):
     r"""Cotangent ``(x,)`` of :func:`adaptive_avg_pool2d`: ``P_h^T G P_w``."""
-    xp, out_hw, ph, pw = _check_adaptive(x, output_size)
-    require_cotangent(cotangent, tuple(x.shape[:2]) + out_hw)
+    xp, out_hw, ph, pw = _check_adaptive(x, output_size, check_finite)
+    require_output_cotangent("cotangent", cotangent, tuple(x.shape[:2]) + out_hw, x=x,
+                             check_finite=check_finite)
     return PoolCotangents(xp.matrix_transpose(ph) @ cotangent @ pw)
 
 
@@ -154,8 +158,8 @@ class _Pool(Layer):
         """Per-channel window selectors ``(Eh, Ew)`` of this pooling."""
         h, w = in_shape[-2:]
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        eh = selector(xp, device, dtype, out_size(h, kh, sh, 0, "pooling"), kh, sh, 0, h)
-        ew = selector(xp, device, dtype, out_size(w, kw, sw, 0, "pooling"), kw, sw, 0, w)
+        eh = selector(xp, device, dtype, out_size(h, kh, sh, 0, "kernel_size"), kh, sh, 0, h)
+        ew = selector(xp, device, dtype, out_size(w, kw, sw, 0, "kernel_size"), kw, sw, 0, w)
         return eh, ew
 
 

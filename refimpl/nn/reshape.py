@@ -12,35 +12,37 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from .._validation import require_float_arrays, require_output_cotangent
 from ._layer import Layer
-from ._unfold import require_cotangent
 
 __all__ = ["Flatten", "flatten", "flatten_vjp"]
 
 FlattenCotangents = cotangent_type("FlattenCotangents", "x")
 
 
-def _check(x):
-    require_real_floating("x", x)
+def _check(x, check_finite):
+    xp, _ = require_float_arrays(x=x, check_finite=check_finite)
     if x.ndim < 1:
         raise ValueError(f"x must have a batch axis (shape (N, ...)), got shape {tuple(x.shape)}")
-    return get_namespace(x)[0]
+    return xp
 
 
-def flatten(x):
-    """``(N, ...) -> (N, prod(...))`` in row-major order."""
-    xp = _check(x)
-    return xp.reshape(x, (x.shape[0], -1))
+def _flat_shape(x) -> tuple:
+    # sizes spelled out: a -1 cannot be inferred for an empty batch
+    return (x.shape[0], math.prod(x.shape[1:]))
 
 
-def flatten_vjp(x, cotangent):
+def flatten(x, *, check_finite=True):
+    """``(N, ...) -> (N, prod(...))`` in row-major order; NaN or infinity in ``x`` is refused
+    unless ``check_finite=False``."""
+    xp = _check(x, check_finite)
+    return xp.reshape(x, _flat_shape(x))
+
+
+def flatten_vjp(x, cotangent, *, check_finite=True):
     """Cotangent ``(x,)`` of :func:`flatten`: ``G`` reshaped back."""
-    xp = _check(x)
-    require_cotangent(cotangent, (x.shape[0], math.prod(x.shape[1:])))
-    require_same_dtype(x=x, cotangent=cotangent)
-    get_namespace(x, cotangent)
+    xp = _check(x, check_finite)
+    require_output_cotangent("cotangent", cotangent, _flat_shape(x), x=x, check_finite=check_finite)
     return FlattenCotangents(xp.reshape(cotangent, tuple(x.shape)))
 
 

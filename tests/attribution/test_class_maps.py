@@ -70,7 +70,7 @@ def test_cam_vjp_against_differences():
     (lambda: guided_grad_cam(_cam_net(), _x(), np.array([0, 0]), 0, mode="area"), ValueError,
      "mode must be one of"),
     (lambda: cam_vjp(_cam_net(), _x(), np.array([0, 0]), np.ones((2, 3, 5, 4))), ValueError,
-     r"cotangent must have the map's shape \(2, 1, 5, 4\)"),
+     r"cotangent must have the output's shape \(2, 1, 5, 4\)"),
 ])
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match):

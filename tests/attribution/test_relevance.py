@@ -128,10 +128,10 @@ def test_composites_refuse_batchnorm_and_bad_options():
     layers = _cnn()[:1] + [BatchNorm(*[np.ones(3)] * 4)] + _cnn()[1:]
     with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm\): merge it with merge_batchnorm"):
         A.EpsilonPlus()(layers)
-    for make, match in [(lambda: A.EpsilonPlus(epsilon=0.0), "epsilon must be a positive"),
-                        (lambda: A.EpsilonPlus(rule_epsilon=-1.0), "epsilon must be a positive"),
+    for make, match in [(lambda: A.EpsilonPlus(epsilon=0.0), "epsilon must be > 0"),
+                        (lambda: A.EpsilonPlus(rule_epsilon=-1.0), "epsilon must be > 0"),
                         (lambda: A.EpsilonPlusFlat(stabilizer=1e-6), "stabilizer must be one of"),
-                        (lambda: A.EpsilonGammaBox(gamma=-0.5), "gamma must be a non-negative")]:
+                        (lambda: A.EpsilonGammaBox(gamma=-0.5), "gamma must be >= 0")]:
         with pytest.raises(ValueError, match=match):
             make()
 
@@ -199,7 +199,7 @@ def _rules(layers):
     (dict(rules=lambda ls: _rules(ls)[:-1]), ValueError, "got 6 rules for 7 layers"),
     (dict(rules=lambda ls: _rules(ls)[:-1] + ["epsilon"]), TypeError, "rule 6 must be an LRP rule"),
     (dict(R=np.ones((2, 4))), ValueError,
-     r"R_out must have the output's shape \(2, 3\) \(output of layer 6\)"),
+     r"R_out must have the output's shape \(2, 3\)"),
     (dict(R=np.ones((2, 3), dtype=np.float32)), TypeError, "share one dtype"),
     (dict(x=np.ones((2, 2, 5, 6))), ValueError, r"layer 6 \(Linear\): x must have shape \(\.\.\., in\)"),
     (dict(x=np.ones((2, 3, 6, 6))), ValueError, r"layer 0 \(Conv2d\): x must have 2 channels"),
@@ -223,7 +223,18 @@ def test_bad_input(x, change, error, match):
     (lambda: A.lrp_norm(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), kernel_size=2,
                         stabilizer="clip"), ValueError, "stabilizer must be one of"),
     (lambda: A.lrp_zplus(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 3))), ValueError,
-     r"R_out must have the output's shape \(2, 2\)"),
+     r"R must have the output's shape \(2, 2\)"),
+    (lambda: A.lrp_zbox(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), low=1.0, high=0.5),
+     ValueError, "low must not exceed high"),
+    (lambda: A.lrp_zbox(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), low=np.nan), TypeError,
+     "low must be a finite real number"),
+    (lambda: A.lrp_gamma(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)), gamma=np.inf),
+     TypeError, "gamma must be a finite real number"),
+    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)),
+                           np.array([[1.0, np.nan], [1.0, 1.0]])),
+     ValueError, "R must not contain infs or NaNs"),
+    (lambda: A.lrp_epsilon(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2), np.float32)),
+     TypeError, "x: float64, R: float32"),
 ])
 def test_rule_function_bad_input(call, error, match):
     with pytest.raises(error, match=match):
@@ -237,15 +248,16 @@ def test_batchnorm_takes_epsilon_or_must_be_merged(x):
         A.lrp(layers, x, np.ones((2, 3)), [A.Epsilon(), A.Pass()] + _rules(_cnn())[1:])
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: A.Epsilon(epsilon=0.0), "epsilon must be a positive number"),
-    (lambda: A.Gamma(gamma=-0.5), "gamma must be a non-negative"),
-    (lambda: A.AlphaBeta(alpha=2.0, beta=2.0), "alpha - beta must be 1"),
-    (lambda: A.ZPlus(stabilizer="clip"), "stabilizer must be one of"),
-    (lambda: A.Norm(epsilon=True), "epsilon must be a positive number"),
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: A.Epsilon(epsilon=0.0), ValueError, "epsilon must be > 0"),
+    (lambda: A.Gamma(gamma=-0.5), ValueError, "gamma must be >= 0"),
+    (lambda: A.AlphaBeta(alpha=2.0, beta=2.0), ValueError, "alpha - beta must be 1"),
+    (lambda: A.ZPlus(stabilizer="clip"), ValueError, "stabilizer must be one of"),
+    (lambda: A.Norm(epsilon=True), TypeError, "epsilon must be a finite real number"),
+    (lambda: A.Epsilon(epsilon=np.inf), TypeError, "epsilon must be a finite real number"),
 ])
-def test_bad_rule(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_rule(make, error, match):
+    with pytest.raises(error, match=match):
         make()
 
 
@@ -416,3 +428,16 @@ def test_planted_gamma_mask_at_zero_is_caught(monkeypatch):
 def test_planted_explicit_bug_is_caught_on_one_layer(monkeypatch):
     monkeypatch.setattr(L.ZBox, "branches", _wrap(L.ZBox, "branches", _with_layer_bias))
     assert "explicit and gradient methods agree" in failing_properties("lrp_zbox")
+
+
+@pytest.mark.parametrize("method", A.METHODS)
+def test_wsquare_holds_where_the_squares_overflow(method):
+    """w, b -> c w, c b with epsilon -> c^2 epsilon leaves the rule unchanged; at c = 2^600 the
+    squares overflow, the relevance does not (epsilon 1e-300 is negligible both ways)."""
+    gen = np.random.default_rng(5)
+    x, w, b = gen.standard_normal((2, 3)), gen.standard_normal((4, 3)), gen.standard_normal(4)
+    R = gen.standard_normal((2, 4))
+    expected = A.lrp_wsquare(x, w, R, bias=b, epsilon=1e-300, method=method)
+    c = 2.0 ** 600
+    got = A.lrp_wsquare(x, w * c, R, bias=b * c, epsilon=1e-300, method=method)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)

@@ -44,8 +44,10 @@ def test_merge_errors_name_the_layer():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: BatchNorm(*[np.ones(2)] * 3, np.ones(3)), r"running_var must have shape \(C,\)"),
-    (lambda: BatchNorm(*[np.ones(2)] * 4, eps=0.0), "eps must be a positive number"),
+    (lambda: BatchNorm(*[np.ones(2)] * 4, eps=0.0), "eps must be > 0"),
     (lambda: BatchNorm(*[np.ones(2)] * 4).forward(np.ones((2, 3))), "x must have 2 channels"),
+    (lambda: BatchNorm(*[np.ones(2)] * 3, -np.ones(2)).forward(np.ones((2, 2))),
+     "running_var must be non-negative"),
 ])
 def test_bad_input(make, match):
     with pytest.raises(ValueError, match=match):

@@ -28,7 +28,8 @@ def test_adaptive_bins_overlap_when_the_output_is_larger():
 @pytest.mark.parametrize("make, match", [
     (lambda: MaxPool2d(0), "kernel_size must be positive"),
     (lambda: MaxPool2d((2, 2, 2)), "kernel_size must be an int or a pair of ints"),
-    (lambda: max_pool2d(np.ones((1, 1, 1, 4)), 2), r"padded input \(1 \+ 2\*0\) is smaller"),
+    (lambda: max_pool2d(np.ones((1, 1, 1, 4)), 2),
+     r"padded size \(1 \+ 2\*0\) is smaller than the kernel \(2, set by kernel_size"),
     (lambda: max_pool2d(np.ones((1, 4, 4)), 2), r"x must have shape \(N, C, H, W\)"),
     (lambda: adaptive_avg_pool2d(np.ones((1, 1, 4, 4)), 0), "output_size must be positive"),
 ])

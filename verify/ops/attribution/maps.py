@@ -146,12 +146,19 @@ def _refined(np_, attribution, probability):
     return attribution * np_.reshape(probability, shape)
 
 
+def _refine_reference(attribution, probability):
+    """``A * P`` on the domain ``0 <= P <= 1`` only: outside it no probability, no value."""
+    if np.any((probability < 0) | (probability > 1)):
+        raise ValueError("probability must lie in [0, 1]")
+    return _refined(np, attribution, probability)
+
+
 register(Op(
     forward=refine,
     vjp=refine_vjp,
     primals=(Primal("attribution"), Primal("probability")),
     cases=_refine_cases,
-    reference=lambda attribution, probability: _refined(np, attribution, probability),
+    reference=_refine_reference,
     bench_case=_refine_bench_case, bench_sizes=((8, 3, 32, 32), (64, 3, 64, 64)),
     bench_anchor=Anchor("definition"),
     naive=lambda attribution, probability: _refined(anp, attribution, probability),

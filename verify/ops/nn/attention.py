@@ -51,10 +51,16 @@ REFERENCES = (
 
 
 def attention_weights_reference(np_, q, k, scale, allowed=None, bias=None):
-    """``exp(s) / rowsum`` over the allowed keys, ``s = scale q k^T + bias``; empty rows 0."""
+    """``exp(s - m) / rowsum`` over the allowed keys, ``s = scale q k^T + bias``; empty rows 0.
+
+    ``m``, the row's largest allowed logit, cancels in the ratio; it keeps ``exp`` from
+    underflowing to an all-zero row (or overflowing) when the logits are far from 0.
+    """
     s = np_.matmul(q, np_.swapaxes(k, -1, -2)) * scale
     if bias is not None:
         s = s + bias  # exp(-inf) = 0: -inf entries mask by the definition itself
+    m = np_.max(s if allowed is None else np_.where(allowed, s, -np.inf), axis=-1, keepdims=True)
+    s = s - np_.where(np_.isfinite(m), m, 0.0)  # a row with nothing allowed keeps its zeros
     e = np_.exp(s) if allowed is None else np_.where(allowed, np_.exp(s), 0.0)
     z = np_.sum(e, axis=-1, keepdims=True)
     return e / np_.where(z > 0, z, 1.0)
