@@ -134,3 +134,40 @@ def require_bool_array(name: str, x) -> None:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     if dtype_name(x) != "bool":
         raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")
+
+
+def power_of_two_scale(xp, x) -> float:
+    """A power of two ``2^e`` with ``1/2 <= max|x| / 2^e < 1`` (1.0 for a zero or empty ``x``).
+
+    Dividing by it is exact (no rounding in the normal range), and the scaled values' squares
+    and products neither overflow nor underflow, as LAPACK's ``dnrm2`` scales before it squares:
+    an op computes on ``x / scale`` and multiplies the scale back into a result that is
+    representable. Divide by the scale: its reciprocal need not be representable in float32.
+    """
+    peak = float(xp.max(xp.abs(x))) if math.prod(x.shape) else 0.0
+    if peak == 0.0 or not math.isfinite(peak):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(peak)[1])
+
+
+def require_all_finite(name: str, x) -> None:
+    """Raise ValueError when ``x`` holds NaN or infinity: for arguments always checked (small
+    ones, or those of a function without a ``check_finite`` keyword)."""
+    xp, _ = get_namespace(**{name: x})
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} must not contain infs or NaNs")
+
+
+def require_cotangent(name: str, cotangent, shape, like: str, *, check_finite=True,
+                      **arrays) -> None:
+    """Validate a VJP's cotangent as an input: a real floating array of the output's ``shape``,
+    of the dtype of the argument named ``like`` and of one namespace and device with the named
+    ``arrays``, finite (unless ``check_finite`` is false)."""
+    require_real_floating(name, cotangent)
+    get_namespace(**arrays, **{name: cotangent})
+    require_same_dtype(**{like: arrays[like], name: cotangent})
+    if tuple(cotangent.shape) != tuple(shape):
+        raise ValueError(f"{name} must have the output's shape {tuple(shape)}, "
+                         f"got {tuple(cotangent.shape)}")
+    if check_finite:
+        require_all_finite(name, cotangent)
