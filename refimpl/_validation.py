@@ -176,8 +176,9 @@ def require_shape(name: str, x, expected: tuple, what: str = "the output's shape
         raise ValueError(f"{name} must have {what} {tuple(expected)}, got {tuple(x.shape)}")
 
 
-def power_of_two_scale(xp, x, axis=-1):
-    r"""``2^floor(log2 max|x|)`` along ``axis`` (1 where ``x`` is all zero).
+def power_of_two_scales(xp, x, axis=-1):
+    r"""``2^floor(log2 max|x|)`` along ``axis`` (1 where ``x`` is all zero): one scale per slice,
+    as :func:`power_of_two_scale` is one for the whole array.
 
     Dividing by it is exact (a power of two) and brings the largest entry
     into ``[1, 2)``: sums of squares of the quotients neither overflow nor
@@ -226,3 +227,17 @@ def require_output_cotangent(name: str, g, shape, *, check_finite=True, **like) 
     require_arrays(**like, **{name: g})
     require_shape(name, g, shape)
     require_finite_arrays(check_finite, **{name: g})
+
+
+def power_of_two_scale(xp, x) -> float:
+    """A power of two ``2^e`` with ``1/2 <= max|x| / 2^e < 1`` (1.0 for a zero or empty ``x``).
+
+    Dividing by it is exact (no rounding in the normal range), and the scaled values' squares
+    and products neither overflow nor underflow, as LAPACK's ``dnrm2`` scales before it squares:
+    an op computes on ``x / scale`` and multiplies the scale back into a result that is
+    representable. Divide by the scale: its reciprocal need not be representable in float32.
+    """
+    peak = float(xp.max(xp.abs(x))) if math.prod(x.shape) else 0.0
+    if peak == 0.0 or not math.isfinite(peak):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(peak)[1])

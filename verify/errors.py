@@ -175,8 +175,8 @@ def bad_inputs(op: Op, case: Case) -> Iterator[BadInput]:
         if len(_float_primals(op, case)) > 1:
             yield BadInput("mixed namespace", name, _replace(case, name, _array_api_strict(a)),
                            params, "error")
-            # every array of the call on array-api-strict, trees' (layers, fits) included, so
-            # that only ``name``'s device differs
+            # Every array on array-api-strict's CPU, trees' leaves too (a fit, a layer list): only
+            # the device differs, so the error is due to this argument alone.
             strict = {k: tree_map(_array_api_strict, v) for k, v in case.primals.items()}
             strict[name] = _array_api_strict(a, "device1")
             yield BadInput("mixed device", name, strict, params, "error")
@@ -268,19 +268,44 @@ def _expected(op: Op, bad: BadInput, valid: dict):
         values = dict(zip([o.name for o in op.outputs],
                           list(result) if isinstance(result, (tuple, list)) else [result]))
     expected = {n: np.asarray(values[n], dtype=np.float64) for n in names if n in values}
-    return expected if expected and not _non_finite(expected) else None
+    if not expected or any(np.isnan(v).any() for v in expected.values()):
+        return None
+    return expected
+
+
+def _beyond_range(op, bad, outputs, expected) -> bool:
+    """Whether every non-finite output of a scaled input is an infinity that the reference
+    gives too: the exact value (a squared 1e300, say) is beyond the float range there, and an
+    infinity is its correct rounding, not a silent failure."""
+    if not bad.kind.startswith("scaled") or expected is None:
+        return False
+    return all(n in expected and outputs[n].shape == expected[n].shape
+               and np.array_equal(np.where(np.isfinite(v), 0.0, v),
+                                  np.where(np.isfinite(v), 0.0, expected[n]))
+               for n, v in outputs.items() if not np.all(np.isfinite(v)))
+
+
+def _reference_overflows_alone(outputs, expected) -> bool:
+    """Whether the reference is infinite where the output is finite: it cannot judge there."""
+    return any(outputs[n].shape == v.shape and np.any(~np.isfinite(v) & np.isfinite(outputs[n]))
+               for n, v in expected.items() if n in outputs)
 
 
 def _judge_result(op, bad, outputs, valid) -> tuple[str, str]:
+    expected = _expected(op, bad, valid)
     bad_output = _non_finite(outputs)
-    if bad_output:
+    if bad_output and not _beyond_range(op, bad, outputs, expected):
         return "silent", f"output {bad_output} is not finite"
     if bad.expect == "error":
         return "silent", "returned a result; an error naming the argument was due"
-    expected = _expected(op, bad, valid)
-    if expected is None:
+    if expected is None or _reference_overflows_alone(outputs, expected):
         return "unverified", "returned a result the reference cannot judge"
-    tol = 1e-10
+    # The op's own float64 tolerance against its reference where it is looser (an optimiser
+    # that amplifies rounding, as t-SNE's): the bar its ground-truth property holds it to.
+    tol = max(1e-10, op.tolerance.get("float64", 0.0))
+    # Infinities both give (an exact value beyond the float range) agree; the rest is compared.
+    outputs = {n: np.where(np.isfinite(v), v, 0.0) for n, v in outputs.items()}
+    expected = {n: np.where(np.isfinite(v), v, 0.0) for n, v in expected.items()}
     errors = {n: rel_error(outputs[n], expected[n]) if outputs[n].shape == expected[n].shape
               else math.inf for n in expected if n in outputs}
     worst = max(errors.values(), default=0.0)
@@ -305,7 +330,8 @@ def _judge_error(op, bad, exc, case) -> tuple[str, str]:
         return "raw", message
     accept = _names(op, case) if bad.kind in ("mismatched shape", "wrong ndim", "empty") else set()
     if _names_argument(str(exc), bad.argument, accept):
-        if bad.kind.startswith("scaled") and _expected(op, bad, {}) is not None:
+        expected = _expected(op, bad, {})
+        if bad.kind.startswith("scaled") and expected is not None and not _non_finite(expected):
             return "wrong", f"{message} (the exact result is representable)"
         return "error", message
     return "unclear", message

@@ -78,7 +78,7 @@ def _pair(A, B, check_finite):
     """Validate ``A (N, C1, ...)`` and ``B (N, C2, ...)`` with the same ``N`` and positions."""
     _activations("A", A, check_finite)
     _activations("B", B, check_finite)
-    xp, _ = get_namespace(A, B)
+    xp, _ = get_namespace(A=A, B=B)
     require_same_dtype(A=A, B=B)
     if A.shape[0] != B.shape[0] or tuple(A.shape[2:]) != tuple(B.shape[2:]):
         raise ValueError(f"A (N, C1, ...) and B (N, C2, ...) must share N and the positions, got "
@@ -157,7 +157,7 @@ def _correlations(rho, check_finite):
         raise ValueError(f"rho must have shape (C1, C2) with C1, C2 >= 1, got {tuple(rho.shape)}")
     if check_finite:
         require_finite("rho", rho)
-    return get_namespace(rho)
+    return get_namespace(rho=rho)
 
 
 def semi_matching(rho, *, check_finite=True):

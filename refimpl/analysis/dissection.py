@@ -14,6 +14,7 @@ import math
 from typing import Any, NamedTuple
 
 from .._validation import (
+    power_of_two_scale,
     require_finite,
     require_integer,
     require_number,
@@ -123,7 +124,7 @@ def dissection_iou(activations, masks, *, quantile=0.005, check_finite=True) -> 
     array([[1., 0.]])
     """
     require_real_floating("activations", activations)
-    xp, device = get_namespace(activations, masks)
+    xp, device = get_namespace(activations=activations, masks=masks)
     if activations.ndim != 4 or masks.ndim != 4:
         raise ValueError(f"activations must have shape (N, U, h, w) and masks (N, K, H, W), got "
                          f"{tuple(activations.shape)} and {tuple(masks.shape)}")
@@ -234,23 +235,33 @@ def ibd(w, Q, *, k, check_finite=True) -> IBDResult:
     """
     for name, arr in (("w", w), ("Q", Q)):
         require_real_floating(name, arr)
-    xp, device = get_namespace(w, Q)
+    xp, device = get_namespace(w=w, Q=Q)
     require_same_dtype(w=w, Q=Q)
     if w.ndim != 1 or Q.ndim != 2 or Q.shape[1] != w.shape[0]:
         raise ValueError(f"w must have shape (C,) and Q (K, C), got {tuple(w.shape)} and "
                          f"{tuple(Q.shape)}")
-    K = Q.shape[0]
-    require_integer("k", k, 1, K)
+    require_integer("k", k, 1, Q.shape[0])
     if check_finite:
         require_finite("w", w)
         require_finite("Q", Q)
+    # The selection is invariant under scaling w and Q: the fits run on both divided by powers
+    # of two (exact), so that no Gram product or norm overflows or underflows at extreme scales.
+    w_scale, Q_scale = power_of_two_scale(xp, w), power_of_two_scale(xp, Q)
+    chosen, coef, residuals = _greedy(xp, w / w_scale, Q / Q_scale, k)
+    return IBDResult(xp.asarray(chosen, dtype=xp.int64, device=device), coef * (w_scale / Q_scale),
+                     xp.asarray(residuals, dtype=w.dtype, device=device) * w_scale)
+
+
+def _greedy(xp, w, Q, k):
+    """The ``k`` greedy steps of :func:`ibd`: the concepts chosen, the last fit's coefficients
+    and each step's residual (a list of floats)."""
     chosen, residuals, coef = [], [], None
-    for step in range(k):
+    for _ in range(k):
         best = None
-        for c in range(K):
+        for c in range(Q.shape[0]):
             if c in chosen:
                 continue
-            A = xp.matrix_transpose(xp.take(Q, xp.asarray(chosen + [c], device=device), axis=0))
+            A = xp.matrix_transpose(xp.take(Q, xp.asarray(chosen + [c], device=Q.device), axis=0))
             s = _nnls(xp, A, w)
             r = float(xp.linalg.vector_norm(w - A @ s))
             if best is None or r < best[0]:
@@ -258,5 +269,4 @@ def ibd(w, Q, *, k, check_finite=True) -> IBDResult:
         residuals.append(best[0])
         chosen.append(best[1])
         coef = best[2]
-    return IBDResult(xp.asarray(chosen, dtype=xp.int64, device=device), coef,
-                     xp.asarray(residuals, dtype=w.dtype, device=device))
+    return chosen, coef, residuals

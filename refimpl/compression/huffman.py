@@ -151,7 +151,7 @@ def huffman_code(frequencies, *, ties="leaves_first", order="symbol"):
         raise ValueError(f"frequencies must have shape (n,), got {tuple(frequencies.shape)}")
     require_choice("ties", ties, TIES)
     require_choice("order", order, ORDERS)
-    xp, _ = get_namespace(frequencies)
+    xp, _ = get_namespace(frequencies=frequencies)
     if frequencies.shape[0] and int(xp.min(frequencies)) < 0:
         raise ValueError("frequencies must be non-negative")
     frequencies = xp.astype(frequencies, xp.int64)
@@ -171,7 +171,7 @@ def _check_table(lengths, codes):
     if lengths.shape != codes.shape:
         raise ValueError(f"lengths and codes must have one shape, got {tuple(lengths.shape)} "
                          f"and {tuple(codes.shape)}")
-    xp, _ = get_namespace(lengths, codes)
+    xp, _ = get_namespace(lengths=lengths, codes=codes)
     lengths, codes = xp.astype(lengths, xp.int64), xp.astype(codes, xp.int64)
     if lengths.shape[0] == 0 or int(xp.max(lengths)) == 0:
         raise ValueError("lengths must give at least one symbol a code (a positive length)")
@@ -205,7 +205,7 @@ def huffman_encode(symbols, lengths, codes):
     [1, 1, 0, 1, 0]
     """
     require_integer_array("symbols", symbols)
-    get_namespace(symbols, lengths, codes)
+    get_namespace(symbols=symbols, lengths=lengths, codes=codes)
     xp, lengths, codes = _check_table(lengths, codes)
     s = xp.astype(xp.reshape(symbols, (-1,)), xp.int64)
     if s.shape[0] and (int(xp.min(s)) < 0 or int(xp.max(s)) >= lengths.shape[0]
@@ -289,7 +289,7 @@ def huffman_decode(bits, lengths, codes):
         require_integer_array("bits", bits)
     if bits.ndim != 1:
         raise ValueError(f"bits must have shape (n_bits,), got {tuple(bits.shape)}")
-    get_namespace(bits, lengths, codes)
+    get_namespace(bits=bits, lengths=lengths, codes=codes)
     xp, lengths, codes = _check_table(lengths, codes)
     bits = xp.astype(bits, xp.int64)
     if not bool(xp.all((bits == 0) | (bits == 1))):

@@ -29,7 +29,7 @@ AT_THRESHOLD = ("prune", "keep")
 
 def _check_weights(name, w, check_finite):
     require_real_floating(name, w)
-    get_namespace(w)
+    get_namespace(**{name: w})
     if check_finite:
         require_finite(name, w)
 
@@ -111,7 +111,7 @@ def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned", check_fini
     require_number("sparsity", sparsity, 0.0, 1.0)
     require_choice("ties", ties, TIES)
     require_choice("count", count, COUNTS)
-    xp, _ = get_namespace(w)
+    xp, _ = get_namespace(w=w)
     return _magnitude_mask(xp, w, _pruned_count(math.prod(w.shape), sparsity, count), ties)
 
 
@@ -136,7 +136,7 @@ def prune_threshold(w, threshold, *, at_threshold="prune", check_finite=True):
     _check_weights("w", w, check_finite)
     require_number("threshold", threshold, 0.0)
     require_choice("at_threshold", at_threshold, AT_THRESHOLD)
-    xp, _ = get_namespace(w)
+    xp, _ = get_namespace(w=w)
     return xp.abs(w) >= threshold if at_threshold == "keep" else xp.abs(w) > threshold
 
 
@@ -188,7 +188,7 @@ def dsd_masks(snapshots, sparsities, *, ties="prune_all", count="pruned", check_
                          f"snapshots.shape[0] = {snapshots.shape[0]}, got {sparsities!r}")
     for p, s in enumerate(sparsities):
         require_number(f"sparsities[{p}]", s, 0.0, 1.0)
-    xp, _ = get_namespace(snapshots)
+    xp, _ = get_namespace(snapshots=snapshots)
     n = math.prod(snapshots.shape[1:])
     masks = [_magnitude_mask(xp, snapshots[p, ...], _pruned_count(n, s, count), ties)
              for p, s in enumerate(sparsities)]

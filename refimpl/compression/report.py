@@ -112,7 +112,7 @@ def compression_report(codes, *, n_clusters, index_bits, codebook_bits=32, weigh
     require_choice("offset", offset, OFFSETS)
     if not isinstance(huffman, bool):
         raise ValueError(f"huffman must be True or False, got {huffman!r}")
-    xp, device = get_namespace(codes)
+    xp, device = get_namespace(codes=codes)
     flat = xp.astype(xp.reshape(codes, (-1,)), xp.int64)
     if flat.shape[0] and (int(xp.min(flat)) < -1 or int(xp.max(flat)) >= n_clusters):
         raise ValueError(f"codes must lie in [-1, {n_clusters}) (-1: pruned)")

@@ -18,12 +18,14 @@ from typing import Any, NamedTuple
 
 from .._results import cotangent_type
 from .._validation import (
+    power_of_two_scale,
     require_bool_array,
     require_choice,
     require_finite,
     require_integer,
     require_integer_array,
     require_number,
+    require_output_cotangent,
     require_real_floating,
     require_same_dtype,
 )
@@ -194,7 +196,7 @@ def _check_kmeans(w, n_clusters, mask, init, noise, max_iter, tol, quantile, emp
         arrays["noise"] = noise
     if (noise is not None) != (isinstance(init, str) and init == "random"):
         raise ValueError("noise (the weights' shape) is needed by init='random' and by it only")
-    xp, _ = get_namespace(*arrays.values())
+    xp, _ = get_namespace(**arrays)
     require_same_dtype(**{k: v for k, v in arrays.items() if k != "mask"})
     for name in ("mask", "noise"):
         if name in arrays and tuple(arrays[name].shape) != tuple(w.shape):
@@ -294,13 +296,18 @@ def kmeans_quantize(w, n_clusters, *, mask=None, init="linear", noise=None, max_
     else:
         u = xp.reshape(noise, (-1,))
         centers = _random_init(xp, x, n_clusters, u if kept is None else u[kept])
+    # Lloyd's iteration commutes with scaling: it runs on the data divided by a power of two
+    # (exact, the same steps), so that no squared distance overflows or underflows.
+    scale = max(power_of_two_scale(xp, x), power_of_two_scale(xp, centers))
+    x, centers = x / scale, centers / scale
     # Centred on their mean, as scikit-learn does: it fixes where an empty cluster goes.
     mean = xp.mean(x)
     x, centers = x - mean, centers - mean
     variance = float(xp.mean(x**2))
     centers, labels, n_iter = _lloyd(xp, x, centers, max_iter, tol * variance, empty_clusters)
-    inertia = xp.sum((x - xp.take(centers, labels)) ** 2)
-    centers = centers + mean
+    # Infinite only when the exact inertia is beyond the float range.
+    inertia = xp.sum((x - xp.take(centers, labels)) ** 2) * scale * scale
+    centers = (centers + mean) * scale
     if kept is not None:
         # The code of the i-th kept weight goes to the i-th True of the mask.
         place = xp.cumulative_sum(xp.astype(kept, xp.int64)) - 1
@@ -315,12 +322,24 @@ def kmeans_quantize(w, n_clusters, *, mask=None, init="linear", noise=None, max_
 def _check_codes(name, codes, n_clusters):
     require_integer_array(name, codes)
     require_integer("n_clusters", n_clusters, 1)
-    xp, _ = get_namespace(codes)
+    xp, _ = get_namespace(**{name: codes})
     if math.prod(codes.shape):
         low, high = int(xp.min(codes)), int(xp.max(codes))
         if low < -1 or high >= n_clusters:
             raise ValueError(f"{name} must lie in [-1, {n_clusters}) (-1: pruned), "
                              f"got values in [{low}, {high}]")
+    return xp
+
+
+def _check_shared(codebook, codes):
+    """Validate :func:`shared_weights`' arguments (the codebook is small: always checked finite)."""
+    require_real_floating("codebook", codebook)
+    if codebook.ndim != 1 or codebook.shape[0] < 1:
+        raise ValueError(f"codebook must have shape (k,) with k >= 1, got shape "
+                         f"{tuple(codebook.shape)}")
+    get_namespace(codebook=codebook, codes=codes)
+    xp = _check_codes("codes", codes, codebook.shape[0])
+    require_finite("codebook", codebook)
     return xp
 
 
@@ -339,28 +358,40 @@ def shared_weights(codebook, codes):
     >>> shared_weights(np.array([-0.5, 0.25]), np.array([[1, -1], [0, 1]])).tolist()
     [[0.25, 0.0], [-0.5, 0.25]]
     """
-    require_real_floating("codebook", codebook)
-    if codebook.ndim != 1:
-        raise ValueError(f"codebook must have shape (k,), got shape {tuple(codebook.shape)}")
-    get_namespace(codebook, codes)
-    xp = _check_codes("codes", codes, codebook.shape[0])
+    xp = _check_shared(codebook, codes)
     flat = xp.astype(xp.reshape(codes, (-1,)), xp.int64)
     values = xp.take(codebook, xp.clip(flat, min=0))
     zero = xp.zeros((), dtype=codebook.dtype, device=codebook.device)
     return xp.reshape(xp.where(flat >= 0, values, zero), codes.shape)
 
 
-def shared_weights_vjp(codebook, codes, cotangent):
+def shared_weights_vjp(codebook, codes, cotangent, *, check_finite=True):
     r"""Cotangents ``(codebook, codes)`` of :func:`shared_weights`: ``(centroid_gradient(G), None)``.
 
     .. math::  \bar c_j = \sum_{i:\, a_i = j} G_i
+
+    ``check_finite``: raise ``ValueError`` on NaN or infinity in ``cotangent``.
     """
-    require_real_floating("cotangent", cotangent)
-    require_same_dtype(codebook=codebook, cotangent=cotangent)
-    return SharedWeightsCotangents(centroid_gradient(cotangent, codes, codebook.shape[0]), None)
+    _check_shared(codebook, codes)
+    require_output_cotangent("cotangent", cotangent, codes.shape, check_finite=check_finite,
+                             codebook=codebook)
+    return SharedWeightsCotangents(
+        centroid_gradient(cotangent, codes, codebook.shape[0], check_finite=False), None)
 
 
-def centroid_gradient(grad, codes, n_clusters):
+def _check_gradient(grad, codes, n_clusters, check_finite):
+    require_real_floating("grad", grad)
+    get_namespace(grad=grad, codes=codes)
+    xp = _check_codes("codes", codes, n_clusters)
+    if tuple(grad.shape) != tuple(codes.shape):
+        raise ValueError(f"grad must have the shape of codes, {tuple(codes.shape)}, "
+                         f"got {tuple(grad.shape)}")
+    if check_finite:
+        require_finite("grad", grad)
+    return xp
+
+
+def centroid_gradient(grad, codes, n_clusters, *, check_finite=True):
     r"""The gradient with respect to the shared centroids: the grouped sum of ``grad``.
 
     For a loss of the weights :math:`W = c[a]` (:func:`shared_weights`),
@@ -377,6 +408,8 @@ def centroid_gradient(grad, codes, n_clusters):
     codes : integer array
         Values in ``[-1, n_clusters)``.
     n_clusters : int
+    check_finite : bool
+        Raise ``ValueError`` on NaN or infinity in ``grad``.
 
     Returns
     -------
@@ -389,25 +422,18 @@ def centroid_gradient(grad, codes, n_clusters):
     >>> centroid_gradient(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1, -1, 1, 0]), 3).tolist()
     [4.0, 4.0, 0.0]
     """
-    require_real_floating("grad", grad)
-    get_namespace(grad, codes)
-    xp = _check_codes("codes", codes, n_clusters)
-    if tuple(grad.shape) != tuple(codes.shape):
-        raise ValueError(f"grad must have the shape of codes, {tuple(codes.shape)}, "
-                         f"got {tuple(grad.shape)}")
+    xp = _check_gradient(grad, codes, n_clusters, check_finite)
     labels = xp.astype(xp.reshape(codes, (-1,)), xp.int64)
     return grouped_sums(xp, xp.reshape(grad, (-1,)), labels, n_clusters)[0]
 
 
-def centroid_gradient_vjp(grad, codes, cotangent, n_clusters):
+def centroid_gradient_vjp(grad, codes, cotangent, n_clusters, *, check_finite=True):
     r"""Cotangents ``(grad, codes)`` of :func:`centroid_gradient`: ``(shared_weights(g, codes), None)``.
 
     The grouped sum and the codebook expansion are adjoint:
-    :math:`\bar G_i = g_{a_i}` (0 where pruned).
+    :math:`\bar G_i = g_{a_i}` (0 where pruned). The cotangent ``(n_clusters,)`` is always
+    checked finite; ``check_finite`` is :func:`centroid_gradient`'s, for ``grad``.
     """
-    require_real_floating("cotangent", cotangent)
-    require_same_dtype(grad=grad, cotangent=cotangent)
-    if tuple(cotangent.shape) != (n_clusters,):
-        raise ValueError(f"cotangent must have shape (n_clusters,) = ({n_clusters},), "
-                         f"got {tuple(cotangent.shape)}")
+    _check_gradient(grad, codes, n_clusters, check_finite)
+    require_output_cotangent("cotangent", cotangent, (n_clusters,), grad=grad)
     return CentroidGradientCotangents(shared_weights(cotangent, codes), None)

@@ -77,7 +77,7 @@ def relative_index_encode(mask, *, bits, offset="zeros_skipped"):
     require_bool_array("mask", mask)
     require_integer("bits", bits, 1)
     require_choice("offset", offset, OFFSETS)
-    xp, device = get_namespace(mask)
+    xp, device = get_namespace(mask=mask)
     positions = xp.astype(xp.nonzero(xp.reshape(mask, (-1,)))[0], xp.int64)
     span = 2**bits
     start = xp.asarray([-1 if offset == "zeros_skipped" else 0], dtype=xp.int64, device=device)
@@ -124,7 +124,7 @@ def relative_index_decode(gaps, filler, *, shape, offset="zeros_skipped"):
         raise ValueError(f"shape must be a tuple of non-negative integers, got {shape!r}")
     for axis, size in enumerate(shape):
         require_integer(f"shape[{axis}]", size, 0)
-    xp, device = get_namespace(gaps, filler)
+    xp, device = get_namespace(gaps=gaps, filler=filler)
     gaps = xp.astype(gaps, xp.int64)
     size = math.prod(shape)
     advance = gaps + 1 if offset == "zeros_skipped" else gaps

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from .._results import cotangent_type
 from .._validation import (
+    power_of_two_scale,
     require_choice,
     require_finite,
     require_integer,
@@ -226,12 +227,6 @@ def _kl_pair_cotangent(P, kern: _Kernel, dof, scale):
 # ---------------------------------------------------------------------------
 
 
-def _power_of_two_scale(xp, Xc):
-    """``2^-e`` with ``max |Xc| 2^-e`` in ``[1/2, 1)``: exact, and no distance overflows."""
-    largest = float(xp.max(xp.abs(Xc)))
-    return math.ldexp(1.0, -math.frexp(largest)[1]) if largest > 0 else 1.0
-
-
 def _conditional(xp, D, target, tol, max_steps):
     r"""Row-wise bisection on ``beta_i`` for ``H_i(beta_i) = target``, all rows at once.
 
@@ -338,7 +333,7 @@ def tsne_affinities(X, *, perplexity=30.0, method="sklearn", tol=1e-5, max_steps
     floor = require_number("floor", floor, 0.0)
     if method == "plain":
         Xc = X - xp.mean(X, axis=0)
-        D = _gram_distances(xp, Xc * _power_of_two_scale(xp, Xc))
+        D = _gram_distances(xp, Xc / power_of_two_scale(xp, Xc))
         C = _conditional(xp, D, math.log(perplexity), tol, max_steps)
     else:
         D32 = xp.astype(_gram_distances(xp, X), xp.float32)

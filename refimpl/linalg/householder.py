@@ -33,7 +33,7 @@ from .._results import cotangent_type
 from .._validation import (
     all_finite,
     broadcast_batch,
-    power_of_two_scale,
+    power_of_two_scales,
     require_arrays,
     require_finite_arrays,
     require_ndim,
@@ -122,7 +122,7 @@ def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
     sq, scale = xp.vecdot(V, V), None
     if not _safe_squared_norms(xp, sq, V.dtype):
         require_finite_arrays(check_finite, **{name: V})
-        scale = power_of_two_scale(xp, V)
+        scale = power_of_two_scales(xp, V)
         V = V / scale[..., None]
         sq = xp.vecdot(V, V)
     if tau is None:

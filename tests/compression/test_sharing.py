@@ -199,11 +199,39 @@ def test_pruned_codes_neither_index_nor_collect():
     (lambda: centroid_gradient(np.ones(3), np.array([0, 1]), 2), ValueError,
      "grad must have the shape of codes"),
     (lambda: centroid_gradient_vjp(np.ones(2), np.array([0, 1]), np.ones(3), n_clusters=2),
-     ValueError, r"cotangent must have shape \(n_clusters,\)"),
+     ValueError, r"cotangent must have the output's shape \(2,\)"),
+    (lambda: centroid_gradient(np.array([1.0, np.nan]), np.array([0, 1]), 2), ValueError,
+     "grad must not contain infs or NaNs"),
+    (lambda: centroid_gradient_vjp(np.ones(2), np.array([0, 1]), np.array([np.inf, 0.0]),
+                                   n_clusters=2), ValueError, "cotangent must not contain"),
+    (lambda: shared_weights(np.array([1.0, np.nan]), np.array([0, 1])), ValueError,
+     "codebook must not contain infs or NaNs"),
+    (lambda: shared_weights(np.ones(0), np.array([0, 1])), ValueError,
+     r"codebook must have shape \(k,\) with k >= 1"),
+    (lambda: shared_weights_vjp(np.ones(2), np.array([0, 1]), np.ones(3)), ValueError,
+     r"cotangent must have the output's shape \(2,\)"),
+    (lambda: shared_weights_vjp(np.ones(2), np.array([0, 1]), np.array([0.0, np.nan])),
+     ValueError, "cotangent must not contain infs or NaNs"),
+    (lambda: shared_weights_vjp(np.ones(2), np.array([0, 1]), xps.ones(2, dtype=xps.float64)),
+     TypeError, "codebook and cotangent come from different array libraries"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_kmeans_at_extreme_scales_is_the_scaled_kmeans():
+    """Lloyd's steps commute with scaling: at w * 2^1000 the codebook is the scaled one, and the
+    inertia (about 2^2000 times the unscaled one) is infinite, beyond the float range."""
+    w = np.array([-1.0, -0.8, 0.1, 0.5, 0.9, 1.2])
+    init = np.array([-1.0, 0.0, 1.0])
+    base = kmeans_quantize(w, 3, init=init)
+    for scale in (2.0**1000, 2.0**-1000):
+        scaled = kmeans_quantize(w * scale, 3, init=init * scale)
+        assert np.array_equal(scaled.codebook, base.codebook * scale)
+        assert np.array_equal(scaled.codes, base.codes)
+    huge = kmeans_quantize(w * 2.0**1000, 3, init=init)
+    assert np.all(np.isfinite(huge.codebook)) and huge.inertia == np.inf
 
 
 # -- planted bugs ------------------------------------------------------------------------------

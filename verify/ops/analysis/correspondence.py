@@ -45,10 +45,18 @@ def channels(A):
     return np.moveaxis(np.asarray(A, np.float64), 1, -1).reshape(-1, A.shape[1])
 
 
+def unit_columns(A):
+    """:func:`channels` with each column divided by a power of two near its largest magnitude:
+    exact, so the standardised columns and correlations are those of :func:`channels` to the
+    bit, and nothing overflows or underflows when squared at any scale."""
+    F = channels(A)
+    return F / np.ldexp(1.0, np.frexp(np.max(np.abs(F), axis=0))[1])
+
+
 def standardised(A):
     """Columns of :func:`channels` centred and divided by their population deviation; a
     constant column (``max = min``) is 0 (``constant="zero"``)."""
-    F = channels(A)
+    F = unit_columns(A)
     live = np.ptp(F, axis=0) > 0
     return np.where(live, (F - F.mean(axis=0)) / np.where(live, F.std(axis=0), 1.0), 0.0)
 
@@ -57,7 +65,7 @@ def _reference_correlation(A, B, **_):
     c1 = A.shape[1]
     live = np.concatenate([np.ptp(channels(A), axis=0), np.ptp(channels(B), axis=0)]) > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.corrcoef(channels(A).T, channels(B).T)
+        rho = np.corrcoef(unit_columns(A).T, unit_columns(B).T)
     rho = np.where(live[:, None] & live[None, :], rho, 0.0)  # constant="zero"
     return rho[:c1, c1:]
 

@@ -94,10 +94,16 @@ def _sklearn(w, n_clusters, mask=None, init="linear", noise=None, max_iter=300, 
 
 
 def _reference_kmeans(w, mask=None, init="linear", noise=None, *, n_clusters, **params):
-    km = _sklearn(w, n_clusters, mask, init, noise, **params)
+    # scikit-learn squares distances: it runs on the data divided by a power of two (exact, the
+    # same steps), so that it is the ground truth at any scale.
+    peak = max(np.abs(w).max(initial=0.0), 0.0 if isinstance(init, str) else np.abs(init).max())
+    scale = np.ldexp(1.0, np.frexp(peak)[1])
+    km = _sklearn(w / scale, n_clusters, mask, init if isinstance(init, str) else init / scale,
+                  noise, **params)
     codes = np.full(w.size, -1)
     codes[np.flatnonzero(np.ones(w.size, bool) if mask is None else mask.ravel())] = km.labels_
-    return km.cluster_centers_.ravel(), codes.reshape(w.shape), km.inertia_, km.n_iter_
+    return (km.cluster_centers_.ravel() * scale, codes.reshape(w.shape),
+            km.inertia_ * scale * scale, km.n_iter_)
 
 
 @st.composite
