@@ -49,9 +49,22 @@ from .guard import guarded
 from .registry import Case, Op, Property, get_op
 from .report import format_table, summary, to_json, to_junit
 
-__all__ = ["DTYPES", "Candidate", "Report", "candidate_properties", "check", "check_all", "replay"]
+__all__ = ["DTYPES", "REFUSED_DTYPES", "Candidate", "Report", "candidate_properties", "check", "check_all", "replay"]
 
 DTYPES = ("float64", "float32")
+
+#: dtypes a candidate may use that :func:`check` refuses, and why (each refusal is a ValueError
+#: that says so: a check that cannot be run is never reported as a pass).
+REFUSED_DTYPES = {
+    "float16": "half precision (unit roundoff 4.9e-4, largest value 65504) has no registered "
+               "tolerance: the ops' float32 tolerances scaled by the unit roundoff would accept "
+               "wrong results, and drawn inputs and intermediate products overflow",
+    "bfloat16": "bfloat16 (unit roundoff 3.9e-3) has no registered tolerance: scaled float32 "
+                "tolerances would accept wrong results, and NumPy has no bfloat16 to round "
+                "the drawn inputs to",
+    "complex64": "refimpl's ops are defined on real arrays (no record has complex inputs)",
+    "complex128": "refimpl's ops are defined on real arrays (no record has complex inputs)",
+}
 
 
 @dataclass(frozen=True)
@@ -157,7 +170,8 @@ def _op(op) -> Op:
 class Report:
     """Results of :func:`check` or :func:`check_all`: one per (op, property).
 
-    ``passed`` is true when nothing failed, apart from the ops listed in
+    ``passed`` is true when every op ran and nothing failed (a check that ran
+    no example is ``not run``, and fails the report), apart from the ops listed in
     ``expected_failures``, each of which must fail at least one property
     (an op that passes although it is listed, ``XPASS``, fails the report:
     remove it from the list).
@@ -168,11 +182,15 @@ class Report:
     expected_failures: dict[str, str] = field(default_factory=dict)
 
     def op_verdicts(self) -> dict[str, str]:
-        """``pass``, ``FAIL``, ``xfail`` or ``XPASS`` for each op."""
+        """``pass``, ``FAIL``, ``xfail``, ``XPASS`` or ``not run`` (no check of the op ran an
+        example: never a pass) for each op."""
         verdicts = {}
         for name in self.candidates:
-            failed = any(not r.passed for r in self.results if r.op == name)
-            if name in self.expected_failures:
+            mine = [r for r in self.results if r.op == name]
+            failed = any(not r.passed for r in mine)
+            if not any(r.examples for r in mine):
+                verdicts[name] = "not run"
+            elif name in self.expected_failures:
                 verdicts[name] = "xfail" if failed else "XPASS"
             else:
                 verdicts[name] = "FAIL" if failed else "pass"
@@ -184,7 +202,7 @@ class Report:
 
     @property
     def failures(self) -> list[Result]:
-        return [r for r in self.results if r.verdict == "FAIL"]
+        return [r for r in self.results if r.verdict in ("FAIL", "not run")]
 
     def __str__(self) -> str:
         lines = [f"{name}: {cand}" for name, cand in self.candidates.items()]
@@ -236,7 +254,10 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
         Without it the gradient checks are reported as skipped.
     dtype : {"float64", "float32"}
         Inputs are drawn in float64 and rounded to ``dtype``; the expected
-        values are computed in float64 from the rounded inputs.
+        values are computed in float64 from the rounded inputs, and the
+        op's registered tolerance for ``dtype`` applies. ``"float16"``,
+        ``"bfloat16"`` and the complex dtypes are refused with a
+        ``ValueError`` saying why (:data:`REFUSED_DTYPES`).
     max_examples : int, optional
         Drawn inputs per property (default 25).
     rtol, atol : float, optional
@@ -271,9 +292,7 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
         a reproducer snippet (``Result.reproducer``).
     """
     op = _op(op)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES} (inputs are drawn in float64 and rounded "
-                         f"to it), got {dtype!r}")
+    _check_dtype_argument(dtype)
     candidate = _as_candidate(candidate, vjp=vjp, from_numpy=from_numpy, to_numpy=to_numpy)
     ctx = _context(candidate, dtype)
     impl = _impl(op, candidate, ctx, timeout)
@@ -292,6 +311,20 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
             r.reproducer = reproducer(op, prop, case, candidate, dtype)
         results.append(r)
     return Report(results, {op.name: candidate.name})
+
+
+def _check_dtype_argument(dtype) -> None:
+    """``dtype`` is one that :func:`check` runs (:data:`DTYPES`), else a ValueError saying why."""
+    if dtype in DTYPES:
+        return
+    why = REFUSED_DTYPES.get(dtype)
+    checked = " or ".join(DTYPES)
+    if why is not None:
+        raise ValueError(f"dtype={dtype!r} is refused, not checked: {why}. Check the {checked} "
+                         "version of the candidate (half-precision kernels: compare them with "
+                         "that version under your own tolerance)")
+    raise ValueError(f"dtype must be {checked} (inputs are drawn in float64 and rounded to it), "
+                     f"got {dtype!r}")
 
 
 def _select(props, names):
@@ -334,6 +367,7 @@ def replay(candidate, op, property, case, *, vjp=None, dtype="float64", from_num
     This is what the reproducer snippets of a :class:`Report` call.
     """
     op = _op(op)
+    _check_dtype_argument(dtype)
     candidate = _as_candidate(candidate, vjp=vjp, from_numpy=from_numpy, to_numpy=to_numpy)
     (prop,) = _select(candidate_properties(op), [property])
     ctx = _context(candidate, dtype)

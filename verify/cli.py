@@ -25,7 +25,7 @@ import time
 from refimpl.backend import available_backends, backend_namespace
 
 from . import adapters, registry
-from .candidate import DTYPES, Candidate, candidate_properties, check
+from .candidate import DTYPES, REFUSED_DTYPES, Candidate, candidate_properties, check
 from .engine import PROFILES, properties_of, run_suite
 from .report import format_table, header, to_json, to_junit
 from .vectors import _draw, export_vectors
@@ -114,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--vjp", metavar="pkg.module:callable",
                      help="vjp(*primals, *cotangents, **params); without it the gradient checks "
                      "are skipped")
-    chk.add_argument("--dtype", choices=DTYPES, default="float64")
+    # Refused dtypes are accepted here so that check's ValueError says why (exit status 2).
+    chk.add_argument("--dtype", choices=(*DTYPES, *REFUSED_DTYPES), default="float64",
+                     help="float64 (default) or float32; float16, bfloat16 and complex are "
+                     "refused with the reason")
     chk.add_argument("--from-numpy", metavar="NAME", default=None,
                      help="framework of the candidate's arrays: numpy (default), torch[:DEVICE], "
                      "jax, cupy[:N], array_api_strict[:DEVICE], or pkg.module:callable")

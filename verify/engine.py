@@ -52,13 +52,21 @@ class Result:
     not_applicable: bool = False
 
     @property
+    def not_run(self) -> bool:
+        """No example ran (every draw rejected, or hypothesis stopped first): never a pass."""
+        return not (self.skipped or self.not_applicable) and self.examples == 0
+
+    @property
     def verdict(self) -> str:
-        """``pass``, ``FAIL``, ``skip`` (a function the check needs was not given), ``n/a``
-        (the op has no such checks: no VJP) or ``xfail`` (an expected failure)."""
+        """``pass``, ``FAIL``, ``not run`` (no example ran: ``passed`` is false), ``skip`` (a
+        function the check needs was not given), ``n/a`` (the op has no such checks: no VJP)
+        or ``xfail`` (an expected failure)."""
         if self.not_applicable:
             return "n/a"
         if self.skipped:
             return "skip"
+        if self.not_run:
+            return "not run"
         if self.passed:
             return "pass"
         return "xfail" if self.xfail else "FAIL"

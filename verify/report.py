@@ -72,14 +72,14 @@ def format_table(results: list[Result]) -> str:
 
 
 def summary(results: list[Result]) -> str:
-    """``"N passed, M failed (T s)"``, plus skipped and expected failures when there are any."""
+    """``"N passed, M failed (T s)"``, plus not run, skipped and expected failures when there are
+    any."""
     counts = {v: sum(r.verdict == v for r in results)
-              for v in ("pass", "FAIL", "skip", "xfail", "n/a")}
+              for v in ("pass", "FAIL", "not run", "skip", "xfail", "n/a")}
     seconds = sum(r.seconds for r in results)
-    extra = "".join(f", {counts[v]} {word}" for v, word in (("skip", "skipped"),
-                                                          ("xfail", "expected failures"),
-                                                          ("n/a", "ops without a VJP"))
-                    if counts[v])
+    words = (("not run", "not run (no example ran: not a pass)"), ("skip", "skipped"),
+             ("xfail", "expected failures"), ("n/a", "ops without a VJP"))
+    extra = "".join(f", {counts[v]} {word}" for v, word in words if counts[v])
     return f"{counts['pass']} passed, {counts['FAIL']} failed{extra} ({seconds:.1f} s)"
 
 
@@ -110,7 +110,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
         mine = [r for r in results if r.op == op]
         suite = ET.SubElement(
             root, "testsuite", name=op, tests=str(len(mine)),
-            failures=str(sum(r.verdict == "FAIL" for r in mine)),
+            failures=str(sum(r.verdict in ("FAIL", "not run") for r in mine)),
             skipped=str(sum(r.verdict in ("skip", "xfail", "n/a") for r in mine)),
             time=f"{sum(r.seconds for r in mine):.3f}",
         )
@@ -118,7 +118,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
             case = ET.SubElement(suite, "testcase", classname=f"{op}.{r.backend}.{r.dtype}",
                                  name=r.property, time=f"{r.seconds:.3f}")
             detail = f"max error {r.max_error:.3g}, tolerance {r.tolerance:.3g}, {r.examples} examples"
-            if r.verdict == "FAIL":
+            if r.verdict in ("FAIL", "not run"):
                 text = "\n".join(x for x in (r.counterexample, r.reproducer) if x)
                 ET.SubElement(case, "failure", message=r.message, type="PropertyFailed").text = text
             elif r.verdict in ("skip", "xfail", "n/a"):

@@ -281,3 +281,28 @@ def test_slow_candidate_is_stopped_with_a_clear_report():
     (r,) = report.results
     assert r.verdict == "FAIL" and "took more than 0.2 s on one input" in r.message, r.message
     assert time.perf_counter() - started < 20
+
+
+@pytest.mark.parametrize("dtype, reason", [
+    ("float16", "half precision"), ("bfloat16", "bfloat16"),
+    ("complex64", "defined on real arrays"), ("complex128", "defined on real arrays"),
+    ("float8", "dtype must be float64 or float32"),
+])
+def test_unchecked_dtype_is_refused_never_passed(dtype, reason):
+    with pytest.raises(ValueError, match=reason):
+        verify.check(negated, OP, dtype=dtype, max_examples=2)
+    with pytest.raises(ValueError, match=reason):
+        verify.replay(negated, OP, "matches ground truth", verify.Case({}), dtype=dtype)
+
+
+def test_a_check_that_ran_no_example_is_not_run_and_not_a_pass():
+    def nothing():
+        return verify.get_op(OP).cases().filter(lambda case: False)
+
+    report = verify.check(negated, OP, vjp=vjp, cases=nothing, max_examples=2,
+                          properties=["matches ground truth", "vjp: matches refimpl"])
+    assert [r.verdict for r in report.results] == ["not run", "not run"]
+    assert report.op_verdicts() == {OP: "not run"} and not report.passed
+    assert "not run (no example ran: not a pass)" in report.summary()
+    assert report.failures and json.loads(report.to_json())["passed"] is False
+    assert '<failure message=' in report.to_junit()

@@ -73,7 +73,9 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
     (["list", "--op", "nope"], "no op 'nope'"),
     (["--backend", "tensorflow"], "unknown backend"),
     (["check", "test_cli:correct", "--op", "householder_product", "--dtype", "float16"],
-     "invalid choice: 'float16'"),
+     "dtype='float16' is refused, not checked: half precision"),
+    (["check", "test_cli:correct", "--op", "householder_product", "--dtype", "int8"],
+     "invalid choice: 'int8'"),
 ])
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
