@@ -18,7 +18,8 @@ from hypothesis import seed as hypothesis_seed
 
 from refimpl.backend import backend_namespace
 
-from .checks import Context, NotProvided, absolute_floor, generic_properties, impl_of
+from .checks import (Context, NotProvided, absolute_floor, generic_properties, impl_of,
+                     tolerance_factors)
 from .registry import Op, Property
 
 __all__ = ["PROFILES", "Result", "properties_of", "run_op", "run_property", "run_suite"]
@@ -50,6 +51,7 @@ class Result:
     reproducer: str = ""
     xfail: str = ""
     not_applicable: bool = False
+    tolerances: dict = field(default_factory=dict)
 
     @property
     def not_run(self) -> bool:
@@ -113,19 +115,24 @@ def run_property(
     context: Context | None = None,
     cases=None,
     atol: float = 0.0,
+    tolerances: dict | None = None,
 ) -> Result:
     """Run one property through hypothesis; never raises for a failing check.
 
     ``context`` replaces the backend's (a candidate's arrays, see
     :func:`verify.check`; ``backend`` is then only the report's label),
     ``cases`` the op's strategy, ``atol`` adds an absolute floor to every
-    relative error (:func:`verify.checks.absolute_floor`). A check that
-    raises :class:`~verify.checks.NotProvided` is reported as skipped.
+    relative error (:func:`verify.checks.absolute_floor`), ``tolerances``
+    replaces the tolerance of the errors measured at the outputs and
+    cotangents it names (``{"output logabsdet": 1e-6, "dV": 1e-5}``, see
+    :func:`verify.checks.tolerance_factors`). A check that raises
+    :class:`~verify.checks.NotProvided` is reported as skipped.
     """
     ctx = context or Context(backend_namespace(backend), dtype)
     impl = impl or impl_of(op)
     tol = tolerance if tolerance is not None else (prop.tolerance or op.tolerance)[dtype]
-    result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
+    own = dict(tolerances or {})
+    result = Result(op.name, prop.name, backend, dtype, tolerance=tol, tolerances=own)
     last_failure: list = []
     conf, seed = _settings(profile, max_examples, seed)
 
@@ -135,8 +142,9 @@ def run_property(
         if result.skipped:
             return
         try:
-            with absolute_floor(atol / tol if atol else 0.0):
-                err = float(prop.check(impl, case, ctx))
+            with absolute_floor(atol / tol if atol else 0.0), \
+                    tolerance_factors({k: v / tol for k, v in own.items()}):
+                err = prop.check(impl, case, ctx)
         except NotProvided as exc:
             result.skipped, result.message = True, str(exc)
             return
@@ -145,12 +153,13 @@ def run_property(
             raise _PropertyFailed(str(exc)) from exc
         finally:
             result.examples += not result.skipped
+        where = getattr(err, "where", "")
+        err, limit = float(err), own.get(where, tol)
         if not math.isnan(result.max_error):  # a NaN, once seen, is the report's maximum
-            result.max_error = err if math.isnan(err) else max(result.max_error, float(err))
-        if not err <= tol:  # NaN fails too
-            where = getattr(err, "where", "")
-            last_failure[:] = [case, f"error {err:.3g} > tolerance {tol:.3g}"
-                               + (f" ({where})" if where else "")]
+            result.max_error = err if math.isnan(err) else max(result.max_error, err)
+        if not err <= limit:  # NaN fails too
+            last_failure[:] = [case, f"error {err:.3g} > tolerance {limit:.3g}"
+                               + (f" in {where}" if where else "")]
             raise _PropertyFailed(last_failure[1])
 
     start = time.perf_counter()

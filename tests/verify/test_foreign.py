@@ -25,6 +25,7 @@ import refimpl.backend
 import verify
 import verify.adapters
 from verify._tree import tree_leaves
+from verify.checks import Context
 from verify.registry import ops
 
 DEVICE = xps.Device("device1")
@@ -50,14 +51,24 @@ def _only_own_arrays(args, kwargs):
                 raise ForeignArrayRefused(f"argument {i} is on {leaf.device}, not {DEVICE}")
 
 
-def _gated(fn):
+def _candidate_side(fn):
+    """``fn`` run as the candidate's own code: refimpl may see its arrays there."""
     def call(*args, **kwargs):
-        _only_own_arrays(args, kwargs)
         token = _INSIDE_CANDIDATE.set(True)
         try:
             return fn(*args, **kwargs)
         finally:
             _INSIDE_CANDIDATE.reset(token)
+
+    return call
+
+
+def _gated(fn):
+    fn = _candidate_side(fn)
+
+    def call(*args, **kwargs):
+        _only_own_arrays(args, kwargs)
+        return fn(*args, **kwargs)
 
     return call
 
@@ -70,7 +81,9 @@ def foreign_candidate(op) -> verify.Candidate:
 
 @pytest.fixture
 def refimpl_refuses_candidate_arrays(monkeypatch):
-    """refimpl's ops refuse array-api-strict arrays unless the candidate is calling them."""
+    """refimpl's ops refuse array-api-strict arrays unless the candidate is calling them, or the
+    check is building the candidate's inputs (``Context.put``: refimpl.nn layers holding the
+    candidate's arrays validate them as they are made)."""
     real = array_api_compat.array_namespace
     entry = refimpl.backend.get_namespace.__code__
 
@@ -85,6 +98,7 @@ def refimpl_refuses_candidate_arrays(monkeypatch):
                                if not k.startswith("__")})
     proxy.array_namespace = array_namespace
     monkeypatch.setattr(refimpl.backend, "array_api_compat", proxy)
+    monkeypatch.setattr(Context, "put", _candidate_side(Context.put))
 
 
 def test_the_gates_refuse(refimpl_refuses_candidate_arrays):
