@@ -11,7 +11,7 @@
 * :mod:`verify.vectors` -- golden vectors for frameworks outside Python.
 """
 
-from .candidate import Candidate, Report, check, check_all, replay
+from .candidate import Candidate, Report, check, check_all, replay, tolerance_keys
 from .engine import PROFILES, Result, properties_of, run_property, run_suite
 from .registry import Anchor, Case, Op, Property, get_op, register
 from .registry import ops as list_ops
@@ -40,4 +40,5 @@ __all__ = [
     "replay",
     "run_property",
     "run_suite",
+    "tolerance_keys",
 ]

@@ -41,12 +41,20 @@ def tree_map(fn: Callable, tree: Any, *others: Any) -> Any:
 
 
 def tree_leaves(tree: Any) -> list:
-    """The array leaves of ``tree``, in the order :func:`tree_map` visits them."""
-    leaves: list = []
+    """The array leaves of ``tree``, in the order :func:`tree_map` visits them.
 
-    def collect(a):
-        leaves.append(a)
-        return a
-
-    tree_map(collect, tree)
-    return leaves
+    Walks the structure without rebuilding it: a dataclass is never
+    constructed again (layers validate their arrays when made, which
+    would run refimpl on a candidate's arrays).
+    """
+    if is_array(tree):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        parts = list(tree)
+    elif isinstance(tree, dict):
+        parts = list(tree.values())
+    elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        parts = [getattr(tree, f.name) for f in dataclasses.fields(tree) if f.init]
+    else:
+        return []
+    return [leaf for part in parts for leaf in tree_leaves(part)]

@@ -46,12 +46,16 @@ __all__ = [
     "Err",
     "NotProvided",
     "absolute_floor",
+    "cotangent_label",
+    "free_entries",
     "call_forward",
     "call_vjp",
     "cotangent_for",
     "generic_properties",
     "impl_of",
     "rel_error",
+    "structured",
+    "tolerance_factors",
     "worst",
 ]
 
@@ -77,12 +81,58 @@ class Err(float):
         return self
 
 
+def cotangent_label(primal: str) -> str:
+    """``dV``: how checks and reports name the cotangent of primal ``V``."""
+    return f"d{primal}"
+
+
+_TOLERANCE_FACTORS: contextvars.ContextVar[dict] = contextvars.ContextVar(
+    "tolerance_factors", default={})
+
+
+@contextlib.contextmanager
+def tolerance_factors(factors: dict):
+    """Within the block, the error measured at ``where`` is held to ``factors[where]`` times the
+    check's tolerance (per-output overrides, ``verify.check(..., rtol={"dV": ...})``): :func:`worst`
+    picks the error furthest beyond its own tolerance."""
+    token = _TOLERANCE_FACTORS.set(dict(factors))
+    try:
+        yield
+    finally:
+        _TOLERANCE_FACTORS.reset(token)
+
+
+_STRUCTURE: contextvars.ContextVar = contextvars.ContextVar("structure", default=None)
+
+
+@contextlib.contextmanager
+def structured(structure):
+    """Within the block, cotangents of the primals that ``structure`` (a
+    :class:`~verify.registry.Structure`, or ``None``) fixes in part are compared on its free
+    entries only, and finite differences move only those."""
+    token = _STRUCTURE.set(structure)
+    try:
+        yield
+    finally:
+        _STRUCTURE.reset(token)
+
+
+def free_entries(name: str, case: Case, leaves: list) -> list:
+    """``leaves`` (arrays of primal ``name``), the entries the active structure fixes set to 0."""
+    structure = _STRUCTURE.get()
+    mask = None if structure is None else structure.free(case).get(name)
+    return leaves if mask is None else [np.where(mask, leaf, 0.0) for leaf in leaves]
+
+
 def worst(errors: dict) -> Err:
-    """The largest of ``{where: error}`` (NaN first: it is never within tolerance)."""
+    """The error of ``{where: error}`` largest relative to its tolerance (:func:`tolerance_factors`;
+    NaN first: it is never within tolerance)."""
     if not errors:
         return Err(0.0)
-    where, value = max(errors.items(), key=lambda kv: (np.isnan(kv[1]), kv[1]))
-    return Err(value, getattr(value, "where", "") or where)
+    factors = _TOLERANCE_FACTORS.get()
+    labelled = [(getattr(value, "where", "") or where, value) for where, value in errors.items()]
+    where, value = max(labelled, key=lambda kv: (np.isnan(kv[1]), kv[1] / factors.get(kv[0], 1.0)))
+    return Err(value, where)
 
 
 # -- the context: where a check runs ----------------------------------------------------------
@@ -311,7 +361,8 @@ def cotangents_of(op: Op, result, primals: dict) -> dict:
     wanted = [p.name for p in given if p.is_differentiable]
     missing = [n for n in wanted if values.get(n) is None]
     if missing:
-        raise CheckError(f"vjp returned no cotangent of {missing[0]}")
+        raise CheckError(f"vjp returned no cotangent of {missing[0]} "
+                         f"({cotangent_label(missing[0])})")
     return {n: values[n] for n in wanted}
 
 
@@ -369,11 +420,12 @@ def take_cotangents(op, ctx, result, primals) -> dict:
             leaves = tree_leaves(cot)
             shapes = [a.shape for a in tree_leaves(primals[name])]
             if len(leaves) != len(shapes):
-                raise CheckError(f"cotangent of {name} has {len(leaves)} arrays, "
+                raise CheckError(f"cotangent {cotangent_label(name)} has {len(leaves)} arrays, "
                                  f"expected {len(shapes)} (one per array of {name})")
-            out[name] = [ctx.take(c, s, f"cotangent of {name}") for c, s in zip(leaves, shapes)]
+            out[name] = [ctx.take(c, s, f"cotangent {cotangent_label(name)}")
+                         for c, s in zip(leaves, shapes)]
         else:
-            out[name] = [ctx.take(cot, primals[name].shape, f"cotangent of {name}")]
+            out[name] = [ctx.take(cot, primals[name].shape, f"cotangent {cotangent_label(name)}")]
     return out
 
 
@@ -409,7 +461,8 @@ def run_vjp(op, impl, case, ctx, cotangents) -> dict:
     if impl.vjp is None:
         raise NotProvided("no vjp given")
     result = call_vjp(op, impl.vjp, case.primals, cotangents, case.params, ctx.put)
-    return take_cotangents(op, ctx, result, case.primals)
+    return {n: free_entries(n, case, leaves)
+            for n, leaves in take_cotangents(op, ctx, result, case.primals).items()}
 
 
 def differentiable(op: Op, primals: dict) -> list[str]:
@@ -429,36 +482,47 @@ def _ground_truth(op, impl, case, ctx):
 
 
 def _dot_product(op, impl, case, ctx):
-    """``sum_i <t_i, vjp_i(c)>`` against ``<c, (f(x + h t) - f(x - h t)) / 2h>``.
+    """``<t_i, vjp_i(c)>`` against ``<c, (f(x_i + h t_i) - f(x_i - h t_i)) / 2h>``, per primal.
 
-    The error is relative to ``sum_i ||t_i|| ||vjp_i(c)||``, the Cauchy-Schwarz
-    bound of the left side, so that cancellation in the sum cannot hide a bug.
+    One random direction ``t_i`` per differentiable primal ``x_i`` (the others
+    held), so that a failure names the cotangent (``dV``). Each error is
+    relative to ``||t_i|| ||vjp_i(c)||``, the Cauchy-Schwarz bound of the
+    left side (so that cancellation in the sum cannot hide a bug), and at
+    least to ``||t_i||`` times :func:`natural_scale`.
     """
     c = cotangent_for(op, case)
     cotangents = run_vjp(op, impl, case, ctx, c)
     rng = np.random.default_rng(12345)
     names = differentiable(op, case.primals)
-    directions = {n: [rng.standard_normal(a.shape) for a in tree_leaves(case.primals[n])]
+    directions = {n: free_entries(n, case, [rng.standard_normal(a.shape)
+                                            for a in tree_leaves(case.primals[n])])
                   for n in names}
-    lhs = sum(float(np.sum(t * g)) for n in names for t, g in zip(directions[n], cotangents[n]))
-    scale = sum(np.linalg.norm(t) * np.linalg.norm(g)
-                for n in names for t, g in zip(directions[n], cotangents[n]))
-    # A tree primal may hold no array (a flow of permutations): its direction has norm 0.
-    scale = max(scale, natural_scale(op, case, c) * sum(
-        math.sqrt(sum(float(np.sum(t * t)) for t in directions[n])) for n in names))
     leaves = tree_leaves(case.primals)
     h = 1e-6 * max(1.0, max(float(np.abs(a).max()) for a in leaves if a.size and a.dtype.kind == "f"))
+    natural = natural_scale(op, case, c)
+    errors = {}
+    for n in names:
+        if not directions[n]:  # a tree primal without arrays (a flow of permutations)
+            continue
+        lhs = sum(float(np.sum(t * g)) for t, g in zip(directions[n], cotangents[n]))
+        scale = max(sum(np.linalg.norm(t) * np.linalg.norm(g)
+                        for t, g in zip(directions[n], cotangents[n])),
+                    natural * math.sqrt(sum(float(np.sum(t * t)) for t in directions[n])))
+        rhs = _directional_difference(op, impl, case, ctx, c, n, directions[n], h)
+        errors[cotangent_label(n)] = abs(lhs - rhs) / max(scale, _TINY)
+    return worst(errors)
+
+
+def _directional_difference(op, impl, case, ctx, cotangents, name, direction, h) -> float:
+    """``<c, (f(x + h t) - f(x - h t)) / 2h>`` with primal ``name`` moved along ``direction``."""
     outs = []
     for sign in (1.0, -1.0):
-        shifted = dict(case.primals)
-        for n in names:
-            moved = iter([a + sign * h * t for a, t in zip(tree_leaves(case.primals[n]), directions[n])])
-            shifted[n] = tree_map(lambda a: next(moved), case.primals[n])
+        moved = iter([a + sign * h * t for a, t in zip(tree_leaves(case.primals[name]), direction)])
+        shifted = {**case.primals, name: tree_map(lambda a: next(moved), case.primals[name])}
         outs.append(run_outputs(op, impl, case, ctx, [o.name for o in op.differentiable_outputs],
                                 primals=shifted))
-    rhs = sum(float(np.sum(ci * (outs[0][o.name] - outs[1][o.name]) / (2 * h)))
-              for ci, o in zip(c, op.differentiable_outputs))
-    return abs(lhs - rhs) / max(scale, _TINY)
+    return sum(float(np.sum(ci * (outs[0][o.name] - outs[1][o.name]) / (2 * h)))
+               for ci, o in zip(cotangents, op.differentiable_outputs))
 
 
 def _autograd(op, impl, case, ctx):
@@ -481,11 +545,11 @@ def _autograd(op, impl, case, ctx):
             outs = _flat(call_forward(op, op.naive, {**inputs, name: x}, case.params, lambda a: a))
             return sum(_inner(ci, o) for ci, o in zip(c, outs))
 
-        expected[name] = grad(pairing)(inputs[name])
+        (expected[name],) = free_entries(name, case, [grad(pairing)(inputs[name])])
     if not expected:
         return Err(0.0)
     scale = max(max(np.linalg.norm(e) for e in expected.values()), natural_scale(op, case, c))
-    return worst({f"cotangent of {n}": rel_error(got[n][0], e, scale=scale)
+    return worst({cotangent_label(n): rel_error(got[n][0], e, scale=scale)
                   for n, e in expected.items()})
 
 
@@ -504,7 +568,7 @@ def _adjoint(name, op, impl, case, ctx):
     (x_bar,) = run_vjp(op, impl, case, ctx, [g])[name]
     x = ctx.rounded(case.primals[name])
     scale = np.linalg.norm(y) * np.linalg.norm(g) + np.linalg.norm(x) * np.linalg.norm(x_bar)
-    return Err(abs(np.sum(y * g) - np.sum(x * x_bar)) / max(scale, _TINY), f"cotangent of {name}")
+    return Err(abs(np.sum(y * g) - np.sum(x * x_bar)) / max(scale, _TINY), cotangent_label(name))
 
 
 def _related_primals(op, other, primals, data_value):
@@ -592,7 +656,8 @@ def generic_properties(op: Op) -> list[Property]:
     if op.vjp is not None:
         props.append(Property(
             "vjp: dot-product test", partial(_dot_product, op),
-            "<t, vjp(c)> equals <c, central difference of the forward along t> (float64)",
+            "<t, vjp(c)> equals <c, central difference of the forward along t>, one primal at "
+            "a time (float64)",
             tolerance=_GRADIENT_TOL, dtypes=("float64",), generic=True,
         ))
         if op.naive is not None:

@@ -26,7 +26,8 @@ import time
 from refimpl.backend import available_backends, backend_namespace
 
 from . import adapters, distributed, registry
-from .candidate import DTYPES, Candidate, candidate_properties, check
+from .candidate import (DTYPES, REFUSED_DTYPES, Candidate, candidate_properties, check,
+                        tolerance_keys)
 from .distributed import Campaign, finished_rows, run_serial
 from .engine import PROFILES
 from .report import format_table, header, to_json, to_junit
@@ -131,7 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--vjp", metavar="pkg.module:callable",
                      help="vjp(*primals, *cotangents, **params); without it the gradient checks "
                      "are skipped")
-    chk.add_argument("--dtype", choices=DTYPES, default="float64")
+    # Refused dtypes are accepted here so that check's ValueError says why (exit status 2).
+    chk.add_argument("--dtype", choices=(*DTYPES, *REFUSED_DTYPES), default="float64",
+                     help="float64 (default) or float32; float16, bfloat16 and complex are "
+                     "refused with the reason")
     chk.add_argument("--from-numpy", metavar="NAME", default=None,
                      help="framework of the candidate's arrays: numpy (default), torch[:DEVICE], "
                      "jax, cupy[:N], array_api_strict[:DEVICE], or pkg.module:callable")
@@ -139,9 +143,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="conversion back to NumPy (default: recognises torch, JAX, CuPy, DLPack)")
     chk.add_argument("--max-examples", type=int, default=None, help="inputs per property (25)")
     chk.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0)")
-    chk.add_argument("--rtol", type=float, default=None, help="replaces the op's tolerance")
+    chk.add_argument("--rtol", action="append", metavar="[NAME=]VALUE",
+                     help="replaces the op's tolerance (VALUE, or OP=VALUE); NAME=VALUE "
+                     "replaces one output's (its name) or one cotangent's (dV, dX, ...) "
+                     "tolerance; repeatable")
     chk.add_argument("--atol", type=float, default=None, help="absolute floor of every error")
     chk.add_argument("--property", action="append", metavar="NAME", help="only this property")
+    chk.add_argument("--cases", metavar="NAME", default=None,
+                     help="inputs in one of the op's structures (lapack: reflectors in LAPACK "
+                     "form), cotangents compared on its free entries; see 'list'")
     _reports(chk)
 
     err = sub.add_parser("errors", help="the error contract: bad inputs against every op",
@@ -164,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--op", action="extend", nargs="+", metavar="NAME", help="only these ops")
     exp.add_argument("--examples", type=int, default=5, help="cases per op (default 5)")
     exp.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0)")
+    exp.add_argument("--cases", metavar="NAME", default=None,
+                     help="inputs in this structure of every op exported (lapack: reflectors in "
+                     "LAPACK form), VJPs on its free entries")
+    exp.add_argument("--dtype", action="append", choices=DTYPES,
+                     help="only this dtype (repeatable; default float64 and float32)")
     return p
 
 
@@ -343,13 +358,29 @@ def _check(args) -> int:
     _writable(args.json, args.junit)
     try:
         report = check(candidate, args.op, dtype=args.dtype, max_examples=args.max_examples,
-                       rtol=args.rtol, atol=args.atol, seed=args.seed, properties=args.property)
+                       rtol=_rtol(args.rtol, args.op), atol=args.atol, cases=args.cases,
+                       seed=args.seed, properties=args.property)
     except (KeyError, ValueError, TypeError, ImportError) as exc:
         raise UsageError(exc.args[0] if exc.args else str(exc)) from None
     print(report)
     _write(args.json, args.json and report.to_json())
     _write(args.junit, args.junit and report.to_junit())
     return 0 if report.passed else 1
+
+
+def _rtol(values, op_name) -> dict | None:
+    """``--rtol`` arguments (``VALUE`` or ``NAME=VALUE``) as :func:`verify.check`'s mapping."""
+    if not values:
+        return None
+    rtol = {}
+    for value in values:
+        name, _, number = value.rpartition("=")
+        try:
+            rtol[name or op_name] = float(number)
+        except ValueError:
+            raise UsageError(f"--rtol {value!r}: expected VALUE or NAME=VALUE with a number") \
+                from None
+    return rtol
 
 
 def describe_op(op) -> str:
@@ -369,12 +400,15 @@ def describe_op(op) -> str:
     outputs = ", ".join(o.name if o.dtype == "float" else f"{o.name}: {o.dtype}" for o in op.outputs)
     checks = "; ".join(p.name for p in candidate_properties(op))
     section = f" (docs/conventions.rst: {op.section})" if op.section else ""
+    keys = ", ".join(tolerance_keys(op))
+    structures = [f"    --cases {s.name}: {s.description}" for s in op.structures]
     return "\n".join([
         f"{op.name}({', '.join(required)}{optional}{params}) -> {outputs}  [refimpl.{op.module}]",
         vjp,
         f"    convention{section}: {op.convention}",
-        f"    tolerance (normwise relative): {tol}",
+        f"    tolerance (normwise relative): {tol}; check --rtol NAME=VALUE for {keys}",
         f"    candidate checks: {checks}",
+        *structures,
     ])
 
 
@@ -385,8 +419,14 @@ def _list(args) -> int:
 
 def _export(args) -> int:
     names = [op.name for op in _ops(args.op)]
-    manifest = export_vectors(args.out, names, examples=args.examples, seed=args.seed)
-    print(f"wrote {len(manifest['files'])} cases for {len(names)} ops to {args.out}")
+    dtypes = tuple(args.dtype or DTYPES)
+    try:
+        manifest = export_vectors(args.out, names, examples=args.examples, seed=args.seed,
+                                  dtypes=dtypes, cases=args.cases)
+    except ValueError as exc:
+        raise UsageError(exc.args[0]) from None
+    print(f"wrote {len(manifest['files'])} cases for {len(names)} ops "
+          f"({', '.join(dtypes)}) to {args.out}")
     return 0
 
 

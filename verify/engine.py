@@ -18,7 +18,8 @@ from hypothesis import seed as hypothesis_seed
 
 from refimpl.backend import backend_namespace
 
-from .checks import Context, NotProvided, absolute_floor, generic_properties, impl_of
+from .checks import (Context, NotProvided, absolute_floor, generic_properties, impl_of,
+                     tolerance_factors)
 from .registry import Op, Property
 
 __all__ = ["PROFILES", "Result", "properties_of", "run_property", "run_suite", "tolerance_of"]
@@ -52,18 +53,27 @@ class Result:
     not_applicable: bool = False
     error: str = ""
     shards: list = field(default_factory=list)
+    tolerances: dict = field(default_factory=dict)
+
+    @property
+    def not_run(self) -> bool:
+        """No example ran (every draw rejected, or hypothesis stopped first): never a pass."""
+        return not (self.skipped or self.not_applicable or self.error) and self.examples == 0
 
     @property
     def verdict(self) -> str:
-        """``pass``, ``FAIL``, ``skip`` (a function the check needs was not given), ``n/a``
-        (the op has no such checks: no VJP), ``xfail`` (an expected failure) or ``ERROR``
-        (the check did not finish: its time limit, or its worker died; ``error`` says which)."""
+        """``pass``, ``FAIL``, ``not run`` (no example ran: ``passed`` is false), ``skip`` (a
+        function the check needs was not given), ``n/a`` (the op has no such checks: no VJP),
+        ``xfail`` (an expected failure) or ``ERROR`` (the check did not finish: its time limit,
+        or its worker died; ``error`` says which)."""
         if self.error:
             return "ERROR"
         if self.not_applicable:
             return "n/a"
         if self.skipped:
             return "skip"
+        if self.not_run:
+            return "not run"
         if self.passed:
             return "pass"
         return "xfail" if self.xfail else "FAIL"
@@ -121,14 +131,18 @@ def run_property(
     atol: float = 0.0,
     time_limit: float | None = None,
     database=None,
+    tolerances: dict | None = None,
 ) -> Result:
     """Run one property through hypothesis; never raises for a failing check.
 
     ``context`` replaces the backend's (a candidate's arrays, see
     :func:`verify.check`; ``backend`` is then only the report's label),
     ``cases`` the op's strategy, ``atol`` adds an absolute floor to every
-    relative error (:func:`verify.checks.absolute_floor`). A check that
-    raises :class:`~verify.checks.NotProvided` is reported as skipped.
+    relative error (:func:`verify.checks.absolute_floor`), ``tolerances``
+    replaces the tolerance of the errors measured at the outputs and
+    cotangents it names (``{"output logabsdet": 1e-6, "dV": 1e-5}``, see
+    :func:`verify.checks.tolerance_factors`). A check that raises
+    :class:`~verify.checks.NotProvided` is reported as skipped.
     ``time_limit`` (seconds) stops the run before the next example once
     exceeded, and reports it as an ``ERROR`` (an example already running
     finishes first: a hanging candidate call needs :func:`verify.check`'s
@@ -139,7 +153,8 @@ def run_property(
     ctx = context or Context(backend_namespace(backend), dtype)
     impl = impl or impl_of(op)
     tol = tolerance if tolerance is not None else tolerance_of(op, prop, dtype)
-    result = Result(op.name, prop.name, backend, dtype, tolerance=tol)
+    own = dict(tolerances or {})
+    result = Result(op.name, prop.name, backend, dtype, tolerance=tol, tolerances=own)
     last_failure: list = []
     conf, seed = _settings(profile, max_examples, seed, database)
     start = time.perf_counter()
@@ -152,8 +167,9 @@ def run_property(
         if time_limit is not None and time.perf_counter() - start > time_limit:
             raise _OutOfTime
         try:
-            with absolute_floor(atol / tol if atol else 0.0):
-                err = float(prop.check(impl, case, ctx))
+            with absolute_floor(atol / tol if atol else 0.0), \
+                    tolerance_factors({k: v / tol for k, v in own.items()}):
+                err = prop.check(impl, case, ctx)
         except NotProvided as exc:
             result.skipped, result.message = True, str(exc)
             return
@@ -162,12 +178,13 @@ def run_property(
             raise _PropertyFailed(str(exc)) from exc
         finally:
             result.examples += not result.skipped
+        where = getattr(err, "where", "")
+        err, limit = float(err), own.get(where, tol)
         if not math.isnan(result.max_error):  # a NaN, once seen, is the report's maximum
-            result.max_error = err if math.isnan(err) else max(result.max_error, float(err))
-        if not err <= tol:  # NaN fails too
-            where = getattr(err, "where", "")
-            last_failure[:] = [case, f"error {err:.3g} > tolerance {tol:.3g}"
-                               + (f" ({where})" if where else "")]
+            result.max_error = err if math.isnan(err) else max(result.max_error, err)
+        if not err <= limit:  # NaN fails too
+            last_failure[:] = [case, f"error {err:.3g} > tolerance {limit:.3g}"
+                               + (f" in {where}" if where else "")]
             raise _PropertyFailed(last_failure[1])
 
     if database is not None:

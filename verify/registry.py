@@ -31,6 +31,7 @@ __all__ = [
     "Output",
     "Primal",
     "Property",
+    "Structure",
     "get_op",
     "ops",
     "register",
@@ -147,6 +148,31 @@ class Property:
 
 
 @dataclass(frozen=True)
+class Structure:
+    """A form that some primals take in another library's convention, selected by name.
+
+    ``torch.linalg.householder_product`` and ``jax.lax.linalg.householder_product``
+    take reflectors in LAPACK form (a unit diagonal and zeros before it); their
+    gradients have no entries there. ``cases()`` is a hypothesis strategy of
+    :class:`Case` in the form; ``free(case)`` gives, per structured primal,
+    a boolean mask of its free entries. Selected with
+    ``verify.check(..., cases=name)`` (CLI ``--cases NAME``): inputs are drawn
+    from ``cases``, every cotangent of a structured primal (the candidate's
+    and refimpl's) is projected onto the free entries (the fixed ones set to
+    0) and the dot-product test moves only free entries. Of the op's own
+    properties only those named in ``keeps`` (their derived inputs stay in
+    the form) and those drawing from ``cases`` itself run; the others are
+    reported as skipped.
+    """
+
+    name: str
+    cases: Callable[[], Any]
+    free: Callable[[Case], Mapping[str, Any]]
+    description: str
+    keeps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Anchor:
     """The baseline of an op's benchmark: ``track_<op>_over_<name>`` is the op's time over it.
 
@@ -232,6 +258,9 @@ class Op:
     bench_anchor : Anchor or None
         The baseline the op's forward is divided by in the same run, giving
         the ratio benchmark ``track_<op>_over_<anchor name>``.
+    structures : tuple of Structure
+        Forms of the primals in other libraries' conventions (LAPACK
+        reflectors), selectable by name in candidate checks and golden vectors.
     """
 
     forward: Callable
@@ -256,6 +285,7 @@ class Op:
     bench_case: Callable | None = None
     bench_sizes: tuple = ()
     bench_anchor: Anchor | None = None
+    structures: tuple[Structure, ...] = ()
 
     @property
     def name(self) -> str:
@@ -279,6 +309,14 @@ class Op:
 
     def output(self, name: str) -> Output:
         return next(o for o in self.outputs if o.name == name)
+
+    def structure(self, name: str) -> Structure:
+        """The structure called ``name``; a ValueError listing the op's otherwise."""
+        for s in self.structures:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.structures) or "none"
+        raise ValueError(f"op {self.name!r} has no structured cases {name!r} (it has: {known})")
 
     @property
     def differentiable_outputs(self) -> tuple[Output, ...]:

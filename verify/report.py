@@ -16,8 +16,14 @@ __all__ = ["format_table", "header", "summary", "to_json", "to_junit", "versions
 _COLUMNS = ("op", "property", "backend", "dtype", "examples", "max err / tol", "verdict")
 
 
+def _tolerance(r: Result) -> str:
+    """The tolerance, then each per-output override: ``1e-08 (dV 1e-06)``."""
+    overrides = ", ".join(f"{k} {v:.0e}" for k, v in r.tolerances.items())
+    return f"{r.tolerance:.0e}" + (f" ({overrides})" if overrides else "")
+
+
 def _row(r: Result) -> tuple[str, ...]:
-    ratio = "-" if r.not_applicable else f"{r.max_error:.1e} / {r.tolerance:.0e}"
+    ratio = "-" if r.not_applicable else f"{r.max_error:.1e} / {_tolerance(r)}"
     return (r.op, r.property, r.backend, r.dtype, str(r.examples), ratio, r.verdict)
 
 
@@ -72,16 +78,14 @@ def format_table(results: list[Result]) -> str:
 
 
 def summary(results: list[Result]) -> str:
-    """``"N passed, M failed (T s)"``, plus unfinished, skipped and expected failures when
-    there are any."""
+    """``"N passed, M failed (T s)"``, plus unfinished, not run, skipped and expected failures
+    when there are any."""
     counts = {v: sum(r.verdict == v for r in results)
-              for v in ("pass", "FAIL", "ERROR", "skip", "xfail", "n/a")}
+              for v in ("pass", "FAIL", "ERROR", "not run", "skip", "xfail", "n/a")}
     seconds = sum(r.seconds for r in results)
-    extra = "".join(f", {counts[v]} {word}" for v, word in (("ERROR", "did not finish"),
-                                                          ("skip", "skipped"),
-                                                          ("xfail", "expected failures"),
-                                                          ("n/a", "ops without a VJP"))
-                    if counts[v])
+    words = (("ERROR", "did not finish"), ("not run", "not run (no example ran: not a pass)"),
+             ("skip", "skipped"), ("xfail", "expected failures"), ("n/a", "ops without a VJP"))
+    extra = "".join(f", {counts[v]} {word}" for v, word in words if counts[v])
     return f"{counts['pass']} passed, {counts['FAIL']} failed{extra} ({seconds:.1f} s)"
 
 
@@ -94,6 +98,7 @@ def to_json(results: list[Result], **meta) -> str:
             {
                 "op": r.op, "property": r.property, "backend": r.backend, "dtype": r.dtype,
                 "examples": r.examples, "max_error": r.max_error, "tolerance": r.tolerance,
+                "tolerances": r.tolerances,
                 "verdict": r.verdict, "message": r.message, "counterexample": r.counterexample,
                 "reproducer": r.reproducer, "expected_failure": r.xfail,
                 "seconds": round(r.seconds, 4), "shards": r.shards,
@@ -112,7 +117,7 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
         mine = [r for r in results if r.op == op]
         suite = ET.SubElement(
             root, "testsuite", name=op, tests=str(len(mine)),
-            failures=str(sum(r.verdict == "FAIL" for r in mine)),
+            failures=str(sum(r.verdict in ("FAIL", "not run") for r in mine)),
             errors=str(sum(r.verdict == "ERROR" for r in mine)),
             skipped=str(sum(r.verdict in ("skip", "xfail", "n/a") for r in mine)),
             time=f"{sum(r.seconds for r in mine):.3f}",
@@ -120,8 +125,9 @@ def to_junit(results: list[Result], name: str = "refimpl-verify") -> str:
         for r in mine:
             case = ET.SubElement(suite, "testcase", classname=f"{op}.{r.backend}.{r.dtype}",
                                  name=r.property, time=f"{r.seconds:.3f}")
-            detail = f"max error {r.max_error:.3g}, tolerance {r.tolerance:.3g}, {r.examples} examples"
-            if r.verdict == "FAIL":
+            detail = (f"max error {r.max_error:.3g}, tolerance {_tolerance(r)}, "
+                      f"{r.examples} examples")
+            if r.verdict in ("FAIL", "not run"):
                 text = "\n".join(x for x in (r.counterexample, r.reproducer) if x)
                 ET.SubElement(case, "failure", message=r.message, type="PropertyFailed").text = text
             elif r.verdict == "ERROR":

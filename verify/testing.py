@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from refimpl.backend import available_backends
 
-from .candidate import Candidate, _as_candidate, candidate_properties, check
+from .candidate import Candidate, _as_candidate, candidate_properties, check, per_op
 from .engine import properties_of, run_property
 from .registry import Op, Property, get_op, ops
 
@@ -127,17 +127,20 @@ def parametrize_with_checks(candidates, *, expected_failures=None, dtypes=("floa
     ``candidates`` maps op names to a callable or a :class:`~verify.Candidate`;
     ``expected_failures`` maps op names to a reason, and marks that op's
     checks ``xfail`` (not strict: a buggy op fails some checks, not all).
-    Other keywords go to :func:`verify.check` (``max_examples``, ``rtol``,
-    ``from_numpy``, ``cases``, ...). Test ids are ``<op>-<property>``, with
+    ``rtol`` is a number or a mapping by op name, as in
+    :func:`verify.check_all`. Other keywords go to :func:`verify.check`
+    (``max_examples``, ``from_numpy``, ``cases``, ...). Test ids are ``<op>-<property>``, with
     ``-<dtype>`` appended when more than one dtype is asked for.
     """
     import pytest
 
     expected = dict(expected_failures or {})
     selected = options.pop("properties", None)
+    rtol = per_op(options.pop("rtol", None), list(candidates))
     params = []
     for name, cand in candidates.items():
         op, cand = get_op(name), _as_candidate(cand)
+        mine = {**options, "rtol": rtol[name]}
         marks = [pytest.mark.xfail(reason=expected[name], strict=False)] if name in expected else []
         for prop in candidate_properties(op):
             if selected is not None and prop.name not in selected:
@@ -145,7 +148,7 @@ def parametrize_with_checks(candidates, *, expected_failures=None, dtypes=("floa
             for dtype in dtypes:
                 if dtype in prop.dtypes:
                     test_id = _test_id(name, prop.name, *([dtype] if len(dtypes) > 1 else []))
-                    params.append(pytest.param(_Check(op, prop, cand, dtype, options),
+                    params.append(pytest.param(_Check(op, prop, cand, dtype, mine),
                                                id=test_id, marks=marks))
     return pytest.mark.parametrize("check", params)
 

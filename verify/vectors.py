@@ -1,9 +1,11 @@
 """Golden vectors: refimpl's inputs, outputs and VJPs as files, for frameworks outside Python.
 
-:func:`export_vectors` writes, for each op, a few drawn cases as one ``.npz``
-each (``input_<primal>``, ``output``, ``cotangent``, ``vjp_<primal>``, all
-float64) and a ``manifest.json`` with the op, its convention version, the
-keyword params of each case, the shape and dtype of every array, the seed,
+:func:`export_vectors` writes, for each op and dtype (float64 and float32),
+a few drawn cases as one ``.npz`` each (``input_<primal>`` and ``cotangent``
+in the file's dtype; ``output`` and ``vjp_<primal>`` in float64, computed
+by refimpl from exactly those rounded inputs) and a ``manifest.json`` with
+the op, its convention version, the keyword params and dtype of each case,
+the shape and dtype of every array, the seed,
 tolerances per output, the refimpl/NumPy/SciPy versions and the SHA-256 of
 each file. :func:`load_vectors` checks the hashes before it reads anything and
 loads with ``allow_pickle=False``. Vectors are generated on demand (they are
@@ -31,8 +33,8 @@ import scipy
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from ._tree import is_array, tree_leaves
-from .checks import call_forward, call_vjp, cotangents_of, outputs_of
+from ._tree import is_array, tree_leaves, tree_map
+from .checks import call_forward, call_vjp, cotangents_of, free_entries, outputs_of, structured
 from .registry import Case, Op, ops
 
 __all__ = ["FORMAT", "Vector", "VectorError", "export_vectors", "load_vectors"]
@@ -42,13 +44,17 @@ _FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 
 
-def _draw(op: Op, count: int, seed: int) -> list[Case]:
-    """``count`` cases from the op's strategy, the same for the same seed and versions."""
+DTYPES = ("float64", "float32")
+
+
+def _draw(op: Op, count: int, seed: int, cases=None) -> list[Case]:
+    """``count`` cases from the op's strategy (or ``cases()``), the same for the same seed and
+    versions."""
     drawn: list[Case] = []
 
     @settings(max_examples=count, database=None, deadline=None, phases=(Phase.generate,),
               suppress_health_check=list(HealthCheck))
-    @given(op.cases())
+    @given((cases or op.cases)())
     def collect(case):
         drawn.append(case)
 
@@ -119,14 +125,30 @@ def _single(names, prefix, name):
     return prefix if len(names) == 1 else f"{prefix}_{name}"
 
 
-def _arrays(op: Op, case: Case, index: int, seed: int) -> tuple[dict, dict, dict, dict]:
-    """One case's arrays, the params a candidate takes, tolerances per array, tree structures."""
-    params = {k: v for k, v in case.params.items() if k not in op.options}
+def _rounded(value, dtype: str):
+    """Float leaves of ``value`` rounded to ``dtype`` (integer and boolean kept)."""
+    return tree_map(lambda a: a.astype(dtype) if a.dtype.kind == "f" else a, value)
+
+
+def _widened(value):
+    """Float leaves of ``value`` as float64: the exact values of the rounded inputs."""
+    return tree_map(lambda a: a.astype(np.float64) if a.dtype.kind == "f" else a, value)
+
+
+def _arrays(op: Op, drawn: Case, index: int, seed: int,
+            dtype: str) -> tuple[dict, dict, dict, dict]:
+    """One case's arrays, the params a candidate takes, tolerances per array, tree structures.
+
+    Inputs and cotangents are stored in ``dtype``; outputs and VJPs are refimpl's in float64
+    at exactly those (rounded) values.
+    """
+    params = {k: v for k, v in drawn.params.items() if k not in op.options}
     arrays, trees, tolerance = {}, {}, {}
-    for name, value in case.primals.items():
-        described, _ = _store(arrays, f"input_{name}", value)
+    for name, value in drawn.primals.items():
+        described, _ = _store(arrays, f"input_{name}", _rounded(value, dtype))
         if not is_array(value):
             trees[f"input_{name}"] = described
+    case = Case({k: _widened(_rounded(v, dtype)) for k, v in drawn.primals.items()}, drawn.params)
     result = call_forward(op, op.forward, case.primals, params, lambda a: a)
     outputs = {k: np.asarray(v) for k, v in outputs_of(op, result).items()
                if not isinstance(v, (list, tuple))}  # per-layer sequences are never compared
@@ -140,11 +162,14 @@ def _arrays(op: Op, case: Case, index: int, seed: int) -> tuple[dict, dict, dict
         return arrays, params, tolerance, trees
     gen = np.random.default_rng([seed, index])
     diff = [o.name for o in op.differentiable_outputs]
-    cotangents = [gen.standard_normal(outputs[n].shape) for n in diff]
-    for name, c in zip(diff, cotangents):
+    stored = [gen.standard_normal(outputs[n].shape).astype(dtype) for n in diff]
+    cotangents = [c.astype(np.float64) for c in stored]
+    for name, c in zip(diff, stored):
         arrays[_single(diff, "cotangent", name)] = c
-    vjps = cotangents_of(op, call_vjp(op, op.vjp, case.primals, cotangents, params, lambda a: a),
-                         case.primals)
+    result = call_vjp(op, op.vjp, case.primals, cotangents, params, lambda a: a)
+    # a structured primal's VJP on its free entries (verify.registry.Structure)
+    vjps = {n: free_entries(n, case, [np.asarray(g)])[0] if is_array(g) else g
+            for n, g in cotangents_of(op, result, case.primals).items()}
     scale = max(float(np.linalg.norm(leaf)) for v in vjps.values() for leaf in tree_leaves(v))
     for name, g in vjps.items():
         described, keys = _store(arrays, f"vjp_{name}", g)
@@ -162,12 +187,24 @@ def _write_json(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def export_vectors(out_dir, op_names=None, *, examples: int = 5, seed: int = 0) -> dict:
-    """Write ``examples`` golden cases per op (all ops, or those named) to ``out_dir``.
+def export_vectors(out_dir, op_names=None, *, examples: int = 5, seed: int = 0,
+                   dtypes=DTYPES, cases: str | None = None) -> dict:
+    """Write ``examples`` golden cases per op (all ops, or those named) and dtype to ``out_dir``.
 
-    Returns the manifest, written last (atomically) to ``out_dir/manifest.json``:
-    an export that fails midway leaves no manifest, or the previous one.
+    ``cases`` names a structure every op exported has (``"lapack"``:
+    reflectors in LAPACK form, :class:`~verify.registry.Structure`): inputs
+    drawn in that form, VJPs of its structured primals on the free entries
+    (0 elsewhere), as LAPACK-convention code computes them.
+
+    Files are ``<op>_<dtype>_<NNN>.npz``. Returns the manifest, written last
+    (atomically) to ``out_dir/manifest.json``: an export that fails midway
+    leaves no manifest, or the previous one.
     """
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        raise ValueError(f"dtypes must be among {DTYPES}, got {unknown}")
+    selected = ops(op_names)
+    structures = {op.name: op.structure(cases) if cases else None for op in selected}
     from refimpl import CONVENTION_VERSION, __version__
 
     os.makedirs(out_dir, exist_ok=True)
@@ -175,30 +212,37 @@ def export_vectors(out_dir, op_names=None, *, examples: int = 5, seed: int = 0) 
         "format": FORMAT, "format_version": _FORMAT_VERSION,
         "refimpl": __version__, "convention_version": CONVENTION_VERSION,
         "numpy": np.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-        "seed": seed, "dtype": "float64",
+        "seed": seed, "dtypes": list(dtypes), "cases": cases,
         "tolerance": "pass when ||actual - expected||_F <= rtol * ||expected||_F = atol "
                      "(VJPs: the largest ||expected|| among the op's VJP outputs)",
         "ops": {}, "files": [],
     }
-    for op in ops(op_names):
+    for op in selected:
         manifest["ops"][op.name] = {
             "primals": list(op.primal_names), "outputs": [o.name for o in op.outputs],
             "cotangents": [o.name for o in op.differentiable_outputs] if op.vjp else [],
             "signature": op.signature(), "convention": op.convention,
         }
-        for i, case in enumerate(_draw(op, examples, seed)):
-            arrays, params, tolerance, trees = _arrays(op, case, i, seed)
-            name = f"{op.name}_{i:03d}.npz"
-            np.savez(os.path.join(out_dir, name), **arrays)
-            manifest["files"].append({
-                "file": name, "op": op.name, "sha256": _sha256(os.path.join(out_dir, name)),
-                "params": params, "trees": trees,
-                "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.name}
-                           for k, a in arrays.items()},
-                "tolerance": tolerance,
-            })
+        structure = structures[op.name]
+        drawn = _draw(op, examples, seed, structure and structure.cases)
+        for dtype in dtypes:
+            for i, case in enumerate(drawn):
+                with structured(structure):
+                    manifest["files"].append(_write_case(out_dir, op, case, i, seed, dtype))
     _write_json(os.path.join(out_dir, _MANIFEST), manifest)
     return json.loads(json.dumps(manifest, default=_jsonable))
+
+
+def _write_case(out_dir, op, case, index, seed, dtype) -> dict:
+    """One ``.npz`` file, and its manifest entry."""
+    arrays, params, tolerance, trees = _arrays(op, case, index, seed, dtype)
+    name = f"{op.name}_{dtype}_{index:03d}.npz"
+    np.savez(os.path.join(out_dir, name), **arrays)
+    return {"file": name, "op": op.name, "dtype": dtype,
+            "sha256": _sha256(os.path.join(out_dir, name)), "params": params, "trees": trees,
+            "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.name}
+                       for k, a in arrays.items()},
+            "tolerance": tolerance}
 
 
 @dataclass(frozen=True)
@@ -208,11 +252,13 @@ class Vector:
     Tree inputs (network layers) come back as the manifest's JSON structure
     (``{"type": "Linear", "weight": array, ...}``) with their arrays in place.
     ``output`` and ``cotangent`` are the single output and its cotangent of
-    one-output ops.
+    one-output ops. ``dtype`` is the inputs' and cotangents' (a float32 case
+    is checked with the float32 tolerance against float64 expected values).
     """
 
     op: str
     file: str
+    dtype: str
     params: dict
     inputs: dict
     outputs: dict
@@ -321,7 +367,8 @@ def _vector(directory, manifest, entry) -> Vector:
 
     inputs = {n: value(f"input_{n}") for n in record["primals"]}
     return Vector(
-        op=entry["op"], file=entry["file"], params=entry["params"],
+        op=entry["op"], file=entry["file"], dtype=entry.get("dtype", "float64"),
+        params=entry["params"],
         inputs={n: v for n, v in inputs.items() if v is not None},
         outputs=_named(arrays, "output", record["outputs"]),
         cotangents=list(_named(arrays, "cotangent", record["cotangents"]).values()),

@@ -1,6 +1,7 @@
 """verify.check / check_all / replay / parametrize_with_checks on candidates, good and bad."""
 
 import contextlib
+from functools import partial
 import time
 import io
 import json
@@ -105,7 +106,7 @@ def test_bad_candidate_fails_the_check_and_does_not_crash(candidate, message):
      "must return a tuple"),
     (lambda V, X, G, tau=None, transpose=False: (vjp(V, X, G, tau, transpose=transpose)[0].T,
                                                   *vjp(V, X, G, tau, transpose=transpose)[1:]),
-     "cotangent of V"),
+     "cotangent dV has shape"),
 ])
 def test_bad_vjp_fails_the_gradient_checks(bad_vjp, message):
     report = _report(forward, vjp=bad_vjp, properties=["vjp: autograd", "vjp: matches refimpl"])
@@ -281,3 +282,175 @@ def test_slow_candidate_is_stopped_with_a_clear_report():
     (r,) = report.results
     assert r.verdict == "FAIL" and "took more than 0.2 s on one input" in r.message, r.message
     assert time.perf_counter() - started < 20
+
+
+@pytest.mark.parametrize("dtype, reason", [
+    ("float16", "half precision"), ("bfloat16", "bfloat16"),
+    ("complex64", "defined on real arrays"), ("complex128", "defined on real arrays"),
+    ("float8", "dtype must be float64 or float32"),
+])
+def test_unchecked_dtype_is_refused_never_passed(dtype, reason):
+    with pytest.raises(ValueError, match=reason):
+        verify.check(negated, OP, dtype=dtype, max_examples=2)
+    with pytest.raises(ValueError, match=reason):
+        verify.replay(negated, OP, "matches ground truth", verify.Case({}), dtype=dtype)
+
+
+def test_a_check_that_ran_no_example_is_not_run_and_not_a_pass():
+    def nothing():
+        return verify.get_op(OP).cases().filter(lambda case: False)
+
+    report = verify.check(negated, OP, vjp=vjp, cases=nothing, max_examples=2,
+                          properties=["matches ground truth", "vjp: matches refimpl"])
+    assert [r.verdict for r in report.results] == ["not run", "not run"]
+    assert report.op_verdicts() == {OP: "not run"} and not report.passed
+    assert "not run (no example ran: not a pass)" in report.summary()
+    assert report.failures and json.loads(report.to_json())["passed"] is False
+    assert '<failure message=' in report.to_junit()
+
+
+def vjp_with_dX_off(V, X, G, tau=None, *, transpose=False):
+    """A correct dV and dtau, dX off by a relative 1e-5."""
+    cotangents = vjp(V, X, G, tau, transpose=transpose)
+    return cotangents._replace(X=cotangents.X * (1 + 1e-5))
+
+
+def vjp_slightly_off(V, X, G, tau=None, *, transpose=False):
+    cotangents = vjp(V, X, G, tau, transpose=transpose)
+    return cotangents._replace(V=cotangents.V * (1 + 4e-15), X=cotangents.X * (1 + 1e-13))
+
+
+GRADIENTS = ["vjp: dot-product test", "vjp: matches refimpl"]
+
+
+def test_a_failing_vjp_check_names_the_cotangent():
+    report = _report(forward, vjp=vjp_with_dX_off, properties=GRADIENTS)
+    assert [r.verdict for r in report.results] == ["FAIL", "FAIL"]
+    assert all(r.message.endswith(" in dX") for r in report.results), str(report)
+
+
+def test_per_output_tolerance_overrides_are_used_and_shown():
+    report = _report(forward, vjp=vjp_with_dX_off, properties=GRADIENTS,
+                     rtol={"dX": 1e-3, "out": 1e-9})
+    assert report.passed, str(report)
+    assert all(r.tolerances == {"dX": 1e-3, "output": 1e-9} for r in report.results)
+    assert "(dX 1e-03, output 1e-09)" in str(report)
+    assert json.loads(report.to_json())["results"][0]["tolerances"] == {"dX": 1e-3,
+                                                                       "output": 1e-9}
+    # dX's error (1e-13) is within the tolerance, dV's smaller one (4e-15) beyond its own.
+    tight = _report(forward, vjp=vjp_slightly_off, properties=["vjp: matches refimpl"],
+                    rtol={"dV": 1e-30})
+    assert not tight.passed and "> tolerance 1e-30 in dV" in tight.results[0].message
+
+
+def test_rtol_mapping_names_are_checked():
+    assert list(verify.tolerance_keys(verify.get_op(OP))) == [OP, "out", "dV", "dX", "dtau"]
+    with pytest.raises(ValueError, match=r"rtol names \['dY'\].*takes householder_product, out"):
+        _report(forward, rtol={"dY": 1.0})
+    with pytest.raises(ValueError, match="rtol names ops without a candidate: \\['nope'\\]"):
+        verify.check_all({OP: forward}, rtol={"nope": 1.0})
+
+
+def test_per_op_tolerance_in_check_all():
+    candidates = {OP: verify.Candidate(forward, vjp=vjp_with_dX_off), "householder_matrix": matrix}
+    report = verify.check_all(candidates, max_examples=3, properties=["matches ground truth"],
+                              rtol={OP: {OP: 1e-3}, "householder_matrix": 1e-20})
+    assert report.op_verdicts() == {OP: "pass", "householder_matrix": "FAIL"}
+    assert [r.tolerance for r in report.results] == [1e-3, 1e-20]
+
+
+@verify.parametrize_with_checks({OP: verify.Candidate(forward, vjp=vjp_with_dX_off)},
+                                max_examples=3, properties=GRADIENTS, rtol={OP: {"dX": 1e-3}})
+def test_parametrize_with_per_output_tolerance(check):
+    check()
+
+
+def _replayed(reproducer, **given):
+    namespace, out = dict(given), io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(reproducer, namespace)
+    return namespace["error"]
+
+
+def test_reproducer_of_a_closure_says_how_to_rebuild_it():
+    factor = -1.0
+
+    def scaled(V, X, tau=None, *, transpose=False):
+        return factor * forward(V, X, tau, transpose=transpose)
+
+    failure = _report(scaled, properties=["matches ground truth"]).failures[0]
+    text = failure.reproducer
+    assert "forward is test_candidate.test_reproducer_of_a_closure_says_how_to_rebuild_it" \
+           ".<locals>.scaled (defined at " in text
+    assert "it captured factor=-1.0" in text and "forward = ...  # rebuild" in text
+    rebuilt = text.replace("forward = ...", "forward = scaled_again")
+    assert _replayed(rebuilt, scaled_again=scaled) == pytest.approx(2.0)
+
+
+def test_reproducer_of_a_partial_and_of_layers_replays():
+    failure = _report(partial(negated, transpose=False), properties=["matches ground truth"],
+                      cases=lambda: verify.get_op(OP).cases().filter(
+                          lambda c: not c.params["transpose"])).failures[0]
+    assert "forward = functools.partial(negated, *(), **{'transpose': False})" in failure.reproducer
+    assert _replayed(failure.reproducer) > failure.tolerance
+
+    def doubled(layers, x):
+        return 2 * nn.sequential(layers, x)
+
+    tree = verify.check(doubled, "sequential", max_examples=2,
+                        properties=["matches ground truth"]).failures[0]
+    assert "from refimpl.nn" in tree.reproducer
+    assert _replayed(tree.reproducer.replace("forward = ...", "forward = doubled"),
+                     doubled=doubled) > tree.tolerance
+
+
+def lapack_forward(V, X, tau=None, *, transpose=False):
+    """As torch.linalg.householder_product: reflectors in LAPACK form only."""
+    if V.ndim != 2 or not np.array_equal(np.tril(V), np.eye(*V.shape)):
+        raise ValueError("V is not in LAPACK form")
+    return forward(V, X, tau, transpose=transpose)
+
+
+def lapack_vjp(V, X, G, tau=None, *, transpose=False):
+    """As autograd through LAPACK's storage: no gradient at the unit diagonal and before it."""
+    cotangents = vjp(V, X, G, tau, transpose=transpose)
+    return cotangents._replace(V=np.triu(cotangents.V, 1))
+
+
+def test_structured_cases_check_a_lapack_convention_candidate():
+    report = _report(lapack_forward, vjp=lapack_vjp, cases="lapack", max_examples=4)
+    assert report.passed, str(report)
+    ran = {r.property for r in report.results if r.examples}
+    assert {"vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl"} <= ran
+    skipped = {r.property: r.message for r in report.results if r.verdict == "skip"}
+    assert skipped["scale invariance"] == "its inputs are not in lapack form"
+    assert "transpose is the reversed product" in skipped
+    assert "agrees with LAPACK dormqr/dorgqr" in ran  # it draws LAPACK-form reflectors itself
+    # refimpl's own inputs are not in LAPACK form: the candidate refuses them
+    assert not _report(lapack_forward, vjp=lapack_vjp, properties=["matches ground truth"]).passed
+
+
+def test_structured_cases_still_catch_a_wrong_free_entry():
+    def dV_off(V, X, G, tau=None, *, transpose=False):
+        cotangents = lapack_vjp(V, X, G, tau, transpose=transpose)
+        return cotangents._replace(V=cotangents.V * 1.001)
+
+    report = _report(lapack_forward, vjp=dV_off, cases="lapack", properties=GRADIENTS + [
+        "vjp: autograd"])
+    assert [r.verdict for r in report.results] == ["FAIL"] * 3
+    assert all(r.message.endswith("in dV") for r in report.results)
+    assert "cases='lapack'" in report.results[0].reproducer
+    with pytest.raises(ValueError, match="has no structured cases 'qr' \\(it has: lapack\\)"):
+        _report(lapack_forward, cases="qr")
+
+
+def test_golden_vectors_in_lapack_form(tmp_path):
+    verify.export_vectors(tmp_path, [OP, "householder_matrix"], examples=2, cases="lapack")
+    vectors = verify.load_vectors(tmp_path)
+    for v in vectors:
+        V = v.inputs["V"]
+        assert np.array_equal(np.tril(V), np.eye(*V.shape))
+        assert np.all(np.tril(v.vjp["V"]) == 0)
+    assert any(np.any(v.vjp["V"] != 0) for v in vectors)
+    with pytest.raises(ValueError, match="op 'relu' has no structured cases 'lapack'"):
+        verify.export_vectors(tmp_path, ["relu"], cases="lapack")

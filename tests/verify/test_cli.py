@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from refimpl.linalg import householder_product, householder_product_vjp
+import verify
 from verify.cli import main
 
 
@@ -18,6 +19,11 @@ def correct(V, X, tau=None, *, transpose=False):
 
 def correct_vjp(V, X, G, tau=None, *, transpose=False):
     return householder_product_vjp(V, X, G, tau=tau, transpose=transpose)
+
+
+def dX_off(V, X, G, tau=None, *, transpose=False):
+    cotangents = correct_vjp(V, X, G, tau, transpose=transpose)
+    return cotangents._replace(X=cotangents.X * (1 + 1e-5))
 
 
 def as_float32(x):
@@ -73,7 +79,9 @@ def test_unresolvable_import_path_is_a_usage_error(path, message, capsys):
     (["list", "--op", "nope"], "no op 'nope'"),
     (["--backend", "tensorflow"], "unknown backend"),
     (["check", "test_cli:correct", "--op", "householder_product", "--dtype", "float16"],
-     "invalid choice: 'float16'"),
+     "dtype='float16' is refused, not checked: half precision"),
+    (["check", "test_cli:correct", "--op", "householder_product", "--dtype", "int8"],
+     "invalid choice: 'int8'"),
 ])
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -100,8 +108,18 @@ def test_export_vectors(tmp_path, capsys):
     code = main(["export-vectors", "--out", str(tmp_path), "--op", "householder_product",
                  "householder_matrix", "--examples", "2"])
     assert code == 0
-    assert "wrote 4 cases for 2 ops" in capsys.readouterr().out
+    assert "wrote 8 cases for 2 ops (float64, float32)" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir())[-1] == "manifest.json"
+
+
+def test_export_vectors_of_every_op(tmp_path, capsys):
+    """No --op: every registered op (fits, attributions and LRP too), in both dtypes."""
+    assert main(["export-vectors", "--out", str(tmp_path), "--examples", "1"]) == 0
+    names = [op.name for op in verify.list_ops()]
+    assert f"wrote {2 * len(names)} cases for {len(names)} ops" in capsys.readouterr().out
+    vectors = verify.load_vectors(tmp_path)
+    assert sorted((v.op, v.dtype) for v in vectors) == sorted(
+        (n, d) for n in names for d in ("float64", "float32"))
 
 
 def test_suite_without_subcommand_still_runs(tmp_path, capsys):
@@ -161,3 +179,29 @@ def test_broken_pipe_ends_quietly():
     err = lister.stderr.read().decode()
     assert lister.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_check_rtol_per_op_and_per_cotangent(capsys):
+    argv = CHECK + ["test_cli:correct", "--vjp", "test_cli:dX_off", "--max-examples", "2",
+                    "--property", "vjp: matches refimpl"]
+    assert main(argv + ["--rtol", "dX=1e-3", "--rtol", "householder_product=1e-7"]) == 0
+    assert "1e-07 (dX 1e-03)" in capsys.readouterr().out
+    assert main(argv + ["--rtol", "1e-7"]) == 1
+    assert "> tolerance 1e-07 in dX" in capsys.readouterr().out
+    assert main(argv + ["--rtol", "dV=tight"]) == 2
+    assert "--rtol 'dV=tight'" in capsys.readouterr().err
+
+
+def test_structured_cases_from_the_command_line(tmp_path, capsys):
+    argv = CHECK + ["test_cli:correct", "--vjp", "test_cli:correct_vjp", "--max-examples", "2",
+                    "--property", "vjp: matches refimpl"]
+    assert main(argv + ["--cases", "lapack"]) == 0
+    assert main(argv + ["--cases", "qr"]) == 2
+    assert "has no structured cases 'qr' (it has: lapack)" in capsys.readouterr().err
+    assert main(["list", "--op", "householder_matrix"]) == 0
+    assert "--cases lapack: reflectors in LAPACK form" in capsys.readouterr().out
+    assert main(["export-vectors", "--out", str(tmp_path), "--op", "relu", "--cases",
+                 "lapack"]) == 2
+    assert main(["export-vectors", "--out", str(tmp_path), "--op", "householder_matrix",
+                 "--cases", "lapack", "--examples", "1", "--dtype", "float32"]) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["cases"] == "lapack"

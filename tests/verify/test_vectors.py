@@ -27,11 +27,14 @@ def test_manifest_describes_every_file(exported):
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["format"] == FORMAT and manifest["seed"] == 1
     assert {"refimpl", "convention_version", "numpy", "scipy"} <= set(manifest)
-    assert len(manifest["files"]) == 6
+    assert len(manifest["files"]) == 12 and manifest["dtypes"] == ["float64", "float32"]
     for entry in manifest["files"]:
         data = (out / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert "method" not in entry["params"] and "block_size" not in entry["params"]
+        assert entry["file"] == f"{entry['op']}_{entry['dtype']}_{entry['file'][-7:-4]}.npz"
+        assert entry["arrays"]["input_" + manifest["ops"][entry["op"]]["primals"][0]]["dtype"] \
+            == entry["dtype"]
         record = manifest["ops"][entry["op"]]
         given = [p for p in record["primals"] if f"input_{p}" in entry["arrays"]]
         outputs = (["output"] if len(record["outputs"]) == 1
@@ -48,24 +51,28 @@ def test_manifest_describes_every_file(exported):
 def test_vectors_reproduce_refimpl_and_an_independent_implementation(exported):
     Reflectors = load_module("linalg/teeth_householder.py").Reflectors
     vectors = verify.load_vectors(exported[0])
-    assert [v.op for v in vectors] == [op for op in OPS for _ in range(3)]
+    assert [(v.op, v.dtype) for v in vectors] == [
+        (op, dtype) for op in OPS for dtype in ("float64", "float32") for _ in range(3)]
     for v in [v for v in vectors if v.op == "householder_product"]:
         independent = Reflectors()
         V, X, tau = v.inputs["V"], v.inputs["X"], v.inputs.get("tau")
         for forward, vjp in ((householder_product, householder_product_vjp),
                              (independent.forward, independent.vjp)):
             out = forward(V, X, tau=tau, **v.params)
-            tol = v.tolerance["output"]["float64"]
+            assert out.dtype == v.dtype  # float32 inputs: a float32 computation
+            tol = v.tolerance["output"][v.dtype]
             assert np.linalg.norm(out - v.output) <= tol["atol"]
             grads = vjp(V, X, v.cotangent, tau=tau, **v.params)
             for name, g in zip(v.inputs, grads):
-                assert np.linalg.norm(g - v.vjp[name]) <= v.tolerance[f"vjp_{name}"]["float64"]["atol"]
+                bound = v.tolerance[f"vjp_{name}"][v.dtype]["atol"]
+                assert np.linalg.norm(g - v.vjp[name]) <= bound
 
 
 def test_vectors_of_several_outputs(exported):
     for v in [v for v in verify.load_vectors(exported[0]) if v.op == "svd_linear_slogdet"]:
         assert set(v.outputs) == {"sign", "logabsdet"}
-        expected = svd_linear_slogdet(v.inputs["Vu"], v.inputs["s"], v.inputs["Vv"])
+        # expected values are float64 at the (rounded) inputs of the file's dtype
+        expected = svd_linear_slogdet(*(v.inputs[k].astype(np.float64) for k in ("Vu", "s", "Vv")))
         np.testing.assert_array_equal(v.outputs["sign"], expected.sign)
         np.testing.assert_allclose(v.outputs["logabsdet"], expected.logabsdet, rtol=1e-14)
         assert set(v.vjp) == {"Vu", "s", "Vv"} and len(v.cotangents) == 1

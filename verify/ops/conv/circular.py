@@ -35,7 +35,7 @@ from refimpl.conv import spectrum as sp
 from refimpl.conv.periodic import periodic_conv, periodic_conv_slogdet
 
 from ... import anchors
-from ...checks import cotangent_for, rel_error, run_outputs, run_vjp, worst
+from ...checks import cotangent_for, cotangent_label, rel_error, run_outputs, run_vjp, worst
 from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import moderate_kernel, near_identity_kernel, rng
 
@@ -210,7 +210,7 @@ def _three_d_cases(draw, slogdet=False):
 def _outputs_and_cotangents(op, impl, case, ctx, cotangents):
     values = run_outputs(op, impl, case, ctx)
     for name, leaves in run_vjp(op, impl, case, ctx, cotangents).items():
-        values[f"cotangent of {name}"] = leaves[0]
+        values[cotangent_label(name)] = leaves[0]
     return values
 
 

@@ -32,7 +32,7 @@ from refimpl.embedding.t_sne import (
     tsne_kl_vjp,
 )
 
-from ...checks import Err, mismatch, rel_error, run_outputs, run_vjp, worst
+from ...checks import Err, cotangent_label, mismatch, rel_error, run_outputs, run_vjp, worst
 from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import clustered_points, rng
 
@@ -347,7 +347,7 @@ def _gradient_matches_sklearn(impl, case, ctx):
     """``dof = 1``: the gradient equals scikit-learn's ``_kl_divergence`` gradient."""
     _, grad = _kl_and_gradient(impl, case, ctx)
     _, expected = sklearn_kl(ctx.rounded(case.primals["P"]), ctx.rounded(case.primals["Y"]), 1)
-    return Err(rel_error(grad, expected), "cotangent of Y")
+    return Err(rel_error(grad, expected), cotangent_label("Y"))
 
 
 def _zero_at_q(impl, case, ctx):

@@ -21,7 +21,8 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad
 
-from ...checks import _flat, call_forward, cotangent_for, natural_scale, rel_error, run_vjp, worst
+from ...checks import (_flat, call_forward, cotangent_for, cotangent_label, natural_scale,
+                       rel_error, run_vjp, worst)
 from ..._tree import is_array, tree_leaves
 from ...registry import Case, Output, Property, get_op
 from ..conv.circular import circulant_index
@@ -243,7 +244,7 @@ def _tree_autograd(op, name, impl, case, ctx):
         return worst({})
     expected = grad(pairing)(leaves)
     scale = max(max(np.linalg.norm(e) for e in expected), natural_scale(op, case, c))
-    return worst({f"cotangent of {name}, array {i}": rel_error(g, e, scale=scale)
+    return worst({f"{cotangent_label(name)}, array {i}": rel_error(g, e, scale=scale)
                   for i, (g, e) in enumerate(zip(got, expected))})
 
 

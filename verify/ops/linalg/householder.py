@@ -25,7 +25,7 @@ from refimpl.linalg.householder import (
 
 from ... import anchors
 from ...checks import rel_error, run_outputs, run_vjp
-from ...registry import Anchor, Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, Structure, register
 from ...strategies import batch_shapes, lapack_reflector_cases, rng, rows_with_norms
 
 CONVENTION = (
@@ -121,6 +121,25 @@ def _cases(draw, explicit_tau=None, data=True):
 
 def _default_tau_cases():
     return _cases(explicit_tau=False)
+
+
+def _lapack_free(case) -> dict:
+    """Free entries of reflectors in LAPACK form: row i of V after position i."""
+    V = case.primals["V"]
+    return {"V": np.broadcast_to(np.triu(np.ones(V.shape[-2:], dtype=bool), 1), V.shape)}
+
+
+def _lapack_matrix_cases():
+    return lapack_reflector_cases().map(
+        lambda case: Case({"V": case.primals["V"], "tau": case.primals["tau"]}))
+
+
+def _lapack_structure(cases, keeps=()) -> Structure:
+    return Structure(
+        "lapack", cases, _lapack_free,
+        "reflectors in LAPACK form, as torch.linalg.householder_product, torch.ormqr and "
+        "jax.lax.linalg.householder_product take them: row i of V is e_i plus entries after "
+        "i, with dgeqrf's tau; dV has no entries at the unit and before it", keeps)
 
 
 # -- invariants (impl.forward / impl.vjp may be refimpl's or a candidate's) -----------------
@@ -315,6 +334,9 @@ OP = register(Op(
     bench_sizes=((256, 32), (1024, 32)),
     bench_anchor=Anchor("gemm", _gemm_with_u),
     options=("method", "block_size"),
+    # the leading reflector and U itself keep the form; reversed or rescaled reflectors do not
+    structures=(_lapack_structure(lapack_reflector_cases, keeps=(
+        "orthogonality", "single reflector is an involution", "determinant parity")),),
 ))
 
 
@@ -340,4 +362,5 @@ MATRIX = register(Op(
     bench_case=_bench_matrix_case,
     bench_sizes=((256,), (512,)),
     bench_anchor=Anchor("dorgqr", _lapack_dorgqr),
+    structures=(_lapack_structure(_lapack_matrix_cases, keeps=("orthogonality",)),),
 ))

@@ -34,7 +34,7 @@ from refimpl.nn.attention import (
     scaled_dot_product_attention_vjp,
 )
 
-from ...checks import CheckError, call_vjp, rel_error, run_outputs, worst
+from ...checks import CheckError, call_vjp, cotangent_label, rel_error, run_outputs, worst
 from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
@@ -235,8 +235,8 @@ def _boolean_mask_vjp(impl, case, ctx):
         expected[name] = grad(pairing)(rounded[name])
     scale = max(np.linalg.norm(e) for e in expected.values())
     for name, e in expected.items():
-        taken = ctx.take(got[name], case.primals[name].shape, f"cotangent of {name}")
-        errors[f"cotangent of {name}"] = rel_error(taken, e, scale=max(scale, 1e-300))
+        taken = ctx.take(got[name], case.primals[name].shape, f"cotangent {cotangent_label(name)}")
+        errors[cotangent_label(name)] = rel_error(taken, e, scale=max(scale, 1e-300))
     return worst(errors)
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from refimpl.nn.distillation import distillation_loss, distillation_loss_vjp
 
-from ...checks import rel_error, run_outputs, run_vjp, worst
+from ...checks import cotangent_label, rel_error, run_outputs, run_vjp, worst
 from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
@@ -81,9 +81,10 @@ def _equal_logits(impl, case, ctx):
     loss = run_outputs(OP, impl, case, ctx)["out"]
     d_student, d_teacher = _cotangents(impl, case, ctx)
     size = np.linalg.norm(case.primals["student_logits"])  # the cotangents' natural scale
-    return worst({"output": rel_error(loss, 0.0, scale=1.0),
-                  "cotangent of student_logits": rel_error(d_student, 0 * d_student, scale=size),
-                  "cotangent of teacher_logits": rel_error(d_teacher, 0 * d_teacher, scale=size)})
+    return worst({
+        "output": rel_error(loss, 0.0, scale=1.0),
+        cotangent_label("student_logits"): rel_error(d_student, 0 * d_student, scale=size),
+        cotangent_label("teacher_logits"): rel_error(d_teacher, 0 * d_teacher, scale=size)})
 
 
 def _high_temperature(impl, case, ctx):
