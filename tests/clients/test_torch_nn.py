@@ -36,6 +36,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import verify
 from _nn_frameworks import Call, failed_properties, map_layer_arrays, timed_check
 
 torch = pytest.importorskip("torch")
@@ -217,4 +218,264 @@ def test_torch_layer_passes(op_name, dtype):
                                   from_numpy="torch", dtype=dtype)
     assert report.passed, str(report)
     assert not any(r.skipped for r in report.results), str(report)
+    print(f"{op_name} {dtype}: {seconds:.1f} s")
+
+
+# -- attributions: captum's classes on the network as torch modules -----------------------------
+
+@pytest.fixture(scope="module")
+def captum():
+    return pytest.importorskip("captum.attr")
+
+
+def _captum_method(name, **attribute_options):
+    """``forward(layers, x, target, **params)`` by captum's ``name`` on the network's modules."""
+    def forward(layers, x, target, **params):
+        import captum.attr
+        method = getattr(captum.attr, name)(torch_module(layers))
+        return method.attribute(x, target=target, **attribute_options, **params)
+    forward.__name__ = f"captum_{name}"
+    return forward
+
+
+def captum_integrated_gradients(layers, x, target, baseline=None, *, n_steps=50,
+                                method="gausslegendre", trapezoid="captum"):
+    """captum's IntegratedGradients with its convergence delta; baseline None is zero.
+
+    ``trapezoid`` is read by ``riemann_trapezoid`` only, whose cases keep captum's weights.
+    """
+    import captum.attr
+    ig = captum.attr.IntegratedGradients(torch_module(layers))
+    return ig.attribute(x, baselines=baseline, target=target, n_steps=n_steps, method=method,
+                        return_convergence_delta=True)
+
+
+def _noisy_saliencies(layers, x, target, noise, abs):
+    """captum's Saliency at every ``x + noise[k]`` (the record gives the noise: NoiseTunnel draws
+    its own)."""
+    import captum.attr
+    saliency = captum.attr.Saliency(torch_module(layers))
+    return torch.stack([saliency.attribute(x + n, target=target, abs=abs) for n in noise])
+
+
+def captum_smoothgrad(layers, x, target, noise, *, abs=True):
+    return _noisy_saliencies(layers, x, target, noise, abs).mean(dim=0)
+
+
+def captum_vargrad(layers, x, target, noise, *, abs=True):
+    """NoiseTunnel's vargrad: the population variance E[g^2] - E[g]^2 over the noise."""
+    g = _noisy_saliencies(layers, x, target, noise, abs)
+    return (g * g).mean(dim=0) - g.mean(dim=0) ** 2
+
+
+def captum_sensitivity(layers, x, target):
+    import captum.attr
+    return captum.attr.Saliency(torch_module(layers)).attribute(x, target=target, abs=False) ** 2
+
+
+def captum_grad_cam(layers, x, target, layer, *, relu=False):
+    import captum.attr
+    net = torch_module(layers)
+    return captum.attr.LayerGradCam(net, net[layer]).attribute(x, target=target,
+                                                              relu_attributions=relu)
+
+
+def captum_guided_grad_cam(layers, x, target, layer, *, mode="nearest"):
+    import captum.attr
+    net = torch_module(layers)
+    return captum.attr.GuidedGradCam(net, net[layer]).attribute(x, target=target,
+                                                               interpolate_mode=mode)
+
+
+def captum_occlusion(layers, x, target, window, strides=1, baseline=0.0, *,
+                     perturbations_per_eval=8):
+    """captum's Occlusion; it averages in float32 (``total.float() / count``) whatever the
+    input's dtype (the record's ``float32_average``): the result cast back to x's dtype."""
+    import captum.attr
+    return captum.attr.Occlusion(torch_module(layers)).attribute(
+        x, sliding_window_shapes=tuple(window), strides=strides, baselines=baseline,
+        target=target, perturbations_per_eval=perturbations_per_eval).to(x.dtype)
+
+
+def captum_feature_ablation(layers, x, target, feature_mask, baseline=0.0, *,
+                            perturbations_per_eval=8):
+    import captum.attr
+    return captum.attr.FeatureAblation(torch_module(layers)).attribute(
+        x, baselines=baseline, target=target, feature_mask=feature_mask[None],
+        perturbations_per_eval=perturbations_per_eval)
+
+
+def captum_upsample(maps, size, mode="bilinear"):
+    import captum.attr
+    return captum.attr.LayerAttribution.interpolate(maps, tuple(size), interpolate_mode=mode)
+
+
+def torch_cam(layers, x, target):
+    """Zhou et al.'s CAM: the last Linear's target row over the features the pooling averages."""
+    features = torch_network(layers[:-3], x)  # ... -> global pooling -> Flatten -> Linear
+    weights = layers[-1].weight[target]  # (N, K)
+    return (weights[:, :, None, None] * features).sum(dim=1, keepdim=True)
+
+
+def torch_activation_maximization(layers, x0, unit, *, l2=0.01, lr=0.1, n_steps=100):
+    """Plain SGD on -(f_u(x) - l2 |x|^2), summed over the samples (they do not interact)."""
+    x = x0.detach().clone().requires_grad_()
+    optimizer = torch.optim.SGD([x], lr=lr)
+
+    def objective():
+        score = torch_network(layers, x).gather(1, unit[:, None])[:, 0]
+        return score - l2 * (x * x).flatten(1).sum(dim=1)
+
+    with torch.enable_grad():
+        for _ in range(n_steps):
+            optimizer.zero_grad()
+            (-objective().sum()).backward()
+            optimizer.step()
+    with torch.no_grad():
+        return x.detach(), objective()
+
+
+ATTRIBUTION_CANDIDATES = {
+    "saliency": _captum_method("Saliency"),
+    "input_x_gradient": _captum_method("InputXGradient"),
+    "guided_backprop": _captum_method("GuidedBackprop"),
+    "deconvnet": _captum_method("Deconvolution"),
+    "sensitivity": captum_sensitivity,
+    "smoothgrad": captum_smoothgrad,
+    "vargrad": captum_vargrad,
+    "integrated_gradients": captum_integrated_gradients,
+    "grad_cam": captum_grad_cam,
+    "guided_grad_cam": captum_guided_grad_cam,
+    "occlusion": captum_occlusion,
+    "feature_ablation": captum_feature_ablation,
+    "upsample": captum_upsample,
+    "cam": torch_cam,
+    "activation_maximization": torch_activation_maximization,
+}
+
+
+def _captum_trapezoid(case):
+    return case.params.get("method") != "riemann_trapezoid" or \
+        case.params.get("trapezoid", "captum") == "captum"
+
+
+#: captum rounds to float32 inside float64 attributions: the IG quadrature weights
+#: (``torch.tensor(step_sizes)``, the record's ``float32_weights``) and occlusion's average
+#: (``total.float() / count``, ``float32_average``). Its float64 results agree to float32's
+#: precision, so they are checked at that tolerance (the records' float32 one stays).
+CAPTUM_FLOAT64_RTOL = {"integrated_gradients": 2e-7, "occlusion": 2e-7}
+
+#: Properties whose own cases leave captum's conventions: "exact on linear networks" draws
+#: the textbook trapezoid (weights 1/(n-1)), which captum does not have.
+CAPTUM_WITHOUT = {"integrated_gradients": {"exact on linear networks"}}
+
+
+def _captum_options(op_name, dtype):
+    """``verify.check`` options for captum's conventions (see the two tables above)."""
+    op = verify.get_op(op_name)
+    options = {}
+    if op_name == "integrated_gradients":
+        options["cases"] = lambda: op.cases().filter(_captum_trapezoid)
+    if dtype == "float64" and op_name in CAPTUM_FLOAT64_RTOL:
+        options["rtol"] = CAPTUM_FLOAT64_RTOL[op_name]
+    if op_name in CAPTUM_WITHOUT:
+        from verify.candidate import candidate_properties
+        options["properties"] = [p.name for p in candidate_properties(op)
+                                 if p.name not in CAPTUM_WITHOUT[op_name]]
+    return options
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op_name", sorted(ATTRIBUTION_CANDIDATES))
+def test_captum_attribution_passes(op_name, dtype, captum):
+    forward = ATTRIBUTION_CANDIDATES[op_name]
+    vjp = autograd_vjp(op_name, forward) if op_name == "cam" else None
+    report, seconds = timed_check(forward, op_name, vjp=vjp, from_numpy="torch", dtype=dtype,
+                                  **_captum_options(op_name, dtype))
+    assert report.passed, str(report)
+    print(f"{op_name} {dtype}: {seconds:.1f} s")
+
+
+# -- captum's LRP rules, one layer at a time ----------------------------------------------------
+
+
+def captum_rule_relevance(module, rule, x, R):
+    """Relevance at ``x`` by captum's ``rule`` on ``module``, the backward pass seeded with ``R``.
+
+    The steps of ``captum.attr.LRP.attribute`` on one layer: a forward pass that stores the
+    activations and then modifies the weights (``forward_hook_weights``), hooks that restore
+    the activations and divide the output's gradient by captum's stabilised ``z``
+    (``forward_hook``), and the gradient times the input. captum seeds the backward pass with
+    the target's one-hot; the records give ``R``.
+    """
+    module.activations = {}
+    handle = module.register_forward_hook(rule.forward_hook_weights)
+    module(x)
+    handle.remove()
+    handles = [module.register_forward_pre_hook(rule.forward_pre_hook_activations),
+               module.register_forward_hook(rule.forward_hook)]
+    try:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_()
+            (relevance,) = torch.autograd.grad(module(leaf), leaf, R)
+    finally:
+        for h in handles:
+            h.remove()
+    return relevance
+
+
+def captum_rule(rule_class, **rule_options):
+    """``forward(x, weight, R, bias=None, *, epsilon, ...)`` by captum's ``rule_class``."""
+    def forward(x, weight, R, bias=None, *, epsilon, stabilizer="sign", zero_bias=False,
+                weights_only=True, stride=1, padding=0, **params):
+        import captum.attr._utils.lrp_rules as rules
+        if stabilizer != "sign" or not weights_only:
+            raise ValueError("captum's stabiliser is z + eps sgn(z), sgn(0) = +1 ('sign'); its "
+                             "rules change the weights only")
+        options = {"set_bias_to_zero": zero_bias} if rule_class != "EpsilonRule" else {}
+        rule = getattr(rules, rule_class)(**rule_options, **options, **params)
+        rule.STABILITY_FACTOR = epsilon  # captum's eps (1e-9 unless EpsilonRule(epsilon))
+        return captum_rule_relevance(_weighted(x, weight, bias, stride, padding), rule, x, R)
+    forward.__name__ = f"captum_{rule_class}"
+    return forward
+
+
+def _weighted(x, weight, bias, stride, padding):
+    """``nn.Linear`` or ``nn.Conv2d`` holding ``weight`` and ``bias``."""
+    from refimpl.nn import Conv2d, Linear
+    layer = Conv2d(weight, bias, stride, padding) if weight.ndim == 4 else Linear(weight, bias)
+    return _module(layer)
+
+
+def captum_lrp_norm(x, R, *, kernel_size, stride=None, epsilon, stabilizer="sign"):
+    """captum's default rule on average pooling: EpsilonRule on ``nn.AvgPool2d``."""
+    import captum.attr._utils.lrp_rules as rules
+    if stabilizer != "sign":
+        raise ValueError("captum's stabiliser is z + eps sgn(z), sgn(0) = +1 ('sign')")
+    return captum_rule_relevance(torch.nn.AvgPool2d(kernel_size, stride), rules.EpsilonRule(epsilon),
+                                 x, R)
+
+
+#: op -> (candidate, the record's options captum has): its stabiliser, its gamma and z+ on
+#: the weights only (captum's GammaRule, Alpha1_Beta0_Rule), no zero_bias for EpsilonRule.
+CAPTUM_RULES = {
+    "lrp_epsilon": (captum_rule("EpsilonRule"), {"stabilizer": "sign", "zero_bias": False}),
+    "lrp_gamma": (captum_rule("GammaRule"), {"stabilizer": "sign", "weights_only": True}),
+    "lrp_zplus": (captum_rule("Alpha1_Beta0_Rule"), {"stabilizer": "sign", "weights_only": True}),
+    "lrp_norm": (captum_lrp_norm, {"stabilizer": "sign"}),
+}
+
+
+def _having(params):
+    return lambda case: all(case.params.get(k) == v for k, v in params.items())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op_name", sorted(CAPTUM_RULES))
+def test_captum_lrp_rule_passes(op_name, dtype, captum):
+    forward, convention = CAPTUM_RULES[op_name]
+    cases = verify.get_op(op_name).cases
+    report, seconds = timed_check(forward, op_name, from_numpy="torch", dtype=dtype,
+                                  cases=lambda: cases().filter(_having(convention)))
+    assert report.passed, str(report)
     print(f"{op_name} {dtype}: {seconds:.1f} s")
