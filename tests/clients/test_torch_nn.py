@@ -479,3 +479,119 @@ def test_captum_lrp_rule_passes(op_name, dtype, captum):
                                   cases=lambda: cases().filter(_having(convention)))
     assert report.passed, str(report)
     print(f"{op_name} {dtype}: {seconds:.1f} s")
+
+
+# -- planted framework bugs: each caught, by the property named -------------------------------
+
+
+def _sign_without_zero_fix(rule):
+    """captum's output hook as it would be with ``torch.sign`` alone: S(0) = 0 at z = 0."""
+    def hook_output(outputs):
+        return lambda grad: grad / (outputs + torch.sign(outputs) * rule.STABILITY_FACTOR)
+    rule._create_backward_hook_output = hook_output
+    return rule
+
+
+def lrp_epsilon_sign_zero_bug(x, weight, R, bias=None, *, epsilon, stride=1, padding=0, **_):
+    import captum.attr._utils.lrp_rules as rules
+    rule = _sign_without_zero_fix(rules.EpsilonRule(epsilon))
+    return captum_rule_relevance(_weighted(x, weight, bias, stride, padding), rule, x, R)
+
+
+def lrp_epsilon_default_epsilon_bug(x, weight, R, bias=None, *, stride=1, padding=0, **_):
+    """captum's EpsilonRule() with its own default (1e-9), not the record's epsilon."""
+    import captum.attr._utils.lrp_rules as rules
+    return captum_rule_relevance(_weighted(x, weight, bias, stride, padding), rules.EpsilonRule(),
+                                 x, R)
+
+
+def softmax_without_max_bug(x, axis=-1):
+    e = torch.exp(x)
+    return e / e.sum(dim=axis, keepdim=True)
+
+
+def linear_float32_accumulation_bug(x, weight, bias=None):
+    """A float64 op that multiplies in float32 (TF32 or a float32 kernel) and casts back."""
+    out = F.linear(x.float(), weight.float(), None if bias is None else bias.float())
+    return out.to(x.dtype)
+
+
+class _BatchNormHalfBug(torch.autograd.Function):
+    """Frozen batch norm with a hand-written backward whose d/dvar lacks the 1/2 of
+    d (v + eps)^(-1/2) / dv = -(v + eps)^(-3/2) / 2."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps):
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps = eps
+        return frozen_batch_norm(x, weight, bias, mean, var, eps)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, mean, var = ctx.saved_tensors
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        axes = [0] + list(range(2, x.ndim))
+        r = torch.rsqrt(var + ctx.eps)
+        centred = x - mean.reshape(shape)
+        dx = g * (weight * r).reshape(shape)
+        dw = (g * centred).sum(axes) * r
+        dmean = -(g.sum(axes)) * weight * r
+        dvar = -(g * centred).sum(axes) * weight * r ** 3  # the 1/2 is missing
+        return dx, dw, g.sum(axes), dmean, dvar, None
+
+
+def batch_norm_half_bug(x, weight, bias, running_mean, running_var, eps=1e-5):
+    return _BatchNormHalfBug.apply(x, weight, bias, running_mean, running_var, eps)
+
+
+def squash_textbook_bug(s):
+    """The squash as papers write it: NaN at s = 0, overflow of |s|^2 at large s."""
+    sq = (s * s).sum(dim=-1, keepdim=True)
+    return sq / (1 + sq) * s / torch.sqrt(sq)
+
+
+def integrated_gradients_right_riemann_bug(layers, x, target, baseline=None, *, n_steps=50,
+                                           **_):
+    """The method argument dropped: always captum's riemann_right."""
+    return captum_integrated_gradients(layers, x, target, baseline, n_steps=n_steps,
+                                       method="riemann_right")
+
+
+def guided_backprop_is_saliency_bug(layers, x, target):
+    """Guided backprop that forgets the ReLUs' rule: the plain signed gradient."""
+    import captum.attr
+    return captum.attr.Saliency(torch_module(layers)).attribute(x, target=target, abs=False)
+
+
+PLANTED = {
+    "stabiliser's sign at z = 0 (torch.sign(0) = 0)": (
+        "lrp_epsilon", lrp_epsilon_sign_zero_bug, False, {"stabilizer": "sign"},
+        "matches ground truth"),
+    "captum's default epsilon instead of the given one": (
+        "lrp_epsilon", lrp_epsilon_default_epsilon_bug, False,
+        {"stabilizer": "sign", "zero_bias": False}, "matches ground truth"),
+    "softmax without subtracting the max": (
+        "softmax", softmax_without_max_bug, True, None, "logits near the float maximum"),
+    "float32 accumulation inside a float64 linear": (
+        "linear", linear_float32_accumulation_bug, True, None, "matches ground truth"),
+    "batch norm's variance cotangent without its 1/2": (
+        "batch_norm", batch_norm_half_bug, True, None, "vjp: matches refimpl"),
+    "squash without scaling (NaN at 0, overflow)": (
+        "squash", squash_textbook_bug, True, None, "zero capsules"),
+    "integrated gradients ignoring the method": (
+        "integrated_gradients", integrated_gradients_right_riemann_bug, False, None,
+        "matches ground truth"),
+    "guided backprop without the ReLU rule": (
+        "guided_backprop", guided_backprop_is_saliency_bug, False, None, "matches ground truth"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_torch_bug_is_caught(bug, captum):
+    op_name, forward, with_vjp, having, prop = PLANTED[bug]
+    cases = verify.get_op(op_name).cases
+    report, _ = timed_check(forward, op_name, from_numpy="torch",
+                            vjp=autograd_vjp(op_name, forward) if with_vjp else None,
+                            cases=(lambda: cases().filter(_having(having))) if having else None,
+                            properties=[prop])
+    assert prop in failed_properties(report), str(report)
