@@ -31,9 +31,6 @@ Bugs a framework could ship are planted at the end, each caught with the
 failing property named. Skipped without torch (captum's checks without captum).
 """
 
-import dataclasses
-
-import numpy as np
 import pytest
 
 import verify
@@ -452,8 +449,8 @@ def captum_lrp_norm(x, R, *, kernel_size, stride=None, epsilon, stabilizer="sign
     import captum.attr._utils.lrp_rules as rules
     if stabilizer != "sign":
         raise ValueError("captum's stabiliser is z + eps sgn(z), sgn(0) = +1 ('sign')")
-    return captum_rule_relevance(torch.nn.AvgPool2d(kernel_size, stride), rules.EpsilonRule(epsilon),
-                                 x, R)
+    pool = torch.nn.AvgPool2d(kernel_size, stride)
+    return captum_rule_relevance(pool, rules.EpsilonRule(epsilon), x, R)
 
 
 #: op -> (candidate, the record's options captum has): its stabiliser, its gamma and z+ on
