@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -325,6 +326,9 @@ def _run(args) -> int:
             backend_namespace(name)
         except (ValueError, RuntimeError, TypeError) as exc:
             raise UsageError(exc.args[0]) from None
+    if (args.example_db or "").startswith("redis://") and importlib.util.find_spec("redis") is None:
+        raise UsageError('--example-db redis://... needs the redis client: '
+                         'pip install "refimpl[redis]"')
     run = _runner(args)
     _writable(args.json, args.junit)
     meta = dict(campaign.meta(), threads=args.threads)

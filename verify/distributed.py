@@ -202,10 +202,15 @@ def _database(location):
     return DirectoryBasedExampleDatabase(location)
 
 
-def run_shard(shard: Shard) -> ShardRun:
-    """Run one shard where this is called (a Dask task, or the serial loop)."""
+def _op_and_property(shard: Shard):
     op = get_op(shard.op)
     (prop,) = [p for p in properties_of(op) if p.name == shard.property]
+    return op, prop
+
+
+def run_shard(shard: Shard) -> ShardRun:
+    """Run one shard where this is called (a Dask task, or the serial loop)."""
+    op, prop = _op_and_property(shard)
     where = _where()
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -221,8 +226,7 @@ def run_shard(shard: Shard) -> ShardRun:
 
 
 def _unfinished(shard: Shard, why: str, worker="", attempts=1) -> ShardRun:
-    op = get_op(shard.op)
-    (prop,) = [p for p in properties_of(op) if p.name == shard.property]
+    op, prop = _op_and_property(shard)
     result = Result(shard.op, shard.property, shard.backend, shard.dtype, passed=False,
                     tolerance=tolerance_of(op, prop, shard.dtype), error=why, message=why)
     return ShardRun(shard, result, worker, 0.0, attempts)
