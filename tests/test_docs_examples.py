@@ -82,3 +82,16 @@ def test_the_worked_candidate_passes_and_each_broken_half_of_the_contract_fails(
     assert {r.property for r in report.failures} == {
         "vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl"}
     assert all("cotangent ds has shape" in r.message for r in report.failures)
+
+
+def test_the_numpy_only_vector_loader_runs_and_catches_a_wrong_implementation(tmp_path):
+    import verify
+    from refimpl.nn import relu
+
+    (block,) = _rst_python_blocks(_rst_section("docs/checking.rst",
+                                               "Reading golden vectors without verify"))
+    namespace = {}
+    exec(compile(block, "docs/checking.rst, golden vector loader", "exec"), namespace)
+    verify.export_vectors(tmp_path, ["relu"], examples=2)
+    assert namespace["check_vectors"](tmp_path, {"relu": relu}) == []
+    assert len(namespace["check_vectors"](tmp_path, {"relu": lambda x: 1.01 * relu(x)})) == 4

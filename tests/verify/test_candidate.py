@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
 import array_api_strict as xps
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
@@ -297,8 +298,8 @@ def test_unchecked_dtype_is_refused_never_passed(dtype, reason):
 
 
 def test_a_check_that_ran_no_example_is_not_run_and_not_a_pass():
-    def nothing():
-        return verify.get_op(OP).cases().filter(lambda case: False)
+    def nothing():  # hypothesis draws no example from it
+        return st.nothing()
 
     report = verify.check(negated, OP, vjp=vjp, cases=nothing, max_examples=2,
                           properties=["matches ground truth", "vjp: matches refimpl"])
