@@ -94,19 +94,23 @@ def _cases(draw, methods=_DRAW_ORDER, steps=(2, 6), **network_options):
 
 def _run(impl, case, ctx, **params):
     """``(attribution, delta, gap, scale)``: the implementation's outputs, the reference gap
-    ``f_t(x) - f_t(b)`` and the scale ``|gap| + sum |IG|`` per sample."""
+    ``f_t(x) - f_t(b)`` and the scale ``|f_t(x)| + |f_t(b)| + sum |IG|`` per sample (the gap
+    is a difference of two scores, each rounded relative to its own size)."""
     changed = Case(case.primals, {**case.params, **params})
     got = run_outputs(OP, impl, changed, ctx, ["attribution", "delta"])
     p = {k: ctx.rounded(v) for k, v in case.primals.items()}
-    gap = (naive_score(np, p["layers"], p["x"], p["target"])
-           - naive_score(np, p["layers"], _baseline(p), p["target"]))
+    at_x = naive_score(np, p["layers"], p["x"], p["target"])
+    at_b = naive_score(np, p["layers"], _baseline(p), p["target"])
+    gap = at_x - at_b
     n = gap.shape[0]
-    scale = np.abs(gap) + np.abs(got["attribution"].reshape(n, -1)).sum(axis=1) + 1e-300
+    scale = (np.abs(at_x) + np.abs(at_b) + np.abs(got["attribution"].reshape(n, -1)).sum(axis=1)
+             + 1e-300)
     return got["attribution"].reshape(n, -1), got["delta"], gap, scale
 
 
 def _completeness_gap(impl, case, ctx):
-    """``delta = sum IG - (f_t(x) - f_t(b))``, relative to ``|gap| + sum |IG|`` per sample."""
+    """``delta = sum IG - (f_t(x) - f_t(b))``, relative to ``|f_t(x)| + |f_t(b)| + sum |IG|``
+    per sample."""
     attribution, delta, gap, scale = _run(impl, case, ctx)
     return float(np.max(np.abs(delta - (attribution.sum(axis=1) - gap)) / scale))
 
@@ -131,7 +135,7 @@ def _smooth_cases():
 
 def _delta_falls(impl, case, ctx):
     """Smooth network: ``|delta(24)| <= |delta(6)| / 2`` per sample, up to rounding (the tolerance
-    times ``|gap| + sum |IG|``): every rule converges, at least like ``1/n``."""
+    times ``|f_t(x)| + |f_t(b)| + sum |IG|``): every rule converges, at least like ``1/n``."""
     coarse = _run(impl, case, ctx, n_steps=6)
     fine = _run(impl, case, ctx, n_steps=24)
     excess = np.abs(fine[1]) - 0.5 * np.abs(coarse[1])
@@ -194,7 +198,7 @@ OP = register(Op(
     properties=(
         Property("delta is the completeness gap", _completeness_gap,
                  "delta = sum(attribution) - (f_t(x) - f_t(baseline)) per sample, relative to "
-                 "|gap| + sum |attribution|"),
+                 "|f_t(x)| + |f_t(baseline)| + sum |attribution|"),
         Property("exact on linear networks", _exact_on_linear,
                  "an affine network (activations removed): delta = 0 for every rule, -gap / n "
                  "for captum's trapezoid weights", cases=_linear_cases),

@@ -41,11 +41,17 @@ PRIMALS = (Primal("layers", dtype="tree", differentiable=False), Primal("x"),
            Primal("target", dtype="int64"))
 
 
-def _perturbed_drop(layers, x, target, where, baseline):
-    """``f_t(x) - f_t(x with x[:, where] = baseline)``, ``(N,)``."""
+def _scores(layers, x, target, where, baseline):
+    """``(f_t(x), f_t(x with x[:, where] = baseline))``, each ``(N,)``."""
     changed = x.copy()
     changed[(slice(None),) + where] = baseline
-    return naive_score(np, layers, x, target) - naive_score(np, layers, changed, target)
+    return naive_score(np, layers, x, target), naive_score(np, layers, changed, target)
+
+
+def _perturbed_drop(layers, x, target, where, baseline):
+    """``f_t(x) - f_t(x with x[:, where] = baseline)``, ``(N,)``."""
+    before, after = _scores(layers, x, target, where, baseline)
+    return before - after
 
 
 def _occlusion_reference(layers, x, target, *, window, strides, baseline=0.0, **_):
@@ -94,13 +100,20 @@ def _one_element_windows(impl, case, ctx):
 
 
 def _one_window(impl, case, ctx):
-    """One window over the whole sample: every feature receives ``f_t(x) - f_t(b)``."""
+    """One window over the whole sample: every feature receives ``f_t(x) - f_t(b)``, relative
+    to ``|f_t(x)| + |f_t(b)|``."""
     shape = case.primals["x"].shape[1:]
     whole = Case(case.primals, {**case.params, "window": shape, "strides": shape})
     got = run_outputs(OCCLUSION, impl, whole, ctx)["out"]
     p = _rounded(case, ctx)
-    drop = _perturbed_drop(p["layers"], p["x"], p["target"], (Ellipsis,), case.params["baseline"])
-    return rel_error(got, np.broadcast_to(drop.reshape((-1,) + (1,) * len(shape)), got.shape))
+    before, after = _scores(p["layers"], p["x"], p["target"], (Ellipsis,), case.params["baseline"])
+
+    def per_feature(v):
+        return np.broadcast_to(v.reshape((-1,) + (1,) * len(shape)), got.shape)
+
+    # The drop is a difference of two scores, each rounded relative to its own size.
+    size = np.linalg.norm(per_feature(np.abs(before) + np.abs(after)))
+    return rel_error(got, per_feature(before - after), scale=size)
 
 
 @st.composite
@@ -138,7 +151,8 @@ OCCLUSION = register(Op(
                  "affine MLPs (activations removed): window 1, stride 1, baseline 0 gives "
                  "x * grad f_t (autograd)", cases=_linear_cases),
         Property("one window over the sample gives the total drop", _one_window,
-                 "window = the sample's shape: every feature receives f_t(x) - f_t(baseline)"),
+                 "window = the sample's shape: every feature receives f_t(x) - f_t(baseline), "
+                 "relative to |f_t(x)| + |f_t(baseline)|"),
         Property("windows cut at the border count", _border_windows,
                  "stride 2 and d - k odd: the last window covers one feature and is averaged "
                  "in like the others (reference)", cases=_border_cases),
