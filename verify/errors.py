@@ -47,7 +47,7 @@ __all__ = ["KINDS", "BadInput", "Outcome", "bad_cotangents", "bad_inputs", "chec
 KINDS = (
     "wrong ndim", "mismatched shape", "integer dtype", "bool dtype", "complex dtype",
     "float16 dtype", "nan", "inf", "empty", "python list", "mixed namespace", "mixed device",
-    "mixed precision", "non-contiguous view", "negative-stride view", "scaled by 1e300",
+    "mixed precision", "float dtype", "non-contiguous view", "negative-stride view", "scaled by 1e300",
     "scaled by 1e-300", "nan parameter", "inf parameter",
     "cotangent: wrong shape", "cotangent: nan", "cotangent: inf", "cotangent: integer dtype",
     "cotangent: python list", "cotangent: mixed precision", "cotangent: mixed namespace",
@@ -95,6 +95,13 @@ class Outcome:
 def _float_primals(op: Op, case: Case) -> list[str]:
     return [p.name for p in op.primals if p.dtype == "float" and case.primals.get(p.name) is not None
             and np.asarray(case.primals[p.name]).size]
+
+
+def _coded_primals(op: Op, case: Case) -> list[str]:
+    """Integer and boolean primals (codes, symbols, masks): a float array or a Python list in
+    their place is refused too."""
+    return [p.name for p in op.primals if p.dtype in ("int64", "bool")
+            and case.primals.get(p.name) is not None]
 
 
 def _has_other_floats(op: Op, case: Case, name: str) -> bool:
@@ -180,6 +187,10 @@ def bad_inputs(op: Op, case: Case) -> Iterator[BadInput]:
             strict = {k: tree_map(_array_api_strict, v) for k, v in case.primals.items()}
             strict[name] = _array_api_strict(a, "device1")
             yield BadInput("mixed device", name, strict, params, "error")
+    for name in _coded_primals(op, case):
+        a = np.asarray(case.primals[name])
+        for kind, value in (("float dtype", a.astype(np.float64)), ("python list", a.tolist())):
+            yield BadInput(kind, name, _replace(case, name, value), params, "error")
     for key, value in params.items():
         if isinstance(value, float) and key not in op.options:
             for kind, bad in (("nan parameter", math.nan), ("inf parameter", math.inf)):

@@ -35,6 +35,7 @@ from .._results import cotangent_type
 from .._validation import (
     power_of_two_scale,
     require_choice,
+    require_cotangent,
     require_finite,
     require_integer,
     require_number,
@@ -119,15 +120,12 @@ def _points(name, A, check_finite, meaning):
         require_finite(name, A)
 
 
-def _embedding_inputs(P, Y, check_finite, others=()):
-    """Validate ``P (N, N) >= 0`` and ``Y (N, d)`` (and cotangents); return ``xp``."""
+def _embedding_inputs(P, Y, check_finite):
+    """Validate ``P (N, N) >= 0`` and ``Y (N, d)``; return ``xp``."""
     _points("Y", Y, check_finite, "(N, d)")
     require_real_floating("P", P)
-    named = {"P": P, "Y": Y, **dict(others)}
-    for name, arr in others:
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(*named.values())
-    require_same_dtype(**named)
+    xp, _ = get_namespace(P=P, Y=Y)
+    require_same_dtype(P=P, Y=Y)
     n = Y.shape[0]
     if tuple(P.shape) != (n, n):
         raise ValueError(f"P must have shape (N, N) = ({n}, {n}) with N = Y.shape[0], "
@@ -160,7 +158,7 @@ def _gram_distances(xp, X):
     return D * _off_diagonal(xp, X.shape[0], X.dtype, X.device)
 
 
-def _coordinate_distances(xp, Y):
+def _coordinate_distances(xp, Y, name="Y"):
     r"""``d_ij = \sum_k (y_ik - y_jk)^2`` coordinate by coordinate (scipy's ``pdist``).
 
     An embedding has few coordinates, so exact differences cost what the Gram form costs
@@ -171,7 +169,7 @@ def _coordinate_distances(xp, Y):
         diff = Y[:, k, None] - Y[None, :, k]
         D = D + diff * diff
     if not bool(xp.isfinite(xp.max(D))):  # D >= 0: its maximum is finite iff every entry is
-        raise ValueError("Y is too spread out: squared distances between its rows overflow")
+        raise ValueError(f"{name} is too spread out: squared distances between its rows overflow")
     return D
 
 
@@ -193,15 +191,16 @@ class _Kernel(NamedTuple):
     K: Any
 
 
-def _student_t(xp, Y, dof) -> _Kernel:
-    D = _coordinate_distances(xp, Y)
+def _student_t(xp, Y, dof, name="Y") -> _Kernel:
+    """The kernel of the embedding ``Y``, called ``name`` in errors."""
+    D = _coordinate_distances(xp, Y, name)
     base = 1.0 + D / dof
     # scikit-learn's order: base ** exponent, which for nu = 1 is an exact reciprocal.
     w = base ** (-(dof + 1.0) / 2.0) * _off_diagonal(xp, Y.shape[0], Y.dtype, Y.device)
     Z = xp.sum(w)
     if not bool(Z > 0):
-        raise ValueError("every Student-t weight of Y underflows to 0: Y is too spread out "
-                         f"for dof = {dof}")
+        raise ValueError(f"every Student-t weight of {name} underflows to 0: {name} is too "
+                         f"spread out for dof = {dof}")
     K = w if dof == 1.0 else 1.0 / base
     return _Kernel(w, w / Z, K)
 
@@ -323,7 +322,7 @@ def tsne_affinities(X, *, perplexity=30.0, method="sklearn", tol=1e-5, max_steps
     True
     """
     _points("X", X, check_finite, "(N, D)")
-    xp, _ = get_namespace(X)
+    xp, _ = get_namespace(X=X)
     n = X.shape[0]
     perplexity = require_number("perplexity", perplexity, 1.0, n - 1, low_open=True,
                                 why="a row's entropy is at most log(N - 1)")
@@ -386,7 +385,7 @@ def student_t_affinities(Y, *, dof=1.0, check_finite=True):
     True
     """
     _points("Y", Y, check_finite, "(N, d)")
-    xp, _ = get_namespace(Y)
+    xp, _ = get_namespace(Y=Y)
     return _student_t(xp, Y, _check_dof(dof)).Q
 
 
@@ -399,14 +398,9 @@ def student_t_affinities_vjp(Y, G, *, dof=1.0, check_finite=True):
     ``dL/dy_i = 2 sum_j (dL/dd_ij + dL/dd_ji)(y_i - y_j)`` (docs/blocks/embedding.rst).
     """
     _points("Y", Y, check_finite, "(N, d)")
-    require_real_floating("G", G)
-    xp, _ = get_namespace(Y, G)
-    require_same_dtype(Y=Y, G=G)
+    xp, _ = get_namespace(Y=Y)
     n = Y.shape[0]
-    if tuple(G.shape) != (n, n):
-        raise ValueError(f"G must have the output's shape ({n}, {n}), got {tuple(G.shape)}")
-    if check_finite:
-        require_finite("G", G)
+    require_cotangent("G", G, (n, n), "Y", check_finite=check_finite, Y=Y)
     dof = _check_dof(dof)
     kern = _student_t(xp, Y, dof)
     D_bar = (-(dof + 1.0) / (2.0 * dof)) * kern.K * kern.Q * (G - xp.sum(G * kern.Q))
@@ -466,10 +460,8 @@ def tsne_kl_vjp(P, Y, g, *, dof=1.0, floor=MACHINE_EPSILON, check_finite=True):
     pairs by ``w_ij`` instead of ``(1 + d_ij/nu)^{-1}``, which is not the gradient of its
     objective (see :func:`tsne`, ``gradient``).
     """
-    xp = _embedding_inputs(P, Y, check_finite, (("g", g),))
-    if tuple(g.shape) != ():
-        raise ValueError(f"g must be a 0-d array (the cotangent of the KL), got shape "
-                         f"{tuple(g.shape)}")
+    xp = _embedding_inputs(P, Y, check_finite)
+    require_cotangent("g", g, (), "Y", P=P, Y=Y)
     require_number("floor", floor, 0.0)
     dof = _check_dof(dof)
     kern = _student_t(xp, Y, dof)
@@ -623,7 +615,7 @@ def tsne(X, Y0, *, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto
     """
     _points("X", X, check_finite, "(N, D)")
     _points("Y0", Y0, check_finite, "(N, d)")
-    xp, _ = get_namespace(X, Y0)
+    xp, _ = get_namespace(X=X, Y0=Y0)
     require_same_dtype(X=X, Y0=Y0)
     n = X.shape[0]
     if Y0.shape[0] != n:
@@ -641,6 +633,7 @@ def tsne(X, Y0, *, perplexity=30.0, early_exaggeration=12.0, learning_rate="auto
     if len(momentum) != 2:
         raise ValueError(f"momentum must be a pair (exaggeration phase, final), got {momentum!r}")
     momenta = [require_number("momentum", m, 0.0, 1.0) for m in momentum]
+    _student_t(xp, Y0, schedule.dof, "Y0")  # the start's kernel, checked up front
     P = tsne_affinities(X, perplexity=perplexity, method=affinity_method, check_finite=False).P
     Y, last, early = _descend(xp, early_exaggeration * P, Y0, 0, exaggeration_iter, momenta[0],
                               exaggeration_iter, schedule)

@@ -19,7 +19,12 @@ from typing import Any, Callable, NamedTuple
 
 from .._results import cotangent_type
 from .._special import LOG_2PI
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import (
+    require_all_finite,
+    require_number,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = ["ADVIGradient", "ADVIResult", "PARAMETRIZATIONS", "advi_elbo", "advi_elbo_grad",
@@ -51,7 +56,7 @@ def _advi_inputs(mu, omega, eps, parametrization, others=()):
     named = (("mu", mu), ("omega", omega), ("eps", eps)) + tuple(others)
     for name, arr in named:
         require_real_floating(name, arr)
-    xp, _ = get_namespace(*(a for _, a in named))
+    xp, _ = get_namespace(**dict(named))
     require_same_dtype(**dict(named))
     if mu.ndim != 1 or tuple(omega.shape) != tuple(mu.shape):
         raise ValueError(f"mu and omega must both have shape (D,), got {tuple(mu.shape)} "
@@ -61,7 +66,14 @@ def _advi_inputs(mu, omega, eps, parametrization, others=()):
                          f"got {tuple(eps.shape)}")
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
-    return xp, _sigma(xp, omega, parametrization)
+    for name, arr in named:  # (D,) and (S, D): small next to the S evaluations of the target
+        require_all_finite(name, arr)
+    sigma = _sigma(xp, omega, parametrization)
+    if not bool(xp.all(xp.isfinite(sigma) & (sigma > 0))):
+        raise ValueError(f"omega is out of range: sigma = {parametrization}(omega) overflows or "
+                         f"underflows to 0 (omega in [{float(xp.min(omega)):g}, "
+                         f"{float(xp.max(omega)):g}])")
+    return xp, sigma
 
 
 def _sigma(xp, omega, parametrization):
@@ -237,6 +249,8 @@ def advi_fit(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable, step_size
     _target(log_p, grad_log_p, "grad_log_p")
     require_real_floating("eps", eps)
     per_step = eps.ndim == 3
+    if per_step and eps.shape[0] < 1:
+        raise ValueError(f"eps must have shape (S, D) or (T, S, D) with T >= 1, got {tuple(eps.shape)}")
     if n_steps is None:
         if not per_step:
             raise ValueError("n_steps is required when eps has shape (S, D)")
@@ -245,10 +259,10 @@ def advi_fit(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable, step_size
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
     if per_step and n_steps > eps.shape[0]:
         raise ValueError(f"eps has {eps.shape[0]} steps of noise, n_steps = {n_steps} needs more")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
+    require_number("step_size", step_size, 0.0, low_open=True)
     xp, _ = _advi_inputs(mu, omega, eps[0, ...] if per_step else eps, parametrization)
-    _, device = get_namespace(mu)
+    require_all_finite("eps", eps)
+    _, device = get_namespace(mu=mu)
     target = dict(log_p=log_p, grad_log_p=grad_log_p, parametrization=parametrization)
     trace = []
     for t in range(n_steps):

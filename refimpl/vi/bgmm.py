@@ -153,7 +153,7 @@ def _check_data(X, resp, check_finite, name="resp_init"):
     """Validate ``X (N, D)`` and responsibilities ``resp (N, K)`` (named ``name`` in errors)."""
     require_real_floating("X", X)
     require_real_floating(name, resp)
-    xp, device = get_namespace(X, resp)
+    xp, device = get_namespace(**{"X": X, name: resp})
     require_same_dtype(**{"X": X, name: resp})
     require_ndim("X", X, 2, "(N, D)")
     if X.ndim != 2 or resp.ndim != 2 or resp.shape[0] != X.shape[0]:
@@ -181,8 +181,9 @@ def _check_options(covariance_type, weight_type, reg_covar, tol, max_iter):
     if weight_type not in WEIGHT_PRIOR_TYPES:
         raise ValueError(f"weight_concentration_prior_type must be one of {WEIGHT_PRIOR_TYPES}, "
                          f"got {weight_type!r}")
-    if isinstance(reg_covar, bool) or not isinstance(reg_covar, (int, float)) or not reg_covar >= 0:
-        raise ValueError(f"reg_covar must be non-negative, got {reg_covar!r}")
+    if isinstance(reg_covar, bool) or not isinstance(reg_covar, (int, float)) or not (
+            0 <= reg_covar < math.inf):
+        raise ValueError(f"reg_covar must be non-negative and finite, got {reg_covar!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
         raise ValueError(f"tol must be a non-negative number, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -194,26 +195,27 @@ def _as_array(xp, X, name, value, shape):
     if value is None:
         return None
     if hasattr(value, "shape"):
-        get_namespace(value, X)
+        get_namespace(**{"X": X, name: value})
         if tuple(value.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
         return xp.astype(value, X.dtype)
     if shape != ():
         raise TypeError(f"{name} must be an array of shape {shape}")
-    return xp.asarray(_positive(name, value), dtype=X.dtype, device=get_namespace(X)[1])
+    return xp.asarray(_positive(name, value), dtype=X.dtype, device=get_namespace(X=X)[1])
 
 
-def _check_covariance_prior(xp, cov, covariance_type):
+def _check_covariance_prior(xp, cov, covariance_type, name="covariance_prior"):
+    """``cov`` finite, symmetric, positive definite; ``name`` says where it came from."""
     if not bool(xp.all(xp.isfinite(cov))):
-        raise ValueError("covariance_prior must be finite")
+        raise ValueError(f"{name} must be finite")
     if covariance_type == "full":
         if not bool(xp.all(cov == xp.matrix_transpose(cov))):
-            raise ValueError("covariance_prior must be symmetric")
+            raise ValueError(f"{name} must be symmetric")
         ok = bool(xp.all(xp.linalg.eigvalsh(cov) > 0))
     else:
         ok = bool(xp.all(cov > 0))
     if not ok:
-        raise ValueError(f"covariance_prior must be positive definite (the inverse Wishart "
+        raise ValueError(f"{name} must be positive definite (the inverse Wishart "
                          f"scale W0^-1; {covariance_type}: "
                          + ("all eigenvalues > 0)" if covariance_type == "full" else "all entries > 0)"))
 
@@ -235,7 +237,10 @@ def _prior(xp, X, K, covariance_type, weight_type, weight_concentration_prior,
     layout = _layout(covariance_type)
     shape = {"full": (d, d), "diag": (d,), "spherical": ()}[layout]
     cov = _as_array(xp, X, "covariance_prior", covariance_prior, shape)
+    name = "covariance_prior"
     if cov is None:
+        # Not passed: the error must blame the data (overflowing or degenerate at its scale).
+        name = "the default covariance_prior (the sample covariance of X)"
         if n < 2:
             raise ValueError("the default covariance_prior (the sample covariance) needs N >= 2")
         Xc = X - xp.mean(X, axis=0)
@@ -244,7 +249,7 @@ def _prior(xp, X, K, covariance_type, weight_type, weight_concentration_prior,
             "diag": lambda: xp.sum(Xc * Xc, axis=0) / (n - 1),
             "spherical": lambda: xp.mean(xp.sum(Xc * Xc, axis=0) / (n - 1)),
         }[layout]()
-    _check_covariance_prior(xp, cov, layout)
+    _check_covariance_prior(xp, cov, layout, name)
     return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type)
 
 
@@ -762,7 +767,7 @@ def _check_result(result, X, name="X"):
         raise TypeError(f"result must be a BGMMResult (the output of bgmm_cavi), "
                         f"got {type(result).__name__}")
     require_real_floating(name, X)
-    xp, device = get_namespace(X, result.means)
+    xp, device = get_namespace(**{name: X, "result.means": result.means})
     require_same_dtype(**{name: X, "means": result.means})
     d = result.means.shape[1]
     if X.ndim != 2 or X.shape[1] != d:
@@ -777,7 +782,7 @@ def _shifted(xp, device, result, X):
     return feats, _fitted_q(xp, result, feats, shift), shift
 
 
-def bgmm_predict_proba(result: BGMMResult, X):
+def bgmm_predict_proba(result: BGMMResult, X, *, check_finite=True):
     r"""Responsibilities ``r_nk`` of new data under the fitted ``q`` (one E-step).
 
     ``r_nk ∝ exp(log rho_nk)`` with ``log rho`` of :func:`bgmm_cavi`, from the
@@ -790,26 +795,31 @@ def bgmm_predict_proba(result: BGMMResult, X):
         Output of :func:`bgmm_cavi`.
     X : (M, D) array
         New data, same library, device and dtype as the fit.
+    check_finite : bool
+        Raise ``ValueError`` on NaN or infinity in ``X``.
 
     Returns
     -------
     resp : (M, K) array
     """
     xp, device = _check_result(result, X)
+    if check_finite:
+        require_finite("X", X)
     feats, q, _ = _shifted(xp, device, result, X)
     return xp.matrix_transpose(_responsibilities(xp, _log_rho(xp, q, feats, q.means), device)[0])
 
 
-def bgmm_predict(result: BGMMResult, X):
-    """The most responsible component of each row of ``X`` (``argmax`` of :func:`bgmm_predict_proba`).
+def bgmm_predict(result: BGMMResult, X, *, check_finite=True):
+    """The most responsible component of each row of ``X`` (``argmax`` of :func:`bgmm_predict_proba`,
+    whose ``check_finite`` it passes on).
 
     Returns
     -------
     labels : (M,) integer array
         The first maximal component at ties.
     """
-    xp, _ = get_namespace(X)
-    return xp.argmax(bgmm_predict_proba(result, X), axis=1)
+    xp, _ = get_namespace(X=X)
+    return xp.argmax(bgmm_predict_proba(result, X, check_finite=check_finite), axis=1)
 
 
 def bgmm_elbo(result: BGMMResult, X, resp):

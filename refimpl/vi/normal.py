@@ -19,7 +19,13 @@ import math
 from typing import Any, NamedTuple
 
 from .._special import LOG_2PI, digamma, gamma_entropy
-from .._validation import require_finite, require_ndim, require_real_floating
+from .._validation import (
+    require_all_finite,
+    require_finite,
+    require_ndim,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = ["NormalCAVIResult", "normal_cavi", "normal_elbo"]
@@ -53,7 +59,8 @@ def _check_prior(**values) -> None:
             raise ValueError(f"{name} must be >= 0 (0 gives the flat limit), got {values[name]}")
 
 
-def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0):
+def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0,
+                check_finite=True):
     r"""ELBO of ``q(mu) = N(mean, var) q(lambda) = Gamma(shape, rate)`` for the normal model.
 
     .. math::
@@ -74,6 +81,9 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
         Variational parameters (same library and device as ``x``).
     mu0, kappa0, a0, b0 : float
         Normal-Gamma prior (defaults: the flat limit).
+    check_finite : bool
+        Raise ``ValueError`` on NaN or infinity in ``x`` (the 0-d parameters are always
+        checked: finite, and ``var``, ``shape``, ``rate`` positive).
 
     Returns
     -------
@@ -83,17 +93,32 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     if x.ndim != 1:
         raise ValueError(f"x must have shape (n,), got shape {tuple(x.shape)}")
     _check_prior(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
-    xp, _ = get_namespace(x, mean, var, shape, rate)
-    for name, value in (("mean", mean), ("var", var), ("shape", shape), ("rate", rate)):
+    q = {"mean": mean, "var": var, "shape": shape, "rate": rate}
+    for name, value in q.items():
+        require_real_floating(name, value)
+    xp, _ = get_namespace(x=x, **q)
+    require_same_dtype(x=x, **q)
+    for name, value in q.items():
         if value.ndim != 0:
             raise ValueError(f"{name} must be a 0-d array, got shape {tuple(value.shape)}")
+        require_all_finite(name, value)
+        if name != "mean" and not bool(value > 0):
+            raise ValueError(f"{name} must be positive (a parameter of q), got {float(value)!r}")
+    if check_finite:
+        require_finite("x", x)
+    return _elbo(xp, x, mean, var, shape, rate, mu0, kappa0, a0, b0)
+
+
+def _elbo(xp, x, mean, var, shape, rate, mu0, kappa0, a0, b0):
+    """:func:`normal_elbo` of validated arguments."""
     n = x.shape[0]
     e_lam = shape / rate
     e_log_lam = digamma(xp, shape) - xp.log(rate)
     sq = xp.sum((x - mean) ** 2) + n * var  # E_q sum_i (x_i - mu)^2
     elbo = 0.5 * n * (e_log_lam - LOG_2PI) - 0.5 * e_lam * sq
-    elbo = elbo + 0.5 * e_log_lam - 0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var)
-    if kappa0 > 0:
+    elbo = elbo + 0.5 * e_log_lam
+    if kappa0 > 0:  # the flat limit has no such term (a product 0 * inf would be NaN)
+        elbo = elbo - 0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var)
         elbo = elbo + 0.5 * (math.log(kappa0) - LOG_2PI)
     elbo = elbo + (a0 - 1.0) * e_log_lam - b0 * e_lam
     if b0 > 0:
@@ -172,13 +197,18 @@ def normal_cavi(
     _check_prior(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
     if check_finite:
         require_finite("x", x)
-    xp, device = get_namespace(x)
+    xp, device = get_namespace(x=x)
     n = x.shape[0]
     xbar = xp.mean(x)
     s2 = xp.mean((x - xbar) ** 2)
     if kappa0 == 0 and b0 == 0 and not bool(s2 > 0):
-        raise ValueError("x has zero variance: with kappa0 = 0 and b0 = 0 the posterior of "
-                         "lambda is improper (pass b0 > 0 or data that vary)")
+        spread = float(xp.max(x) - xp.min(x))
+        if spread == 0.0:
+            raise ValueError("x has zero variance: with kappa0 = 0 and b0 = 0 the posterior of "
+                             "lambda is improper (pass b0 > 0 or data that vary)")
+        raise ValueError(f"the variance of x underflows to 0 (max - min = {spread:g}): with "
+                         "kappa0 = 0 and b0 = 0 the posterior's var and rate are below the float "
+                         "range (rescale x, or pass b0 > 0)")
     if e_lambda is None:
         e_lam = 1.0 / s2 if bool(s2 > 0) else xp.ones((), dtype=x.dtype, device=device)
     elif not e_lambda > 0:
@@ -195,14 +225,16 @@ def normal_cavi(
     mean = (kappa0 * mu0 + n * xbar) / kappa_n
     shape = xp.asarray(a0 + 0.5 * (n + 1), dtype=x.dtype, device=device)
     rate = shape / e_lam
-    scatter = n * s2 + n * (xbar - mean) ** 2 + kappa0 * (mean - mu0) ** 2
+    scatter = n * s2 + n * (xbar - mean) ** 2
+    if kappa0 > 0:  # the flat limit has no prior term (a product 0 * inf would be NaN)
+        scatter = scatter + kappa0 * (mean - mu0) ** 2
     trace, converged, sweep = [], False, 0
     for sweep in range(1, max_iter + 1):
         e_lam = shape / rate
         var = 1.0 / (kappa_n * e_lam)  # q(mu) update (its mean never changes)
-        trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
+        trace.append(_elbo(xp, x, mean, var, shape, rate, **prior))
         rate = _q_lambda_rate(b0, scatter, kappa_n, var)
-        trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
+        trace.append(_elbo(xp, x, mean, var, shape, rate, **prior))
         if bool(xp.abs(shape / rate - e_lam) < tol * e_lam):
             converged = True
             break

@@ -1,5 +1,6 @@
 """t-SNE: registered properties, scikit-learn's full schedule, bad input, documented edge cases."""
 
+import array_api_strict as xps
 import numpy as np
 import pytest
 
@@ -171,10 +172,14 @@ def test_kl_bad_input(kwargs, error, match):
 
 
 def test_vjp_bad_cotangents(Y):
-    with pytest.raises(ValueError, match="g must be a 0-d array"):
+    with pytest.raises(ValueError, match=r"g must have the output's shape \(\)"):
         ts.tsne_kl_vjp(np.ones((20, 20)) / 380, Y, np.ones(1))
     with pytest.raises(ValueError, match="G must have the output's shape"):
         ts.student_t_affinities_vjp(Y, np.ones((20, 19)))
+    with pytest.raises(ValueError, match="g must not contain infs or NaNs"):
+        ts.tsne_kl_vjp(np.ones((20, 20)) / 380, Y, np.array(np.nan))
+    with pytest.raises(TypeError, match="and g come from different array libraries"):
+        ts.tsne_kl_vjp(np.ones((20, 20)) / 380, Y, xps.asarray(1.0, dtype=xps.float64))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

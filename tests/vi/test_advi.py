@@ -75,6 +75,10 @@ def test_gradient_is_unbiased_for_many_samples():
     (dict(log_p=None), TypeError, "log_p is required"),
     (dict(log_p=3.0), TypeError, "log_p must be a callable"),
     (dict(mu=xps.zeros(2, dtype=xps.float64)), TypeError, "different array libraries"),
+    (dict(eps=np.array([[0.0, np.nan]] * 4)), ValueError, "eps must not contain infs or NaNs"),
+    (dict(mu=np.array([np.inf, 0.0])), ValueError, "mu must not contain infs or NaNs"),
+    (dict(omega=np.array([1e300, 0.0])), ValueError, r"omega is out of range: sigma = exp\(omega\)"),
+    (dict(omega=np.array([-800.0, 0.0])), ValueError, "omega is out of range"),
 ])
 def test_elbo_bad_input(change, error, match):
     args = dict(mu=np.zeros(2), omega=np.zeros(2), eps=np.ones((4, 2)), **_target()[1])
@@ -96,7 +100,7 @@ def test_grad_vjp_and_fit_bad_input():
         advi.advi_fit(*start, np.ones((4, 2)), **params)
     with pytest.raises(ValueError, match="needs more"):
         advi.advi_fit(*start, np.ones((3, 4, 2)), n_steps=5, **params)
-    with pytest.raises(ValueError, match="step_size must be positive"):
+    with pytest.raises(ValueError, match="step_size must be > 0"):
         advi.advi_fit(*start, np.ones((4, 2)), n_steps=5, step_size=0.0, **params)
     with pytest.raises(ValueError, match="n_steps must be a non-negative integer"):
         advi.advi_fit(*start, np.ones((4, 2)), n_steps=2.5, **params)

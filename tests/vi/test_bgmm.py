@@ -129,7 +129,11 @@ def test_result_shapes():
     (dict(resp_init=np.full((10, 2), 0.5, dtype=np.float32)), TypeError, "share one dtype"),
     (dict(X=np.ones(10)), ValueError, r"X must have shape \(N, D\)"),
     (dict(resp_init=np.full((9, 2), 0.5)), ValueError, r"resp_init \(N, K\)"),
-    (dict(resp_init=xps.full((10, 2), 0.5, dtype=xps.float64)), TypeError, "different array libraries"),
+    (dict(resp_init=xps.full((10, 2), 0.5, dtype=xps.float64)), TypeError,
+     "X and resp_init come from different array libraries"),
+    (dict(reg_covar=float("inf")), ValueError, "reg_covar must be non-negative and finite"),
+    (dict(X=np.random.default_rng(0).standard_normal((10, 2)) * 1e300), ValueError,
+     r"the default covariance_prior \(the sample covariance of X\) must be finite"),
 ])
 def test_bad_input(change, error, match):
     args = dict(X=np.random.default_rng(0).standard_normal((10, 2)), resp_init=np.full((10, 2), 0.5))

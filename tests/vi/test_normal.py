@@ -38,6 +38,7 @@ def test_tol_zero_runs_every_sweep(data):
     (dict(mu0=float("nan")), TypeError, "mu0 must be a finite real number"),
     (dict(x=np.array([1.0, np.inf])), ValueError, "x must not contain infs or NaNs"),
     (dict(x=np.ones(5)), ValueError, "zero variance"),
+    (dict(x=np.array([1e-300, -1e-300, 2e-300])), ValueError, "the variance of x underflows to 0"),
     (dict(x=np.ones((2, 3))), ValueError, r"x must have shape \(n,\)"),
     (dict(x=np.arange(4)), TypeError, "x must have a real floating dtype"),
     (dict(e_lambda=-1.0), ValueError, "e_lambda must be positive"),
@@ -58,6 +59,14 @@ def test_normal_elbo_bad_input(data):
         normal.normal_elbo(data, *q, a0=0.0)
     with pytest.raises(ValueError, match=r"x must have shape \(n,\)"):
         normal.normal_elbo(data[None], *q)
+    with pytest.raises(TypeError, match="mean must have a real floating dtype"):
+        normal.normal_elbo(data, np.asarray(1 + 0j), *q[1:])
+    with pytest.raises(ValueError, match="rate must be positive"):
+        normal.normal_elbo(data, *q[:3], np.asarray(0.0))
+    with pytest.raises(ValueError, match="shape must not contain infs or NaNs"):
+        normal.normal_elbo(data, *q[:2], np.asarray(np.nan), q[3])
+    with pytest.raises(TypeError, match="var must be an array"):
+        normal.normal_elbo(data, q[0], 0.1, *q[2:])
 
 
 # -- planted bugs: the records' checks catch them ---------------------------------------------

@@ -413,7 +413,13 @@ FIT_OPTIONS = ("perplexity", "early_exaggeration", "learning_rate", "max_iter",
 
 
 def _reference_fit(X, Y0, *, exaggeration_iter=250, n_iter_check=50, **params):
-    """scikit-learn's fit; ``n_iter = n_iter_ + 1``; the KL of its final embedding."""
+    """scikit-learn's fit; ``n_iter = n_iter_ + 1``; the KL of its final embedding. Only for
+    scikit-learn's kernel, ``dof = max(d - 1, 1)`` with its pair weights (``gradient="sklearn"``
+    unless ``dof = 1``): ValueError for other parameters (an embedding of another width)."""
+    dof = max(Y0.shape[1] - 1, 1)
+    if params.get("dof", 1.0) != dof or (dof != 1 and params.get("gradient") != "sklearn"):
+        raise ValueError(f"scikit-learn's t-SNE of a {Y0.shape[1]}-d embedding has dof = {dof} "
+                         "and its own pair weights: no ground truth for these parameters")
     model = sklearn_tsne(X, Y0, exaggeration_iter=exaggeration_iter, n_iter_check=n_iter_check,
                          **{k: v for k, v in params.items() if k in FIT_OPTIONS})
     P, _ = sklearn_affinities(X, params.get("perplexity", 30.0))

@@ -175,10 +175,19 @@ def _mean_precision_terms(q, prior):
     return float(np.sum(prior_mu + prior_lam - log_q_mu + entropy_lam))
 
 
+def on_the_simplex(name, resp):
+    """``resp`` as float64, ValueError unless its rows are probabilities (to 1e-6): the ground
+    truth is defined there only (scikit-learn would take any weights)."""
+    r = np.asarray(resp, dtype=np.float64)
+    if not (np.all(r >= 0) and np.all(np.abs(r.sum(axis=1) - 1.0) <= 1e-6)):
+        raise ValueError(f"{name}: rows must be probabilities")
+    return r
+
+
 def elbo_reference(result, X, resp):
     """The full ELBO (Bishop 10.70-10.77) at ``resp`` and the result's ``q`` and prior."""
     q = fitted_q(result)
-    r = np.asarray(resp, dtype=np.float64)
+    r = on_the_simplex("resp", resp)
     joint = float(np.sum(r * expected_log_joint(q, X)))  # E[log p(X|Z,mu,Lambda)] + E[log p(Z|pi)]
     entropy_z = -float(np.sum(sp.xlogy(r, r)))
     weights = _weight_terms(result.weight_concentration, float(result.prior.weight_concentration))
@@ -207,7 +216,7 @@ def sklearn_fit(X, resp_init, *, mean_prior=None, covariance_prior=None, **optio
 
 
 def _reference_fit(X, resp_init, **options):
-    model = sklearn_fit(X, resp_init, **options)
+    model = sklearn_fit(X, on_the_simplex("resp_init", resp_init), **options)
     values = {name: getattr(model, f"{name}_") for name in FITTED[:-1]}
     values["weight_concentration"] = np.array(values["weight_concentration"])
     values["lower_bounds"] = np.ravel(values["lower_bounds"])

@@ -66,14 +66,18 @@ def _fixed_point(x, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0, **_):
     n = x.shape[0]
     kappa_n = kappa0 + n
     mean = (kappa0 * mu0 + n * np.mean(x)) / kappa_n
-    scatter = np.sum((x - mean) ** 2) + kappa0 * (mean - mu0) ** 2
+    # The prior's term only where kappa0 > 0: 0 * inf (a huge mean) would be NaN.
+    scatter = np.sum((x - mean) ** 2) + (kappa0 * (mean - mu0) ** 2 if kappa0 > 0 else 0.0)
     e_lam = (a0 + 0.5 * n) / (b0 + 0.5 * scatter)
     shape = a0 + 0.5 * (n + 1)
     return mean, 1.0 / (kappa_n * e_lam), shape, shape / e_lam
 
 
 def _reference_cavi(x, **params):
-    return dict(zip(("mean", "var", "shape", "rate"), map(np.asarray, _fixed_point(x, **params))))
+    mean, var, shape, rate = _fixed_point(x, **params)
+    if var == 0 or rate == 0:  # below the float range: no positive var or rate to compare with
+        raise ValueError("the fixed point's var or rate underflows to 0")
+    return dict(zip(("mean", "var", "shape", "rate"), map(np.asarray, (mean, var, shape, rate))))
 
 
 def elbo_reference(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0, **_):
@@ -82,9 +86,9 @@ def elbo_reference(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0
     n = x.shape[0]
     e_lam, e_log_lam = shape / rate, sp.digamma(shape) - math.log(rate)
     likelihood = 0.5 * n * (e_log_lam - LOG_2PI) - 0.5 * e_lam * (np.sum((x - mean) ** 2) + n * var)
-    prior_mu = 0.5 * e_log_lam - 0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var)
-    if kappa0 > 0:  # the normalising constant of a proper N(mu0, 1/(kappa0 lambda))
-        prior_mu += 0.5 * (math.log(kappa0) - LOG_2PI)
+    prior_mu = 0.5 * e_log_lam
+    if kappa0 > 0:  # the proper N(mu0, 1/(kappa0 lambda)) and its normalising constant
+        prior_mu += -0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var) + 0.5 * (math.log(kappa0) - LOG_2PI)
     prior_lam = (a0 - 1.0) * e_log_lam - b0 * e_lam
     if b0 > 0:  # ... and of a proper Gamma(a0, b0)
         prior_lam += a0 * math.log(b0) - sp.gammaln(a0)
