@@ -35,10 +35,10 @@ from .._results import cotangent_type
 from .._validation import (
     power_of_two_scale,
     require_choice,
-    require_cotangent,
     require_finite,
     require_integer,
     require_number,
+    require_output_cotangent,
     require_real_floating,
     require_same_dtype,
 )
@@ -400,7 +400,7 @@ def student_t_affinities_vjp(Y, G, *, dof=1.0, check_finite=True):
     _points("Y", Y, check_finite, "(N, d)")
     xp, _ = get_namespace(Y=Y)
     n = Y.shape[0]
-    require_cotangent("G", G, (n, n), "Y", check_finite=check_finite, Y=Y)
+    require_output_cotangent("G", G, (n, n), check_finite=check_finite, Y=Y)
     dof = _check_dof(dof)
     kern = _student_t(xp, Y, dof)
     D_bar = (-(dof + 1.0) / (2.0 * dof)) * kern.K * kern.Q * (G - xp.sum(G * kern.Q))
@@ -461,7 +461,7 @@ def tsne_kl_vjp(P, Y, g, *, dof=1.0, floor=MACHINE_EPSILON, check_finite=True):
     objective (see :func:`tsne`, ``gradient``).
     """
     xp = _embedding_inputs(P, Y, check_finite)
-    require_cotangent("g", g, (), "Y", P=P, Y=Y)
+    require_output_cotangent("g", g, (), Y=Y)
     require_number("floor", floor, 0.0)
     dof = _check_dof(dof)
     kern = _student_t(xp, Y, dof)

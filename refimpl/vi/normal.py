@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 
 from .._special import LOG_2PI, digamma, gamma_entropy
 from .._validation import (
-    require_all_finite,
     require_finite,
     require_ndim,
     require_real_floating,
@@ -101,7 +100,7 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     for name, value in q.items():
         if value.ndim != 0:
             raise ValueError(f"{name} must be a 0-d array, got shape {tuple(value.shape)}")
-        require_all_finite(name, value)
+        require_finite(name, value)
         if name != "mean" and not bool(value > 0):
             raise ValueError(f"{name} must be positive (a parameter of q), got {float(value)!r}")
     if check_finite:
