@@ -201,6 +201,8 @@ def scaled_norm(xp, x, axis=None):
 
     Representable whenever the norm is; 0 for an all-zero ``x``.
     """
+    if 0 in tuple(x.shape):  # nothing to scale (and max has no identity)
+        return xp.sqrt(xp.sum(x * x, axis=axis))
     big = xp.max(xp.abs(x), axis=axis, keepdims=True)
     safe = xp.where(big > 0, big, xp.ones_like(big))
     ratio = x / safe
