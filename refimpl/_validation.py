@@ -165,15 +165,20 @@ def all_finite(xp, x) -> bool:
     return bool(xp.all(xp.isfinite(x)))
 
 
-def require_finite_arrays(check_finite=True, **named) -> None:
+def require_finite_arrays(check_finite=None, **named) -> None:
     """ValueError naming the first of ``named`` (arrays, or ``None`` to skip) that holds NaN
-    or infinity; nothing when ``check_finite`` is false (SciPy's keyword)."""
-    if not check_finite:
+    or infinity.
+
+    ``check_finite`` is the caller's SciPy-style keyword: ``False`` skips the
+    check, ``True`` checks and the message says how to skip it; ``None`` (a
+    function without the keyword) checks, and the message offers no keyword.
+    """
+    if check_finite is False:
         return
+    hint = " (pass check_finite=False to skip the check)" if check_finite else ""
     for name, arr in named.items():
         if arr is not None and not all_finite(get_namespace(**{name: arr})[0], arr):
-            raise ValueError(f"{name} must not contain infs or NaNs "
-                             "(pass check_finite=False to skip the check)")
+            raise ValueError(f"{name} must not contain infs or NaNs{hint}")
 
 
 def require_shape(name: str, x, expected: tuple, what: str = "the output's shape") -> None:
