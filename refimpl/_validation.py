@@ -52,10 +52,12 @@ def all_finite(xp, x) -> bool:
     return bool(xp.all(xp.isfinite(x)))
 
 
-def require_finite(name: str, x) -> None:
-    """Raise ValueError when ``x`` holds NaN or infinity (as SciPy's check_finite)."""
+def require_finite(name: str, x, keyword: bool = True) -> None:
+    """Raise ValueError when ``x`` holds NaN or infinity (as SciPy's check_finite); the message
+    says how to skip the check when the caller has that ``keyword``."""
     if not all_finite(get_namespace(**{name: x})[0], x):
-        raise ValueError(f"{name} must not contain infs or NaNs (pass check_finite=False to skip)")
+        hint = " (pass check_finite=False to skip)" if keyword else ""
+        raise ValueError(f"{name} must not contain infs or NaNs{hint}")
 
 
 def broadcast_batch(**shapes) -> tuple:
@@ -161,13 +163,19 @@ def require_arrays(**named):
     return xp, dev
 
 
-def require_finite_arrays(check_finite=True, **named) -> None:
+def require_finite_arrays(check_finite=None, **named) -> None:
     """ValueError naming the first of ``named`` (arrays, or ``None`` to skip) that holds NaN
-    or infinity; nothing when ``check_finite`` is false (SciPy's keyword)."""
-    if check_finite:
-        for name, arr in named.items():
-            if arr is not None:
-                require_finite(name, arr)
+    or infinity.
+
+    ``check_finite`` is the caller's SciPy-style keyword: ``False`` skips the
+    check, ``True`` checks and the message says how to skip it; ``None`` (a
+    function without the keyword) checks, and the message offers no keyword.
+    """
+    if check_finite is False:
+        return
+    for name, arr in named.items():
+        if arr is not None:
+            require_finite(name, arr, keyword=check_finite is not None)
 
 
 def require_shape(name: str, x, expected: tuple, what: str = "the output's shape") -> None:
@@ -196,6 +204,8 @@ def scaled_norm(xp, x, axis=None):
 
     Representable whenever the norm is; 0 for an all-zero ``x``.
     """
+    if 0 in tuple(x.shape):  # nothing to scale (and max has no identity)
+        return xp.sqrt(xp.sum(x * x, axis=axis))
     big = xp.max(xp.abs(x), axis=axis, keepdims=True)
     safe = xp.where(big > 0, big, xp.ones_like(big))
     ratio = x / safe

@@ -22,7 +22,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from .._special import LOG_2PI
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import dtype_name, require_arrays, require_finite_arrays, require_real_floating
 from ..backend import get_namespace
 from ..nn._layer import Layer
 
@@ -62,11 +62,16 @@ def require_bijector(name, flow) -> None:
 
 
 def require_samples(name, x, min_ndim=2, meaning="(n, d)"):
-    """``x`` is a real floating array of at least ``min_ndim`` axes, axis 0 the samples."""
+    """``x`` is a finite real floating array of at least ``min_ndim`` axes, axis 0 the samples.
+
+    The finiteness check is one sum over ``x`` (an element-wise test only when
+    the sum is not finite), small next to any layer's cost.
+    """
     require_real_floating(name, x)
     if x.ndim < min_ndim:
         raise ValueError(f"{name} must have shape {meaning} (axis 0 the samples), "
                          f"got shape {tuple(x.shape)}")
+    require_finite_arrays(**{name: x})
 
 
 def require_flow_cotangents(data, g_out, glogdet, out_name="z", logdet_name="glogdet"):
@@ -76,16 +81,38 @@ def require_flow_cotangents(data, g_out, glogdet, out_name="z", logdet_name="glo
     so the cotangents are ``g<out_name>`` and ``logdet_name``.
     """
     data_name = "x" if out_name == "z" else "z"
-    for name, g in ((f"g{out_name}", g_out), (logdet_name, glogdet)):
-        require_real_floating(name, g)
-    get_namespace(data, g_out, glogdet)
-    require_same_dtype(**{data_name: data, f"g{out_name}": g_out, logdet_name: glogdet})
+    named = {f"g{out_name}": g_out, logdet_name: glogdet}
+    require_arrays(**named, **{data_name: data})
     if tuple(g_out.shape) != tuple(data.shape):
         raise ValueError(f"g{out_name} must have the output's shape {tuple(data.shape)}, "
                          f"got {tuple(g_out.shape)}")
     if tuple(glogdet.shape) != (data.shape[0],):
         raise ValueError(f"{logdet_name} must have shape (n,) = ({data.shape[0]},), "
                          f"got {tuple(glogdet.shape)}")
+    require_finite_arrays(**named)
+
+
+def parameter_arrays(tree) -> list:
+    """Every array of a layer, a list of layers or nested layers (a flow, a conditioner)."""
+    if hasattr(tree, "shape") and hasattr(tree, "dtype"):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        return [a for item in tree for a in parameter_arrays(item)]
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        return [a for f in dataclasses.fields(tree) for a in parameter_arrays(getattr(tree, f.name))]
+    return []
+
+
+def require_like_parameters(name, x, tree, owner="flow") -> None:
+    """``x`` has the namespace, device and floating dtype of the parameters of ``tree`` (called
+    ``owner``), so that a mismatch is reported against ``x``, not deep inside a layer."""
+    for arr in parameter_arrays(tree):
+        if dtype_name(arr) not in ("float32", "float64"):
+            continue  # masks, permutations
+        get_namespace(**{name: x, owner: arr})
+        if dtype_name(arr) != dtype_name(x):
+            raise TypeError(f"{name} must have the dtype of the {owner}'s parameters, "
+                            f"{dtype_name(arr)}, got {dtype_name(x)}")
 
 
 def per_sample(xp, value, like):

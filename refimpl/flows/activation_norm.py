@@ -20,8 +20,16 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+import math
+
+from .._validation import (
+    power_of_two_scale,
+    require_arrays,
+    require_finite_arrays,
+    require_integer,
+    require_number,
+    require_real_floating,
+)
 from ._bijector import (
     Bijector,
     FlowForward,
@@ -72,17 +80,28 @@ def _positions(x) -> int:
 
 
 def _actnorm_inputs(x, log_scale, shift, data="x", **cotangents):
+    """Check the data ``x`` (called ``data``: ``x`` for the forward, ``z`` for the inverse), the
+    parameters and the cotangents; the factor the data is multiplied by, ``exp(log_scale)``
+    (forward) or ``exp(-log_scale)`` (inverse), must be finite."""
     require_samples(data, x, 2, "(n, c, ...)")
-    for name, arr in (("log_scale", log_scale), ("shift", shift)):
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(x, log_scale, shift, *cotangents.values())
-    require_same_dtype(**{data: x, "log_scale": log_scale, "shift": shift})
+    xp, _ = require_arrays(**{data: x, "log_scale": log_scale, "shift": shift}, **cotangents)
     c = x.shape[1]
     for name, arr in (("log_scale", log_scale), ("shift", shift)):
         if tuple(arr.shape) != (c,):
             raise ValueError(f"{name} must have shape (c,) = ({c},) for {data} of shape "
                              f"{tuple(x.shape)}, got {tuple(arr.shape)}")
+    require_finite_arrays(log_scale=log_scale, shift=shift)
+    _require_finite_factor(xp, log_scale if data == "x" else -log_scale, data)
     return xp
+
+
+def _require_finite_factor(xp, exponent, data):
+    """ValueError unless ``exp(exponent)`` is finite: ``exponent <= log(max float)``."""
+    limit = math.log(float(xp.finfo(exponent.dtype).max))
+    if bool(xp.any(exponent > limit)):
+        bound = (f"log_scale <= {limit:.6g}" if data == "x" else f"log_scale >= {-limit:.6g}")
+        raise ValueError(f"{bound} is needed: {data} is multiplied by exp({'' if data == 'x' else '-'}"
+                         f"log_scale), which overflows beyond it")
 
 
 def _logdet(xp, log_scale, x):
@@ -173,10 +192,8 @@ class _Moments:
 
 def _check_init(x, ddof, eps):
     require_samples("x", x, 2, "(n, c, ...)")
-    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
-        raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
-    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0):
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    require_integer("ddof", ddof, 0)
+    require_number("eps", eps, 0)
     count = x.shape[0] * _positions(x)
     if count <= ddof:
         raise ValueError(f"x must hold more than ddof = {ddof} values per channel, got {count}")
@@ -185,11 +202,16 @@ def _check_init(x, ddof, eps):
 
 def _moments(x, ddof, eps) -> _Moments:
     count = _check_init(x, ddof, eps)
-    xp, _ = get_namespace(x)
+    xp, _ = require_arrays(x=x)
     axes = _channel_axes(x)
-    mean = xp.mean(x, axis=axes)
-    centred = x - _per_channel(xp, mean, x)
-    std = xp.sqrt(xp.sum(centred * centred, axis=axes) / float(count - ddof))
+    # Moments of x / 2^k (exact), 2^k near max|x|: sums that neither overflow nor underflow
+    # for data of any finite scale, then scaled back.
+    unit = power_of_two_scale(xp, x, axis=None)
+    scaled = x / unit
+    mean_scaled = xp.mean(scaled, axis=axes)
+    centred = scaled - _per_channel(xp, mean_scaled, x)
+    std = xp.sqrt(xp.sum(centred * centred, axis=axes) / float(count - ddof)) * unit
+    mean = mean_scaled * unit
     if not bool(xp.all(std > 0)):
         j = int(xp.argmin(std))
         raise ValueError(f"channel {j} of x is constant over the batch: its scale "
@@ -222,8 +244,8 @@ def actnorm_init(x, *, ddof=1, eps=0.0):
     >>> bool(np.allclose(z.mean(axis=0), 0) and np.allclose(z.std(axis=0, ddof=1), 1))
     True
     """
-    xp, _ = get_namespace(x)
     m = _moments(x, ddof, eps)
+    xp, _ = require_arrays(x=x)
     return ActNormParams(-xp.log(m.r), -m.mean / m.r)
 
 
@@ -235,15 +257,14 @@ def actnorm_init_vjp(x, g_log_scale, g_shift, *, ddof=1, eps=0.0):
     ``d std / d x = (x - mean) / ((N - ddof) std)`` (the mean's own effect on
     ``std`` sums to zero), ``d mean / d x = 1 / N``.
     """
-    for name, g in (("g_log_scale", g_log_scale), ("g_shift", g_shift)):
-        require_real_floating(name, g)
-    xp, _ = get_namespace(x, g_log_scale, g_shift)
-    require_same_dtype(x=x, g_log_scale=g_log_scale, g_shift=g_shift)
+    require_samples("x", x, 2, "(n, c, ...)")
+    xp, _ = require_arrays(x=x, g_log_scale=g_log_scale, g_shift=g_shift)
     m = _moments(x, ddof, eps)
     for name, g in (("g_log_scale", g_log_scale), ("g_shift", g_shift)):
         if tuple(g.shape) != tuple(m.mean.shape):
             raise ValueError(f"{name} must have shape (c,) = {tuple(m.mean.shape)}, "
                              f"got {tuple(g.shape)}")
+    require_finite_arrays(g_log_scale=g_log_scale, g_shift=g_shift)
     g_r = -g_log_scale / m.r + g_shift * m.mean / (m.r * m.r)
     g_mean = -g_shift / m.r
     centred = x - _per_channel(xp, m.mean, x)

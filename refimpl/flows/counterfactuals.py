@@ -16,9 +16,14 @@ boundary, ``f(x')`` is the closest to ``f(x)`` in the representation.
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
-from ._bijector import add_trees, require_bijector, require_samples, sample_axes
+from .._validation import require_arrays, require_finite_arrays
+from ._bijector import (
+    add_trees,
+    require_bijector,
+    require_like_parameters,
+    require_samples,
+    sample_axes,
+)
 
 __all__ = ["counterfactual", "counterfactual_vjp"]
 
@@ -44,11 +49,9 @@ def _unit(xp, beta):
 def _inputs(flow, beta, x, **others):
     require_bijector("flow", flow)
     require_samples("x", x, 2, "(n, ...)")
-    require_real_floating("beta", beta)
-    for name, arr in others.items():
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(beta, x, *others.values())
-    require_same_dtype(beta=beta, x=x, **others)
+    xp, _ = require_arrays(beta=beta, x=x, **others)
+    require_like_parameters("x", x, flow)
+    require_finite_arrays(beta=beta, **others)
     z, _ = flow.forward(x)
     if tuple(beta.shape) != tuple(z.shape[1:]):
         raise ValueError(f"beta must have the shape of one representation f(x)[n], "

@@ -46,6 +46,7 @@ from ._bijector import (
     FlowInverse,
     per_sample,
     require_flow_cotangents,
+    require_like_parameters,
     require_samples,
 )
 
@@ -115,14 +116,16 @@ def _coupling_inputs(x, mask, conditioner, data="x", **cotangents) -> _Coupling:
     if not hasattr(mask, "dtype") or "bool" not in str(mask.dtype):
         raise TypeError(f"mask must be a boolean array (True = transformed feature), "
                         f"got {getattr(mask, 'dtype', type(mask).__name__)}")
-    xp, _ = get_namespace(x, mask, *cotangents.values())
+    xp, _ = get_namespace(**{data: x, "mask": mask}, **cotangents)
     if tuple(mask.shape) != (x.shape[1],):
-        raise ValueError(f"mask must have shape (d,) = ({x.shape[1]},), got {tuple(mask.shape)}")
+        raise ValueError(f"mask must have shape (d,) = ({x.shape[1]},) for {data} of shape "
+                         f"{tuple(x.shape)}, got {tuple(mask.shape)}")
     transformed = int(xp.sum(xp.astype(mask, xp.int64)))
     if not 0 < transformed < x.shape[1]:
         raise ValueError(f"mask must mark at least one transformed (True) and one identity "
                          f"(False) feature, got {transformed} of {x.shape[1]} transformed")
     _require_conditioner(conditioner)
+    require_like_parameters(data, x, conditioner, "conditioner")
     identity_idx = xp.nonzero(~mask)[0]
     transformed_idx = xp.nonzero(mask)[0]
     order = xp.argsort(xp.concat([identity_idx, transformed_idx]))

@@ -11,8 +11,8 @@ strictly upper triangular (Kingma and Dhariwal 2018). No FFT is needed:
 from __future__ import annotations
 
 from .._results import SlogdetResult, cotangent_type
-from .._validation import require_ndim, require_real_floating, require_same_dtype
-from ..backend import device, get_namespace
+from .._validation import require_arrays, require_finite_arrays, require_ndim, require_real_floating
+from ..backend import device
 
 __all__ = [
     "glow_conv1x1",
@@ -75,29 +75,29 @@ def _unpermute_rows(xp, A, perm):
 
 
 def _lu_inputs(L, U, s, perm, others=()):
+    """Check the factors (and ``others``, ``(name, array)`` pairs): dtypes, one namespace and
+    device, shapes, finiteness; ``(xp, perm)``."""
     named = {"L": L, "U": U, "s": s, **dict(others)}
     for name, arr in named.items():
-        if arr is None or not hasattr(arr, "shape"):
-            raise TypeError(f"{name} must be an array, got {type(arr).__name__}")
-        require_real_floating(name, arr)
-    xp, _ = get_namespace(*named.values())
-    require_same_dtype(**named)
+        require_real_floating(name, arr)  # every one is required: None is refused too
+    xp, _ = require_arrays(**named)
     require_ndim("s", s, 1, "(c,)")
     c = s.shape[0]
     for name, arr in (("L", L), ("U", U)):
         if tuple(arr.shape) != (c, c):
             raise ValueError(f"{name} must have shape (c, c) = ({c}, {c}), got {tuple(arr.shape)}")
+    require_finite_arrays(**named)
     return xp, _check_perm(perm, c)
 
 
-def _glow_inputs(X, L, U, s, perm, **cotangents):
-    if X is None or not hasattr(X, "shape"):
-        raise TypeError(f"X must be an array, got {type(X).__name__}")
-    xp, perm = _lu_inputs(L, U, s, perm, (("X", X),) + tuple(cotangents.items()))
+def _glow_inputs(X, L, U, s, perm, data_name="X", **cotangents):
+    """Check the images ``X`` (called ``data_name``), the factors and the cotangents."""
+    xp, perm = _lu_inputs(L, U, s, perm, ((data_name, X),) + tuple(cotangents.items()))
     c = s.shape[0]
-    require_ndim("X", X, 3, "(..., c, H, W)")
+    require_ndim(data_name, X, 3, "(..., c, H, W)")
     if X.shape[-3] != c:
-        raise ValueError(f"X must have shape (..., c, H, W) with c = len(s) = {c}, got {tuple(X.shape)}")
+        raise ValueError(f"{data_name} must have shape (..., c, H, W) with c = len(s) = {c}, "
+                         f"got {tuple(X.shape)}")
     for name, arr in cotangents.items():
         if tuple(arr.shape) != tuple(X.shape):
             raise ValueError(f"{name} must have the output's shape {tuple(X.shape)}, got {tuple(arr.shape)}")
@@ -229,7 +229,7 @@ def glow_conv1x1_inverse(Z, L, U, s, *, perm=None):
 
     Raises ``ValueError`` naming the index when some ``s_i = 0``.
     """
-    xp, perm = _glow_inputs(Z, L, U, s, perm)
+    xp, perm = _glow_inputs(Z, L, U, s, perm, "Z")
     _require_nonzero_s(xp, s)
     W = _weight(xp, L, U, s, perm)
     return xp.reshape(xp.linalg.solve(W, _pixels(xp, Z)), tuple(Z.shape))
@@ -241,7 +241,7 @@ def glow_conv1x1_inverse_vjp(Z, L, U, s, G, *, perm=None):
     ``dZ = W^{-T} G`` and ``dW = -sum dZ X^T`` with ``X`` the inverse's output,
     then through the factors as in :func:`glow_conv1x1_vjp`.
     """
-    xp, perm = _glow_inputs(Z, L, U, s, perm, G=G)
+    xp, perm = _glow_inputs(Z, L, U, s, perm, "Z", G=G)
     _require_nonzero_s(xp, s)
     W = _weight(xp, L, U, s, perm)
     Xp = xp.linalg.solve(W, _pixels(xp, Z))
@@ -251,12 +251,9 @@ def glow_conv1x1_inverse_vjp(Z, L, U, s, G, *, perm=None):
 
 
 def _glow_slogdet_inputs(s, shape, perm, g=None):
-    require_real_floating("s", s)
-    if g is not None:
-        require_real_floating("g", g)
-    xp, _ = get_namespace(s, g)
-    require_same_dtype(s=s, g=g)
+    xp, _ = require_arrays(s=s, g=g)
     require_ndim("s", s, 1, "(c,)")
+    require_finite_arrays(s=s, g=g)
     try:
         H, W = (int(n) for n in shape)
     except (TypeError, ValueError):

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from .._validation import require_arrays, require_real_floating
 from ..linalg import householder_product, householder_product_vjp
 from ._bijector import (
     Bijector,
@@ -46,9 +45,7 @@ HouseholderFlowInverseCotangents = cotangent_type("HouseholderFlowInverseCotange
 def _flow_inputs(x, V, data="x", **cotangents):
     """Validate ``x (n, d)`` and ``V`` ``(K, d)`` or ``(n, K, d)``; return the namespace."""
     require_samples(data, x, 2)
-    require_real_floating("V", V)
-    xp, _ = get_namespace(x, V, *cotangents.values())
-    require_same_dtype(**{data: x, "V": V})
+    xp, _ = require_arrays(**{data: x, "V": V}, **cotangents)
     if x.ndim != 2:
         raise ValueError(f"{data} must have shape (n, d), got shape {tuple(x.shape)}")
     n, d = x.shape
@@ -74,7 +71,7 @@ def _apply(x, V, transpose, data):
 
 
 def _apply_vjp(x, V, g, glogdet, transpose, data, out_name):
-    xp = _flow_inputs(x, V, data, g=g, glogdet=glogdet)
+    xp = _flow_inputs(x, V, data, **{f"g{out_name}": g}, glogdet=glogdet)
     require_flow_cotangents(x, g, glogdet, out_name=out_name)
     dV, dX, _ = householder_product_vjp(V, _columns(xp, V, x), _columns(xp, V, g),
                                         transpose=transpose)

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from .._validation import (
+    require_arrays,
+    require_finite_arrays,
+    require_number,
+    require_real_floating,
+)
 from ..nn import sigmoid
 from ._bijector import (
     Bijector,
@@ -64,11 +68,7 @@ def _check_lu(x, lower, upper, unconstrained_diag, bias, eps, data="x", **cotang
     require_samples(data, x, 2)
     named = {data: x, "lower": lower, "upper": upper, "unconstrained_diag": unconstrained_diag,
              "bias": bias}
-    for name, arr in named.items():
-        if arr is not None:
-            require_real_floating(name, arr)
-    xp, _ = get_namespace(*named.values(), *cotangents.values())
-    require_same_dtype(**named)
+    xp, _ = require_arrays(**named, **cotangents)
     if x.ndim != 2:
         raise ValueError(f"{data} must have shape (n, d), got shape {tuple(x.shape)}")
     d = x.shape[1]
@@ -77,9 +77,8 @@ def _check_lu(x, lower, upper, unconstrained_diag, bias, eps, data="x", **cotang
         if named[name] is not None and tuple(named[name].shape) != shape:
             raise ValueError(f"{name} must have shape {shape} for {data} of shape "
                              f"{tuple(x.shape)}, got {tuple(named[name].shape)}")
-    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
-        raise ValueError(f"eps must be a positive number (it keeps the diagonal away from 0), "
-                         f"got {eps!r}")
+    require_number("eps", eps, 0, low_open=True, why="it keeps the diagonal away from 0")
+    require_finite_arrays(**{name: arr for name, arr in named.items() if name != data})
     return xp
 
 

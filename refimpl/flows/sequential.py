@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._results import cotangent_type
-from .._validation import require_real_floating, require_same_dtype
+from .._validation import all_finite, require_arrays, require_finite_arrays
 from ..backend import get_namespace
 from ..nn.network import _in_layer
 from ._bijector import (
@@ -32,6 +32,7 @@ from ._bijector import (
     FlowInverse,
     require_bijector,
     require_flow_cotangents,
+    require_like_parameters,
     require_samples,
     standard_normal_logpdf,
 )
@@ -131,21 +132,32 @@ class Sequential(Bijector):
 
 
 def _identity(x, result):
-    xp, _ = get_namespace(x)
+    xp, _ = get_namespace(x=x)
     return result(x, xp.zeros((x.shape[0],), dtype=x.dtype, device=x.device))
 
 
 def _flow_and_data(flow, x, data):
     require_bijector("flow", flow)
     require_samples(data, x, 2, "(n, ...)")
+    require_like_parameters(data, x, flow)
 
 
 def _require_per_sample(name, g, x):
-    require_real_floating(name, g)
-    get_namespace(x, g)
-    require_same_dtype(**{name: g, "x": x})
+    require_arrays(**{name: g, "x": x})
     if tuple(g.shape) != (x.shape[0],):
         raise ValueError(f"{name} must have shape (n,) = ({x.shape[0]},), got {tuple(g.shape)}")
+    require_finite_arrays(**{name: g})
+
+
+def _base_logpdf(xp, z, data):
+    """``log N(z_n; 0, I)``; ValueError naming the input ``data`` when ``||z_n||^2 / 2``
+    exceeds the floating-point range (the log density is then not representable)."""
+    logpdf = standard_normal_logpdf(xp, z)
+    if not all_finite(xp, logpdf):
+        base = "z = f(x)" if data == "x" else "z"
+        raise ValueError(f"the log density is not representable for this {data}: "
+                         f"||z||^2 / 2 overflows the floating-point range for {base}")
+    return logpdf
 
 
 def flow_forward(flow, x):
@@ -219,7 +231,7 @@ def log_prob(flow, x):
     True
     """
     z, logdet = flow_forward(flow, x)
-    return standard_normal_logpdf(get_namespace(z)[0], z) + logdet
+    return _base_logpdf(get_namespace(z=z)[0], z, "x") + logdet
 
 
 def log_prob_vjp(flow, x, g):
@@ -232,7 +244,7 @@ def log_prob_vjp(flow, x, g):
     _flow_and_data(flow, x, "x")
     _require_per_sample("g", g, x)
     z, _ = flow.forward(x)
-    gz = -_broadcast_per_sample(get_namespace(z)[0], g, z) * z
+    gz = -_broadcast_per_sample(get_namespace(z=z)[0], g, z) * z
     dx, dflow = flow.forward_vjp(x, gz, g)
     return FlowCotangents(dflow, dx)
 
@@ -253,7 +265,7 @@ def sample(flow, z):
     """
     _flow_and_data(flow, z, "z")
     x, logdet = flow.inverse(z)
-    return FlowSample(x, standard_normal_logpdf(get_namespace(z)[0], z) - logdet)
+    return FlowSample(x, _base_logpdf(get_namespace(z=z)[0], z, "z") - logdet)
 
 
 def sample_vjp(flow, z, gx, glog_prob):
@@ -265,5 +277,5 @@ def sample_vjp(flow, z, gx, glog_prob):
     _flow_and_data(flow, z, "z")
     require_flow_cotangents(z, gx, glog_prob, out_name="x", logdet_name="glog_prob")
     dz, dflow = flow.inverse_vjp(z, gx, -glog_prob)
-    xp, _ = get_namespace(z)
+    xp, _ = get_namespace(z=z)
     return FlowInverseCotangents(dflow, dz - _broadcast_per_sample(xp, glog_prob, z) * z)

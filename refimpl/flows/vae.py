@@ -21,6 +21,7 @@ the exact posterior the ``"sample"`` bound equals ``log p(x)`` for any noise.
 from __future__ import annotations
 
 from .._results import cotangent_type
+from .._validation import all_finite, require_arrays, require_finite_arrays
 from .._special import LOG_2PI
 from ..vi.advi import _advi_inputs, _dsigma_domega, _evaluate, _log_sigma, _target
 from ._bijector import standard_normal_logpdf
@@ -35,7 +36,14 @@ VAECotangents = cotangent_type("VAECotangents", "mu omega V eps")
 
 
 def _vae_inputs(mu, omega, V, eps, parametrization, entropy, others=()):
-    """Validate the encoder outputs and noise; return ``(xp, sigma, z_0, z_K)``."""
+    """Validate the encoder outputs and noise; return ``(xp, sigma, z_0, z_K)``.
+
+    Namespace, device, dtypes and finiteness are checked here, naming every
+    argument (``V`` and the cotangent included), before ADVI's own checks.
+    """
+    named = {"mu": mu, "omega": omega, "V": V, "eps": eps, **dict(others)}
+    require_arrays(**named)
+    require_finite_arrays(**named)
     xp, sigma = _advi_inputs(mu, omega, eps, parametrization, (("V", V),) + tuple(others))
     if V.ndim != 2 or V.shape[1] != mu.shape[0]:
         raise ValueError(f"V must have shape (K, D) with D = {mu.shape[0]}, got {tuple(V.shape)}")
@@ -94,7 +102,12 @@ def householder_vae_bound(mu, omega, V, eps, *, log_lik, grad_log_lik=None,
     else:
         minus_log_q0 = xp.full((S,), 0.5 * D * (1.0 + LOG_2PI), dtype=eps.dtype, device=eps.device)
     log_sigma = xp.sum(_log_sigma(xp, omega, sigma, parametrization))
-    return xp.mean(decoder + prior + minus_log_q0) + log_sigma
+    bound = xp.mean(decoder + prior + minus_log_q0) + log_sigma
+    if not all_finite(xp, bound):
+        raise ValueError("the bound is not representable: ||z_K||^2 / 2, ||eps||^2 / 2 or the "
+                         "decoder's log_lik overflows for z_0 = mu + sigma(omega) * eps "
+                         "(mu, omega or eps beyond the floating-point range)")
+    return bound
 
 
 def householder_vae_bound_vjp(mu, omega, V, eps, cotangent, *, grad_log_lik, log_lik=None,

@@ -410,8 +410,10 @@ def svd_linear_slogdet(Vu, s, Vv, *, check_finite=True):
     Raises
     ------
     ValueError
-        When a singular value is zero or not finite (``log|det W|`` would be
-        ``-inf`` or NaN), naming ``s`` and its index.
+        When a singular value is zero (``log|det W|`` would be ``-inf``),
+        naming ``s`` and its index; with ``check_finite`` when ``Vu``, ``s``
+        or ``Vv`` holds NaN or infinity (without it, a non-finite ``s`` is
+        reported by its index).
     """
     lay = _spectral(Vu, s, Vv, check_finite)
     xp = lay.xp

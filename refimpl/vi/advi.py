@@ -67,7 +67,7 @@ def _advi_inputs(mu, omega, eps, parametrization, others=()):
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
     for name, arr in named:  # (D,) and (S, D): small next to the S evaluations of the target
-        require_finite(name, arr)
+        require_finite(name, arr, keyword=False)
     sigma = _sigma(xp, omega, parametrization)
     if not bool(xp.all(xp.isfinite(sigma) & (sigma > 0))):
         raise ValueError(f"omega is out of range: sigma = {parametrization}(omega) overflows or "
@@ -261,7 +261,7 @@ def advi_fit(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable, step_size
         raise ValueError(f"eps has {eps.shape[0]} steps of noise, n_steps = {n_steps} needs more")
     require_number("step_size", step_size, 0.0, low_open=True)
     xp, _ = _advi_inputs(mu, omega, eps[0, ...] if per_step else eps, parametrization)
-    require_finite("eps", eps)
+    require_finite("eps", eps, keyword=False)
     _, device = get_namespace(mu=mu)
     target = dict(log_p=log_p, grad_log_p=grad_log_p, parametrization=parametrization)
     trace = []

@@ -100,7 +100,7 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     for name, value in q.items():
         if value.ndim != 0:
             raise ValueError(f"{name} must be a 0-d array, got shape {tuple(value.shape)}")
-        require_finite(name, value)
+        require_finite(name, value, keyword=False)
         if name != "mean" and not bool(value > 0):
             raise ValueError(f"{name} must be positive (a parameter of q), got {float(value)!r}")
     if check_finite:

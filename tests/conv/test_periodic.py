@@ -147,3 +147,17 @@ def test_inverse_with_transposed_kernel_is_caught():
         Z, np.swapaxes(K, 0, 1), **p))
     _assert_fail({"matches ground truth", "round trip with periodic_conv (error / cond)"},
                  "periodic_conv_inverse", wrong)
+
+
+@pytest.mark.parametrize("c", [1e300, 1e-300])
+def test_inverse_of_data_at_extreme_scales(c):
+    # A finite right-hand side of any scale is solved (the residual test uses scaled norms),
+    # not called non-finite or singular; the inverse's data is named Z in its errors.
+    rng = np.random.default_rng(0)
+    K = rng.standard_normal((2, 2, 4, 4))
+    K[:, :, 0, 0] += 4.0 * np.eye(2)
+    Z = rng.standard_normal((3, 2, 4, 4))
+    np.testing.assert_allclose(pc.periodic_conv_inverse(c * Z, K) / c,
+                               pc.periodic_conv_inverse(Z, K), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="Z must not contain infs or NaNs"):
+        pc.periodic_conv_inverse(np.full_like(Z, np.nan), K)

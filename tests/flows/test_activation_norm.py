@@ -65,3 +65,19 @@ def test_population_variance_is_caught():
     impl = SimpleNamespace(forward=glow_always, vjp=an.actnorm_init_vjp)
     assert {"matches ground truth", "zero mean, unit variance on its batch"} <= failing_properties(
         "actnorm_init", impl=impl)
+
+
+@pytest.mark.parametrize("c", [1e300, 1e-300])
+def test_initialisation_at_extreme_scales(c):
+    # The moments of x / 2^k: data of any finite scale gives log_scale - log c and the same
+    # shift, not an overflowed variance.
+    x = _batch()
+    log_scale, shift = an.actnorm_init(c * x)
+    expected_log_scale, expected_shift = an.actnorm_init(x)
+    np.testing.assert_allclose(log_scale, expected_log_scale - np.log(c), rtol=1e-12)
+    np.testing.assert_allclose(shift, expected_shift, rtol=1e-12, atol=1e-12)
+
+
+def test_inverse_refuses_an_overflowing_scale():
+    with pytest.raises(ValueError, match="log_scale >= -709.78"):
+        an.actnorm_inverse(_batch(), np.array([-800.0, 0.0, 0.0]), np.zeros(3))

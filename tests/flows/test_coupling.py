@@ -114,7 +114,8 @@ _NET = [Linear(np.ones((4, 1))), ReLU()]
      "gz must have the output's shape"),
     (lambda: cp.affine_coupling_inverse_vjp(_X, _MASK, _NET, _X, np.ones(3)), ValueError,
      r"glogdet must have shape \(n,\)"),
-    (lambda: cp.affine_coupling(_X.astype(np.float32), _MASK, _NET), TypeError, "share one dtype"),
+    (lambda: cp.affine_coupling(_X.astype(np.float32), _MASK, _NET), TypeError,
+         "x must have the dtype of the conditioner"),
     (lambda: cp.AffineCoupling((True, True), _NET), ValueError, "at least one transformed"),
     (lambda: cp.AdditiveCoupling(3, _NET), TypeError, "mask must be a sequence of bools"),
 ])

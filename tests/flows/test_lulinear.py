@@ -47,7 +47,7 @@ def test_layer():
     (lambda: lu.lu_linear(np.ones((2, 3)), np.ones((3, 3)), np.ones((3, 3)), np.ones(3), np.ones(2)),
      ValueError, r"bias must have shape \(3,\)"),
     (lambda: lu.lu_linear(np.ones((2, 3)), np.ones((3, 3)), np.ones((3, 3)), np.ones(3), eps=0),
-     ValueError, "eps must be a positive number"),
+     ValueError, r"eps must be > 0"),
     (lambda: lu.lu_linear(np.ones((2, 3, 1)), np.ones((3, 3)), np.ones((3, 3)), np.ones(3)),
      ValueError, r"x must have shape \(n, d\)"),
     (lambda: lu.LULinear(np.ones((3, 3)), np.ones((3, 3)), np.ones((3, 1))), ValueError,

@@ -89,7 +89,7 @@ def test_zero_singular_value_is_rejected(name):
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 @pytest.mark.parametrize("name, match", [
     ("inverse", "s must not contain infs or NaNs"),
-    ("slogdet", rf"s\[1\] = .*: {_SINGULAR}"),
+    ("slogdet", "s must not contain infs or NaNs"),
     ("condition_number", "s must not contain infs or NaNs"),
 ])
 def test_non_finite_singular_value_is_rejected(name, match, value):
@@ -136,8 +136,8 @@ def test_spectral_normalize_rejects_zero_layer():
     (dict(X=np.ones((5, 2))), ValueError, r"X must have shape \(\.\.\., d, m\)"),
     (dict(Vu=np.ones(4)), ValueError, r"Vu must have shape \(\.\.\., n_u, d\)"),
     (dict(s=np.ones(())), ValueError, r"s must have shape \(\.\.\., d\)"),
-    (dict(Vu=np.zeros((2, 4))), ValueError, "Vu: V has a zero row"),
-    (dict(Vv=np.zeros((2, 4))), ValueError, "Vv: V has a zero row"),
+    (dict(Vu=np.zeros((2, 4))), ValueError, "Vu has a zero row"),
+    (dict(Vv=np.zeros((2, 4))), ValueError, "Vv has a zero row"),
     (dict(s=np.ones((2, 4)), X=np.ones((3, 4, 2))), ValueError, "do not broadcast"),
     (dict(s=np.ones(4, dtype=np.float32)), TypeError, "share one dtype"),
     (dict(Vv=np.ones((2, 4), dtype=int)), TypeError, "Vv must have a real floating dtype"),
@@ -164,10 +164,13 @@ def test_bad_cotangent_shapes():
 
 
 def test_slogdet_does_not_read_the_reflectors():
-    """O(d): only the shapes of Vu and Vv enter; NaN reflectors are not even looked at."""
+    """O(d) with check_finite=False: only the shapes of Vu and Vv enter; by default NaN
+    reflectors (a NaN W) are refused."""
     Vu, s, Vv, _ = _layer()
-    assert svd.svd_linear_slogdet(np.full(Vu.shape, np.nan), s, Vv) == svd.svd_linear_slogdet(
-        Vu, s, Vv)
+    assert svd.svd_linear_slogdet(np.full(Vu.shape, np.nan), s, Vv, check_finite=False) == \
+        svd.svd_linear_slogdet(Vu, s, Vv)
+    with pytest.raises(ValueError, match="Vu must not contain infs or NaNs"):
+        svd.svd_linear_slogdet(np.full(Vu.shape, np.nan), s, Vv)
 
 
 # -- the checks have teeth: a planted bug must make the right properties fail --------------

@@ -27,7 +27,7 @@ from ..._tree import is_array, tree_leaves
 from ...registry import Case, Output, Property, get_op
 from ..conv.circular import circulant_index
 from ..conv.periodic import _dense as periodic_dense
-from ..linalg.householder import _dense_product, _default_tau
+from ..linalg.householder import dense_orthogonal
 from ..linalg.svd_layer import _dense as svd_dense
 from ..nn.network import network_reference
 from .glow import _lu_weight
@@ -124,7 +124,7 @@ def lu_reference(np_, x, lower, upper, unconstrained_diag, bias=None, eps=NFLOWS
 
 def householder_matrices(np_, V):
     """``U = H(v_1) ... H(v_K)`` (one, or one per sample for ``V (n, K, d)``), from the definition."""
-    return _dense_product(np_, V, _default_tau(np_, V), False)
+    return dense_orthogonal(np_, V)
 
 
 def householder_reference(np_, x, V, inverse=False):

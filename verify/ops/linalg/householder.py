@@ -69,6 +69,14 @@ def _unit_rows(V):
     return V / np.sqrt(np.sum(V * V, axis=-1, keepdims=True)), np.full(V.shape[:-1], 2.0)
 
 
+def dense_orthogonal(np_, V):
+    """``U = H(v_1) ... H(v_n)`` with the default ``tau`` from the definition; for NumPy (the
+    references) from unit rows, so reflectors of any representable scale give ``U``."""
+    if np_ is np:
+        return _dense_product(np, *_unit_rows(V), False)
+    return _dense_product(np_, V, _default_tau(np_, V), False)
+
+
 def _reference(V, X, tau=None, *, transpose=False, **_):
     if tau is None:
         V, tau = _unit_rows(V)

@@ -24,7 +24,7 @@ from ... import anchors
 from ...checks import rel_error, run_outputs
 from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import batch_shapes, rng, rows_with_norms
-from .householder import _default_tau, _dense_product, _unit_rows
+from .householder import dense_orthogonal
 
 CONVENTION = (
     "W = U diag(s) V^T with U = H(u_1)...H(u_{n_u}) and V = H(v_1)...H(v_{n_v}) from the rows of "
@@ -44,16 +44,10 @@ CAYLEY_TOL = {"float64": 1e-11, "float32": 2e-4}
 # -- the definition, in NumPy and in autograd.numpy ---------------------------------------
 
 
-def _orthogonal(np_, V):
-    if np_ is np:  # the reference: reflectors of any representable scale (1e300, 1e-300)
-        return _dense_product(np, *_unit_rows(V), False)
-    return _dense_product(np_, V, _default_tau(np_, V), False)
-
-
 def _dense(np_, Vu, s, Vv=None):
     """``U diag(s) V^T`` (``V = U`` when ``Vv`` is None) from dense reflectors."""
-    U = _orthogonal(np_, Vu)
-    V = U if Vv is None else _orthogonal(np_, Vv)
+    U = dense_orthogonal(np_, Vu)
+    V = U if Vv is None else dense_orthogonal(np_, Vv)
     return np_.matmul(U * s[..., None, :], np_.swapaxes(V, -1, -2))
 
 
