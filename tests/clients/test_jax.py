@@ -322,7 +322,8 @@ def student_t_affinities(Y, *, dof=1.0):
     return jax.nn.softmax(_student_t_log_weights(Y, dof), axis=(0, 1))
 
 
-def tsne_kl(P, Y, *, dof=1.0, floor=np.finfo(np.float64).eps):
+def tsne_kl(P, Y, *, dof=1.0, floor=float(np.finfo(np.float64).eps)):
+    # floor is a Python float (weakly typed): a NumPy float64 would promote float32 to float64.
     off = ~jnp.eye(Y.shape[0], dtype=bool)
     log_q = jax.nn.log_softmax(_student_t_log_weights(Y, dof), axis=(0, 1))
     log_q = jnp.maximum(log_q, math.log(floor))
@@ -528,7 +529,7 @@ def _glow_slogdet_per_pixel(s, *, shape, perm=None):
     return sign ** (shape[0] * shape[1]), logabsdet  # log|det W| without the factor H W
 
 
-def _tsne_kl_row_softmax(P, Y, *, dof=1.0, floor=np.finfo(np.float64).eps):
+def _tsne_kl_row_softmax(P, Y, *, dof=1.0, floor=float(np.finfo(np.float64).eps)):
     off = ~jnp.eye(Y.shape[0], dtype=bool)
     log_q = jnp.maximum(jax.nn.log_softmax(_student_t_log_weights(Y, dof), axis=1), math.log(floor))
     return jnp.sum(jnp.where(off, jsp.special.xlogy(P, jnp.maximum(P, floor)) - P * log_q, 0.0))
