@@ -206,7 +206,7 @@ def _moments(x, ddof, eps) -> _Moments:
     axes = _channel_axes(x)
     # Moments of x / 2^k (exact), 2^k near max|x|: sums that neither overflow nor underflow
     # for data of any finite scale, then scaled back.
-    unit = power_of_two_scale(xp, x, axis=None)
+    unit = power_of_two_scale(xp, x)
     scaled = x / unit
     mean_scaled = xp.mean(scaled, axis=axes)
     centred = scaled - _per_channel(xp, mean_scaled, x)
