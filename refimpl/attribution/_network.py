@@ -43,11 +43,11 @@ def network_activations(layers, x, name="x"):
     """The input of every layer and the output (``refimpl.nn.activations``), ``x`` checked.
 
     ``name`` is the argument that is the network's input, named in the layers' errors
-    (which call their input ``x``).
+    (which call their input ``x``). Its finiteness is the caller's to check (``check_finite``).
     """
     require_real_floating(name, x)
     try:
-        return activations(list(layers), x)
+        return activations(list(layers), x, check_finite=False)
     except (ValueError, TypeError) as exc:
         if name == "x":
             raise

@@ -17,6 +17,11 @@ class Layer:
     unchanged); ``input_vjp(x, g)`` returns ``dx`` alone. ``kind`` groups the
     layers for the LRP rules (``"weighted"``, ``"avgpool"``, ``"maxpool"``,
     ``"activation"``, ``"reshape"``, ``"batchnorm"``).
+
+    Layers check their parameters' finiteness when built and shapes and dtypes
+    when called, not the values flowing through them: a network is scanned for
+    NaN and infinity once, at its input (:func:`~refimpl.nn.sequential`'s
+    ``check_finite``), not at every layer.
     """
 
     kind: ClassVar[str] = ""

@@ -75,10 +75,10 @@ class _Elementwise(Layer):
     kind: ClassVar[str] = "activation"
 
     def forward(self, x):
-        return self._op(x)
+        return self._op(x, check_finite=False)
 
     def input_vjp(self, x, g):
-        return self._op_vjp(x, g)[0]
+        return self._op_vjp(x, g, check_finite=False)[0]
 
 
 @dataclass(frozen=True, repr=False)

@@ -130,20 +130,21 @@ class Conv2d(Layer):
         object.__setattr__(self, "padding", pair("padding", self.padding))
 
     def forward(self, x):
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, check_finite=False)
 
     def vjp(self, x, g):
-        c = conv2d_vjp(x, self.weight, g, self.bias, self.stride, self.padding)
+        c = conv2d_vjp(x, self.weight, g, self.bias, self.stride, self.padding, check_finite=False)
         return c.x, Conv2d(c.weight, c.bias, self.stride, self.padding)
 
     def input_vjp(self, x, g):
-        out_hw = _check_conv(x, self.weight, None, self.stride, self.padding)[3]
-        require_output_cotangent("cotangent", g, (x.shape[0], self.weight.shape[0]) + out_hw, x=x)
+        out_hw = _check_conv(x, self.weight, None, self.stride, self.padding, False)[3]
+        require_output_cotangent("cotangent", g, (x.shape[0], self.weight.shape[0]) + out_hw, x=x,
+                                 check_finite=False)
         return self.apply_t(g, self.weight, tuple(x.shape))
 
     def apply(self, x, weight):
         """The bias-free convolution with ``weight`` (any out/in channel counts)."""
-        return conv2d(x, weight, None, self.stride, self.padding)
+        return conv2d(x, weight, None, self.stride, self.padding, check_finite=False)
 
     def apply_t(self, g, weight, in_shape):
         """Adjoint of :meth:`apply` (the transposed convolution), for inputs of ``in_shape``."""

@@ -11,7 +11,7 @@ parameters). Convention: docs/conventions.rst, section 4.7.
 from __future__ import annotations
 
 from .._results import cotangent_type
-from .._validation import require_output_cotangent, require_real_floating
+from .._validation import require_float_arrays, require_output_cotangent
 from ._layer import Layer
 
 __all__ = ["activations", "sequential", "sequential_vjp"]
@@ -27,9 +27,12 @@ def _in_layer(index, layer, fn, *args):
         raise type(exc)(f"layer {index} ({type(layer).__name__}): {exc}") from exc
 
 
-def activations(layers, x) -> list:
-    """``[x, layer_0(x), layer_1(layer_0(x)), ...]``: the input of every layer and the output."""
-    require_real_floating("x", x)
+def activations(layers, x, *, check_finite=True) -> list:
+    """``[x, layer_0(x), layer_1(layer_0(x)), ...]``: the input of every layer and the output.
+
+    ``check_finite`` refuses NaN and infinity in ``x`` (the layers do not rescan).
+    """
+    require_float_arrays(x=x, check_finite=check_finite)
     out = [x]
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -39,7 +42,7 @@ def activations(layers, x) -> list:
     return out
 
 
-def sequential(layers, x):
+def sequential(layers, x, *, check_finite=True):
     r"""Output of the sequential network ``layers`` at ``x``: ``f_{L-1}(... f_1(f_0(x)))``.
 
     Parameters
@@ -47,6 +50,8 @@ def sequential(layers, x):
     layers : list of refimpl.nn layers
     x : (N, ...) array
         Input batch, in the first layer's layout.
+    check_finite : bool
+        Refuse NaN and infinity in ``x`` (``False`` skips the scan, as SciPy).
 
     Examples
     --------
@@ -56,10 +61,10 @@ def sequential(layers, x):
     >>> sequential(net, np.array([[3.0, 1.0], [1.0, 3.0]])).tolist()
     [[2.0], [0.0]]
     """
-    return activations(list(layers), x)[-1]
+    return activations(list(layers), x, check_finite=check_finite)[-1]
 
 
-def sequential_vjp(layers, x, cotangent):
+def sequential_vjp(layers, x, cotangent, *, check_finite=True):
     r"""Cotangents ``(layers, x)`` of :func:`sequential` for ``G = dL/dy``.
 
     Backpropagation through the layers' hand-written VJPs, last layer first:
@@ -67,11 +72,13 @@ def sequential_vjp(layers, x, cotangent):
     the input of layer ``i``. ``layers`` of the result is a list of layers of
     the same types holding the parameters' cotangents (settings unchanged);
     ``x * sequential_vjp(layers, x, R).x`` is gradient times input, the LRP-0
-    relevance of a ReLU network.
+    relevance of a ReLU network. ``check_finite`` as :func:`sequential`, for ``x`` and the
+    cotangent.
     """
     layers = list(layers)
-    acts = activations(layers, x)
-    require_output_cotangent("cotangent", cotangent, tuple(acts[-1].shape), x=x)
+    acts = activations(layers, x, check_finite=check_finite)
+    require_output_cotangent("cotangent", cotangent, tuple(acts[-1].shape), x=x,
+                             check_finite=check_finite)
     g, dlayers = cotangent, [None] * len(layers)
     for i in reversed(range(len(layers))):
         g, dlayers[i] = _in_layer(i, layers[i], layers[i].vjp, acts[i], g)

@@ -132,14 +132,14 @@ class BatchNorm(Layer):
         return self.weight / xp.sqrt(self.running_var + self.eps)
 
     def forward(self, x):
-        return batch_norm(x, *self._params(), eps=self.eps)
+        return batch_norm(x, *self._params(), eps=self.eps, check_finite=False)
 
     def vjp(self, x, g):
-        c = batch_norm_vjp(x, *self._params(), g, eps=self.eps)
+        c = batch_norm_vjp(x, *self._params(), g, eps=self.eps, check_finite=False)
         return c.x, BatchNorm(c.weight, c.bias, c.running_mean, c.running_var, self.eps)
 
     def input_vjp(self, x, g):
-        _check_batch_norm(x, *self._params(), self.eps, g)
+        _check_batch_norm(x, *self._params(), self.eps, g, check_finite=False)
         xp, _ = get_namespace(g)
         return g * _channels(xp, self.scale(), x.ndim)
 

@@ -53,7 +53,7 @@ class Flatten(Layer):
     kind: ClassVar[str] = "reshape"
 
     def forward(self, x):
-        return flatten(x)
+        return flatten(x, check_finite=False)
 
     def input_vjp(self, x, g):
-        return flatten_vjp(x, g)[0]
+        return flatten_vjp(x, g, check_finite=False)[0]
