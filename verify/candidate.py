@@ -479,7 +479,7 @@ def _rebuild_hint(fn, alias: str) -> str:
     name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
     return "\n".join(
         [f"# {alias} is {name}{where}: a closure, lambda or bound method cannot be imported.",
-         f"# Rebuild it here as it was built there (or make it a module-level function)"
+         "# Rebuild it here as it was built there (or make it a module-level function)"
          + (f"; it captured {captured}" if captured else "") + ".",
          f"{alias} = ...  # rebuild {name}"])
 

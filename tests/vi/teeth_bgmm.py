@@ -229,7 +229,7 @@ class Mixture:
         return self._result(q, prior, elbo, bounds, it, converged, self.e_step(q, X), dtype)
 
     def _result(self, q, prior, elbo, bounds, n_iter, converged, resp, dtype):
-        ct, K, d = prior.covariance_type, len(q.nu), q.m.shape[1]
+        ct = prior.covariance_type
         cov = q.A / q.nu[:, None, None]
         prec = q.W * q.nu[:, None, None]
         chol = np.stack([np.linalg.inv(np.linalg.cholesky(c)).T for c in cov])
