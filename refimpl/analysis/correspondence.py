@@ -296,11 +296,17 @@ def bipartite_matching(rho, *, check_finite=True):
 
 def _least_squares(xp, ZA, ZB):
     r"""Minimum-norm ``W`` of ``min ||Z_B - Z_A W||`` by the SVD; singular values below
-    ``max(M, C1) eps s_max`` are dropped (``numpy.linalg.lstsq``'s default cut-off)."""
+    ``max(M, C1) eps s_max`` are dropped (``numpy.linalg.lstsq``'s default cut-off).
+
+    The minimum-norm solution is exactly 0 on a zero column of ``Z_A`` (a constant channel
+    under ``constant="zero"``); the SVD leaves rounding noise there, which is cleared.
+    """
     U, s, Vt = xp.linalg.svd(ZA, full_matrices=False)
     cutoff = max(ZA.shape) * xp.finfo(ZA.dtype).eps * xp.max(s)
     inverse = xp.where(s > cutoff, 1.0 / xp.where(s > cutoff, s, 1.0), 0.0)
-    return xp.matrix_transpose(Vt) @ (inverse[:, None] * (xp.matrix_transpose(U) @ ZB))
+    W = xp.matrix_transpose(Vt) @ (inverse[:, None] * (xp.matrix_transpose(U) @ ZB))
+    live = xp.any(ZA != 0, axis=0)
+    return xp.where(live[:, None], W, xp.zeros_like(W))
 
 
 def _lasso(xp, ZA, ZB, l1, tol, max_iter):

@@ -88,5 +88,7 @@ def test_planted_bug_in_the_guided_rule_is_caught(monkeypatch):
     plain = _network.relu_backward
     monkeypatch.setattr(_network, "relu_backward",
                         lambda xp, a, g, rule: plain(xp, a, g, "gradient"))
-    failed = failing_properties("guided_backprop", among={"matches ground truth"})
+    # ci: the guided rule differs from the gradient only where a ReLU with a positive input
+    # receives a negative cotangent, which quick's 8 draws need not hold
+    failed = failing_properties("guided_backprop", among={"matches ground truth"}, profile="ci")
     assert failed == {"matches ground truth"}

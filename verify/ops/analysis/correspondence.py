@@ -320,6 +320,9 @@ def sklearn_regression(A, B, l1=None):
     else:
         model = Lasso(alpha=l1, fit_intercept=False, tol=1e-15, max_iter=100_000).fit(ZA, ZB)
     W = np.atleast_2d(model.coef_).T.reshape(ZA.shape[1], ZB.shape[1])
+    # The minimum-norm solution is 0 on a zero column (a constant channel); scikit-learn's
+    # lstsq leaves rounding noise there, which would count as a used channel.
+    W[~np.any(ZA != 0, axis=0)] = 0.0
     return W, np.mean((ZB - ZA @ W) ** 2, axis=0), np.count_nonzero(W, axis=0)
 
 

@@ -20,6 +20,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from refimpl.nn import (
@@ -101,11 +102,36 @@ def naive_gradient(layers, x, target, relu="gradient"):
     return autograd.grad(lambda v: anp.sum(naive_score(anp, layers, v, target, relu)))(x)
 
 
+#: The smallest ``|a| / max |a|`` of a nonzero ReLU input in the cases. Every gradient-based
+#: attribution jumps where a unit crosses the kink, and float32 rounding (amplified by a batch
+#: norm's small variance) moves inputs closer than this across it: a correct float32 candidate
+#: then differs from the float64 ground truth by O(1).
+RELU_MARGIN = 1e-3
+#: The largest ``|a|`` at a Tanh (Sigmoid: twice that) in the cases. Beyond it the derivative
+#: ``1 - tanh(a)^2`` (``s (1 - s)``), as every framework computes it, loses its relative
+#: accuracy in float32 to cancellation, and a saturated network's attributions with it.
+SATURATION = 3.0
+
+
+def well_conditioned(layers, x) -> bool:
+    """Every nonzero ReLU input at least :data:`RELU_MARGIN` (relative) from the kink, every
+    Tanh and Sigmoid input within :data:`SATURATION` (``2 SATURATION``)."""
+    for layer, a in zip(layers, naive_activations(np, layers, x)):
+        if isinstance(layer, ReLU) and np.any(a != 0):
+            if np.min(np.abs(a[a != 0])) <= RELU_MARGIN * np.max(np.abs(a)):
+                return False
+        bound = {Tanh: SATURATION, Sigmoid: 2 * SATURATION}.get(type(layer))
+        if bound is not None and np.max(np.abs(a), initial=0.0) > bound:
+            return False
+    return True
+
+
 @st.composite
 def network_cases(draw, **options):
-    """``{layers, x, target}`` with :func:`verify.strategies.networks` (``options``) and one
-    drawn target unit per sample."""
+    """``{layers, x, target}`` with :func:`verify.strategies.networks` (``options``), well
+    conditioned in float32 (:func:`well_conditioned`), and one drawn target unit per sample."""
     layers, x = draw(networks(**options))
+    assume(well_conditioned(layers, x))
     classes = naive_output(np, layers, x).shape[1]
     target = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=x.shape[0],
                                     max_size=x.shape[0])), dtype=np.int64)

@@ -179,6 +179,8 @@ _record(saliency, _saliency,
 
 _record(sensitivity, lambda layers, x, target: naive_gradient(layers, x, target) ** 2,
         f"sensitivity(layers, x, target) = g**2 elementwise, g {TARGET}.",
+        # squaring doubles the gradient's relative rounding error
+        tolerance={"float64": 2 * TOL["float64"], "float32": 2 * TOL["float32"]},
         properties=[("sums to the squared gradient norm", _sums_to_squared_norm,
                      "per sample, the sum of the relevance is ||grad f_t||^2 (autograd)", {})])
 
