@@ -17,7 +17,7 @@ and by a framework's test suite, one test per (op, check) of its candidates::
     def test_against_refimpl(check):
         check()
 
-The profile comes from ``REFIMPL_VERIFY_PROFILE`` (default ``ci``;
+The profile comes from ``REFIMPL_VERIFY_PROFILE`` (default ``quick``; ``ci`` or
 ``thorough`` for long runs).
 """
 
