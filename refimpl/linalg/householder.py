@@ -38,7 +38,7 @@ from .._validation import (
     require_same_dtype,
     sum_to_shape,
 )
-from ..backend import get_namespace
+from ..backend import get_namespace, inv_triangular, matmul_update
 
 __all__ = [
     "HouseholderResiduals",
@@ -77,19 +77,11 @@ def default_block_size(n: int, m: int | None = None) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _squared_norms(xp, V, check_finite):
-    """Row norms squared; with ``check_finite`` this pass doubles as V's finiteness check."""
-    sq_norms = xp.vecdot(V, V)
-    if check_finite and not bool(xp.all(xp.isfinite(sq_norms))):
-        require_finite("V", V)
-        raise ValueError("V has a row whose squared norm overflows; rescale the reflectors")
-    return sq_norms
+def _check_reflectors(V, tau, check_finite, others=()):
+    """Validate ``V``, ``tau`` and the ``(name, array)`` pairs ``others``; return ``xp``.
 
-
-def _reflectors(V, tau, check_finite, others=()) -> tuple:
-    """Validate ``V`` and ``tau`` (and ``others``); fill in ``tau = 2 / ||v||^2``.
-
-    Returns ``(xp, tau, default_tau)``.
+    ``V`` itself is checked for finiteness later, through its squared norms
+    (:func:`_fill_tau`), which the WY build gets for free.
     """
     named = (("V", V), ("tau", tau)) + tuple(others)
     for name, arr in named:
@@ -106,17 +98,26 @@ def _reflectors(V, tau, check_finite, others=()) -> tuple:
         for name, arr in named[1:]:
             if arr is not None:
                 require_finite(name, arr)
+    return xp
+
+
+def _fill_tau(xp, V, tau, sq_norms, check_finite):
+    """``(tau, default_tau)``: ``tau = 2 / ||v||^2`` when none is given.
+
+    With ``check_finite`` the squared norms double as ``V``'s finiteness
+    check (an infinity or NaN in a row makes its norm non-finite).
+    """
+    if check_finite and not bool(xp.all(xp.isfinite(sq_norms))):
+        require_finite("V", V)
+        raise ValueError("V has a row whose squared norm overflows; rescale the reflectors")
     if tau is not None:
-        if check_finite:
-            _squared_norms(xp, V, check_finite)
-        return xp, tau, False
-    sq_norms = _squared_norms(xp, V, check_finite)
+        return tau, False
     if not bool(xp.all(sq_norms > 0)):
         raise ValueError(
             "V has a zero row: a zero reflector is undefined with the default "
             "tau = 2 / ||v||^2 (pass an explicit tau, with tau = 0 for the identity)"
         )
-    return xp, 2.0 / sq_norms, True
+    return 2.0 / sq_norms, True
 
 
 def _check_rhs(name, V, X):
@@ -157,16 +158,15 @@ def _check_method(method, block_size, n, m=None):
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Factors:
-    """Reflectors cut into ``nb`` blocks of ``k`` rows, with their WY factors.
+@dataclass(frozen=True)
+class _Block:
+    """Reflectors ``rows`` in compact WY form, ``B = I - V^T T V``.
 
-    ``V`` is ``(..., nb, k, d)`` and ``tau`` ``(..., nb, k)``: the last block is
-    padded with zero rows and ``tau = 0``, which are identities and leave every
-    product unchanged. ``S = striu(V V^T)``, ``Minv = (I + D S)^{-1}``,
-    ``T = Minv D``.
+    ``V`` (``(..., k, d)``) is a view of the reflectors, ``S = striu(V V^T)``,
+    ``Minv = (I + D S)^{-1}`` and ``T = Minv D`` with ``D = diag(tau)``.
     """
 
+    rows: slice
     V: object
     tau: object
     S: object
@@ -174,21 +174,35 @@ class _Factors:
     T: object
 
 
-def _wy_factors(xp, V, tau, k) -> _Factors:
-    n, d = V.shape[-2], V.shape[-1]
-    nb = -(-n // k)
-    pad = nb * k - n
-    if pad:
-        dev = V.device
-        V = xp.concat([V, xp.zeros(V.shape[:-2] + (pad, d), dtype=V.dtype, device=dev)], axis=-2)
-        tau = xp.concat([tau, xp.zeros(tau.shape[:-1] + (pad,), dtype=tau.dtype, device=dev)], axis=-1)
-    Vb = xp.reshape(V, V.shape[:-2] + (nb, k, d))
-    taub = xp.reshape(tau, tau.shape[:-1] + (nb, k))
-    S = xp.triu(Vb @ xp.matrix_transpose(Vb), k=1)
-    eye = xp.eye(k, dtype=V.dtype, device=V.device)
-    # I + D S is unit upper triangular: LU without pivoting is back substitution.
-    Minv = xp.linalg.solve(eye + taub[..., :, None] * S, xp.broadcast_to(eye, S.shape))
-    return _Factors(Vb, taub, S, Minv, Minv * taub[..., None, :])
+def _grams(xp, V, k):
+    """``(rows, V_b, V_b V_b^T)`` of each block of ``k`` rows (the last may be shorter).
+
+    ``V_b V_b^T`` is one symmetric rank-``k`` update (``syrk`` where the
+    library detects it), ``d k^2`` flops; its diagonal holds the squared norms.
+    """
+    n = V.shape[-2]
+    grams = []
+    for start in range(0, n, k):
+        rows = slice(start, min(start + k, n))
+        Vb = V[..., rows, :]
+        grams.append((rows, Vb, Vb @ xp.matrix_transpose(Vb)))
+    return grams
+
+
+def _wy_block(xp, rows, Vb, gram, tau):
+    # I + D S is unit upper triangular: inv_triangular reads D S's strict upper triangle only.
+    S = xp.triu(gram, k=1)
+    Minv = inv_triangular(tau[..., :, None] * S, unit_diagonal=True)
+    return _Block(rows, Vb, tau, S, Minv, Minv * tau[..., None, :])
+
+
+def _wy_blocks(xp, V, tau, k, check_finite=False):
+    """The WY blocks of ``V`` and ``(tau, default_tau)`` (``tau = None``: the default)."""
+    grams = _grams(xp, V, k)
+    sq_norms = xp.concat([xp.linalg.diagonal(g) for _, _, g in grams], axis=-1)
+    tau, default_tau = _fill_tau(xp, V, tau, sq_norms, check_finite)
+    blocks = tuple(_wy_block(xp, rows, Vb, g, tau[..., rows]) for rows, Vb, g in grams)
+    return blocks, tau, default_tau
 
 
 @dataclass
@@ -196,7 +210,7 @@ class HouseholderWY:
     """Compact WY representation of ``U = H(v_1) ... H(v_n)``, built once, applied often.
 
     Made by :func:`householder_wy`; applied by :func:`householder_wy_apply`.
-    Building costs about ``2 d n k`` flops (the ``V_b V_b^T`` of each block),
+    Building costs about ``d n k`` flops (the ``V_b V_b^T`` of each block),
     applying ``4 d n m``.
     """
 
@@ -204,11 +218,16 @@ class HouseholderWY:
     V: object  # the reflectors as given, (..., n, d)
     tau: object  # (..., n), the default 2 / ||v||^2 filled in
     default_tau: bool
-    factors: _Factors
+    blocks: tuple  # of _Block, in row order
 
     @property
     def block_size(self) -> int:
-        return self.factors.V.shape[-2]
+        return self.blocks[0].V.shape[-2]
+
+
+def _build(xp, V, tau, k, check_finite) -> HouseholderWY:
+    blocks, tau_full, default_tau = _wy_blocks(xp, V, tau, k, check_finite)
+    return HouseholderWY(xp, V, tau_full, default_tau, blocks)
 
 
 def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> HouseholderWY:
@@ -228,32 +247,54 @@ def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> Househ
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
     """
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite)
-    k = _check_method("wy", block_size, V.shape[-2])
-    return HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
+    xp = _check_reflectors(V, tau, check_finite)
+    return _build(xp, V, tau, _check_method("wy", block_size, V.shape[-2]), check_finite)
 
 
-def _block(f: _Factors, j):
-    return f.V[..., j, :, :], f.T[..., j, :, :]
-
-
-def _block_order(nb, transpose):
+def _block_order(blocks, transpose):
     # U X applies the last block first; U^T X = B_nb^T ... B_1^T X applies the first first.
-    return range(nb) if transpose else range(nb - 1, -1, -1)
+    return blocks if transpose else blocks[::-1]
 
 
-def _apply_blocks(xp, f: _Factors, X, transpose, keep_inputs=False):
-    """Apply all blocks to X; optionally return each block's input and ``V_b X``."""
-    nb = f.V.shape[-3]
+def _empty(xp, like, shape):
+    return xp.empty(shape, dtype=like.dtype, device=like.device)
+
+
+def _into(buffer, A, B):
+    """``A @ B`` written into ``buffer`` (NumPy, CuPy); returns the product."""
+    return matmul_update(buffer, A, B, alpha=1.0, beta=0.0)
+
+
+def _apply_blocks(wy: HouseholderWY, X, transpose, out_shape, keep_inputs=False, copy=True):
+    """``U X`` (or ``U^T X``) of shape ``out_shape``; optionally each block's input.
+
+    ``X`` is copied once (with ``copy=False`` the caller lets ``X`` be
+    overwritten, which it is when it has the output's shape); every block
+    then updates the copy in place,
+    ``Y <- Y - V_b^T (T A)`` with ``A = V_b Y`` in a preallocated buffer (the
+    update is one GEMM with ``beta = 1``: :func:`refimpl.backend.matmul_update`).
+    With ``keep_inputs`` the list of ``(block, X_in, A)`` in application order
+    is returned too; each ``X_in`` after the first is a copy.
+    """
+    xp, mT = wy.xp, wy.xp.matrix_transpose
+    batch, (n, m) = out_shape[:-2], (wy.V.shape[-2], out_shape[-1])
+    k = wy.block_size
+    copy = copy or tuple(X.shape) != tuple(out_shape)
+    Y = xp.asarray(xp.broadcast_to(X, out_shape), copy=True) if copy else X
+    A_all = _empty(xp, Y, batch + ((n if keep_inputs else k), m))
+    TA = _empty(xp, Y, batch + (k, m))
     inputs = []
-    for j in _block_order(nb, transpose):
-        Vj, Tj = _block(f, j)
-        A = Vj @ X
-        if keep_inputs:
-            inputs.append((j, X, A))
-        Tj = xp.matrix_transpose(Tj) if transpose else Tj
-        X = X - xp.matrix_transpose(Vj) @ (Tj @ A)
-    return X, inputs
+    for blk in _block_order(wy.blocks, transpose):
+        kb = blk.V.shape[-2]
+        A = _into(A_all[..., blk.rows if keep_inputs else slice(0, kb), :], blk.V, Y)
+        C = _into(TA[..., :kb, :], mT(blk.T) if transpose else blk.T, A)
+        if keep_inputs and (inputs or not copy):  # keep this block's input, update a copy
+            inputs.append((blk, Y, A))
+            Y = xp.asarray(Y, copy=True)
+        elif keep_inputs:  # the first block's input is X, left intact
+            inputs.append((blk, X, A))
+        Y = matmul_update(Y, mT(blk.V), C)
+    return Y, inputs
 
 
 def householder_wy_apply(wy: HouseholderWY, X, *, transpose=False, check_finite=True):
@@ -261,8 +302,7 @@ def householder_wy_apply(wy: HouseholderWY, X, *, transpose=False, check_finite=
     if not isinstance(wy, HouseholderWY):
         raise TypeError(f"wy must come from householder_wy, got {type(wy).__name__}")
     _check_operand("X", wy.V, X, check_finite)
-    _check_rhs("X", wy.V, X)
-    return _apply_blocks(wy.xp, wy.factors, X, transpose)[0]
+    return _apply_blocks(wy, X, transpose, _check_rhs("X", wy.V, X))[0]
 
 
 # ---------------------------------------------------------------------------
@@ -282,11 +322,12 @@ def _sequential(xp, V, tau, X, transpose, keep_inputs=False):
     return X, inputs
 
 
-def _dense_matrix(xp, V, tau):
-    """``U = I - V^T T V`` with all reflectors in one block."""
-    V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
-    eye = xp.eye(V.shape[-1], dtype=V.dtype, device=V.device)
-    return eye - xp.matrix_transpose(V1) @ (T1 @ V1)
+def _dense_matrix(wy: HouseholderWY):
+    """``U = I - V^T T V`` from a single WY block."""
+    (blk,) = wy.blocks
+    xp = wy.xp
+    eye = xp.eye(wy.V.shape[-1], dtype=wy.V.dtype, device=wy.V.device)
+    return eye - xp.matrix_transpose(blk.V) @ (blk.T @ blk.V)
 
 
 def householder_matrix(V, tau=None, *, check_finite=True):
@@ -305,8 +346,8 @@ def householder_matrix(V, tau=None, *, check_finite=True):
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
     """
-    xp, tau_full, _ = _reflectors(V, tau, check_finite)
-    return _dense_matrix(xp, V, tau_full)
+    xp = _check_reflectors(V, tau, check_finite)
+    return _dense_matrix(_build(xp, V, tau, V.shape[-2], check_finite))
 
 
 def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
@@ -315,7 +356,7 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     :func:`householder_product_vjp` with ``X = I`` (``U = U I``), the
     cotangent of ``X`` dropped; ``tau`` is ``None`` when no ``tau`` was given.
     """
-    xp, _, _ = _reflectors(V, tau, check_finite, (("G", G),))
+    xp = _check_reflectors(V, tau, check_finite, (("G", G),))
     d = V.shape[-1]
     eye = xp.eye(d, dtype=V.dtype, device=V.device)
     dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
@@ -371,16 +412,17 @@ def householder_product(
     >>> bool(np.allclose(householder_product(V, X), householder_matrix(V) @ X))
     True
     """
-    xp, tau_full, _ = _reflectors(V, tau, check_finite, (("X", X),))
-    _check_rhs("X", V, X)
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
+    out_shape = _check_rhs("X", V, X)
     n = V.shape[-2]
     k = _check_method(method, block_size, n, X.shape[-1])
     if method == "sequential":
+        tau_full, _ = _fill_tau(xp, V, tau, xp.vecdot(V, V), check_finite)
         return _sequential(xp, V, tau_full, X, transpose)[0]
     if method == "dense":
-        U = _dense_matrix(xp, V, tau_full)
+        U = _dense_matrix(_build(xp, V, tau, n, check_finite))
         return (xp.matrix_transpose(U) if transpose else U) @ X
-    return _apply_blocks(xp, _wy_factors(xp, V, tau_full, k), X, transpose)[0]
+    return _apply_blocks(_build(xp, V, tau, k, check_finite), X, transpose, out_shape)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -399,8 +441,13 @@ class HouseholderResiduals:
     wy: HouseholderWY
     X: object
     transpose: bool
-    inputs: list
+    inputs: list  # (block, X_j, V_b X_j) in application order
     out_shape: tuple
+
+
+def _forward_with_residuals(wy: HouseholderWY, X, transpose, out_shape):
+    Y, inputs = _apply_blocks(wy, X, transpose, out_shape, keep_inputs=True)
+    return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
 
 
 def householder_product_fwd(
@@ -415,94 +462,105 @@ def householder_product_fwd(
     if method == "sequential":
         raise ValueError("householder_product_fwd supports method 'wy' or 'dense'; "
                          "the sequential reference VJP is householder_product_vjp(method='sequential')")
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X),))
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
     out_shape = _check_rhs("X", V, X)
     n = V.shape[-2]
     k = n if method == "dense" else _check_method(method, block_size, n, X.shape[-1])
-    wy = HouseholderWY(xp, V, tau_full, default_tau, _wy_factors(xp, V, tau_full, k))
-    Y, inputs = _apply_blocks(wy.xp, wy.factors, X, transpose, keep_inputs=True)
-    return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
+    return _forward_with_residuals(_build(xp, V, tau, k, check_finite), X, transpose, out_shape)
 
 
-def _propagate(xp, f: _Factors, res, G):
-    """Sequential part of the backward: ``G`` through each block, in reverse.
+def _default_tau_chain(tau, dtau):
+    """``c`` with ``dV_i += c_i v_i``: ``tau = 2 / ||v||^2`` gives ``d tau / d v = -tau^2 v``."""
+    return -(tau * tau * dtau)
 
-    Returns ``G = dL/dX`` and, stacked over blocks in block order, each block's
-    output cotangent ``G_j``, ``P_j`` and ``M_j^{-T} P_j`` (see :func:`_block_cotangents`).
+
+def _block_backward(xp, blk, X_in, A, G, transpose, default_tau):
+    r"""``(F, first, second, dtau)`` of one block from ``X_in``, ``A = V X_in`` and ``G``.
+
+    ``X_in`` is the block's input and ``G`` the cotangent of its output.
+
+    For ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``, with ``G_v = V G``:
+    ``(P, Q) = (G_v, A)`` for ``B`` and ``(A, G_v)`` for ``B^T``; ``W = M^{-T} P``,
+    ``P~ = D W = T^T P``, ``Q~ = T Q``, ``E = striu(P~ Q~^T)``. Then
+    (docs/blocks/linalg.rst)
+
+    * ``dV = F V - first G^T - second X_in^T`` with ``F = E + E^T`` and
+      ``(first, second) = (Q~, P~)`` for ``B``, ``(P~, Q~)`` for ``B^T``;
+    * ``dtau_i = W_i . (S Q~ - Q)_i`` (row-wise dot products); with the
+      default tau its chain term is folded into ``F``'s diagonal and ``dtau``
+      is ``None``;
+    * ``dX = G - V^T second``.
     """
     mT = xp.matrix_transpose
-    nb = f.V.shape[-3]
-    outs, Ps, Ws = [None] * nb, [None] * nb, [None] * nb
-    for j, X_in, A in reversed(res.inputs):
-        Vj = f.V[..., j, :, :]
-        Gv = Vj @ G
-        P = A if res.transpose else Gv
-        W = mT(f.Minv[..., j, :, :]) @ P
-        # dX of this block: G - V^T T^T P (B) or G - V^T T Gv (B^T)
-        step = f.T[..., j, :, :] @ Gv if res.transpose else f.tau[..., j, :, None] * W
-        outs[j], Ps[j], Ws[j] = G, P, W
-        G = G - mT(Vj) @ step
-    return G, xp.stack(outs, axis=-3), xp.stack(Ps, axis=-3), xp.stack(Ws, axis=-3)
-
-
-def _block_cotangents(xp, f: _Factors, X_in, A, G_out, P, W, transpose):
-    r"""``dV`` and ``dtau`` of all blocks at once (batched over the block axis).
-
-    For one block ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``, with
-    ``A = V X`` and ``G_v = V G``: ``(P, Q) = (G_v, A)`` for ``B`` and
-    ``(A, G_v)`` for ``B^T``; ``W = M^{-T} P``, ``P~ = D W = T^T P``,
-    ``Q~ = T Q``, ``E = striu(P~ Q~^T)``. Then (docs/blocks/linalg.rst)
-
-    * ``dV = (E + E^T) V - Q~ G^T - P~ X^T`` for ``B``; ``P~`` and ``Q~`` swap for ``B^T``,
-    * ``dtau_i = W_i . (S Q~ - Q)_i`` (row-wise dot products),
-    * ``dX = G - V^T P~`` for ``B``, ``G - V^T Q~`` for ``B^T`` (in :func:`_propagate`).
-    """
-    mT = xp.matrix_transpose
-    Q = (f.V @ G_out) if transpose else A
-    Pt = f.tau[..., :, None] * W
-    Qt = f.T @ Q
+    Gv = blk.V @ G
+    P, Q = (A, Gv) if transpose else (Gv, A)
+    W = mT(blk.Minv) @ P
+    Pt = blk.tau[..., :, None] * W
+    Qt = blk.T @ Q
     E = xp.triu(Pt @ mT(Qt), k=1)
+    F = E + mT(E)
+    dtau = xp.sum(W * (blk.S @ Qt - Q), axis=-1)
+    if default_tau:
+        eye = xp.eye(F.shape[-1], dtype=F.dtype, device=F.device)
+        F = F + _default_tau_chain(blk.tau, dtau)[..., :, None] * eye
+        dtau = None
     first, second = (Pt, Qt) if transpose else (Qt, Pt)
-    dV = (E + mT(E)) @ f.V - first @ mT(G_out) - second @ mT(X_in)
-    dtau = xp.sum(W * (f.S @ Qt - Q), axis=-1)
-    return dV, dtau
+    return F, first, second, dtau
+
+
+def _backward(res: HouseholderResiduals, G):
+    """``(dV, dX, dtau)`` with the output's batch shape; ``dtau`` is ``None`` for the default tau.
+
+    Walks the blocks in reverse. ``G`` is copied once and becomes ``dX`` in
+    place; each block's ``dV`` rows are accumulated in place in one
+    preallocated array (three GEMMs, the first with ``beta = 0``).
+    """
+    wy, xp = res.wy, res.wy.xp
+    mT = xp.matrix_transpose
+    n, d = wy.V.shape[-2], wy.V.shape[-1]
+    G = xp.asarray(G, copy=True)
+    dV = _empty(xp, G, res.out_shape[:-2] + (n, d))
+    dtaus = []
+    for blk, X_in, A in reversed(res.inputs):
+        F, first, second, dtau = _block_backward(xp, blk, X_in, A, G, res.transpose,
+                                                  wy.default_tau)
+        rows = dV[..., blk.rows, :]
+        dV_b = _into(rows, F, blk.V)
+        dV_b = matmul_update(dV_b, first, mT(G))
+        dV_b = matmul_update(dV_b, second, mT(X_in))
+        if dV_b is not rows:  # a namespace that returned a new array
+            dV[..., blk.rows, :] = dV_b
+        G = matmul_update(G, mT(blk.V), second)
+        if dtau is not None:
+            dtaus.append((blk.rows.start, dtau))
+    dtau = xp.concat([t for _, t in sorted(dtaus, key=lambda p: p[0])], axis=-1) if dtaus else None
+    return dV, G, dtau
 
 
 def householder_product_bwd(res: HouseholderResiduals, G, *, check_finite=True):
     """Cotangents ``(V, X, tau)`` from residuals (``tau`` is ``None`` for the default tau).
 
-    Walks the blocks in reverse for ``dX`` (three GEMMs per block), then forms
-    ``dV`` and ``dtau`` of all blocks in batched products: about ``8 d n m``
-    flops in all. See :func:`householder_product_vjp` for the conventions.
+    Walks the blocks in reverse: per block four GEMMs of ``2 d k m`` flops
+    (``V_b G``, two for ``dV_b``, one for ``dX``) and ``F V_b`` (``2 k^2 d``),
+    ``8 d n m + 2 d n k`` flops in all. See :func:`householder_product_vjp`
+    for the conventions.
     """
     if not isinstance(res, HouseholderResiduals):
         raise TypeError(f"res must come from householder_product_fwd, got {type(res).__name__}")
-    wy, xp = res.wy, res.wy.xp
-    _check_operand("G", wy.V, G, check_finite)
+    _check_operand("G", res.wy.V, G, check_finite)
     if tuple(G.shape) != res.out_shape:
         raise ValueError(f"G must have the output's shape {res.out_shape}, got {tuple(G.shape)}")
-    f = wy.factors
-    dX, G_out, P, W = _propagate(xp, f, res, G)
-    order = sorted(range(len(res.inputs)), key=lambda i: res.inputs[i][0])
-    # The first block's input is X itself, whose batch may be narrower than the output's.
-    X_in = xp.stack([xp.broadcast_to(res.inputs[i][1], res.out_shape) for i in order], axis=-3)
-    A = xp.stack([res.inputs[i][2] for i in order], axis=-3)
-    dV, dtau = _block_cotangents(xp, f, X_in, A, G_out, P, W, res.transpose)
-    n, d = wy.V.shape[-2], wy.V.shape[-1]
-    dV = xp.reshape(dV, dV.shape[:-3] + (-1, d))[..., :n, :]
-    dtau = xp.reshape(dtau, dtau.shape[:-2] + (-1,))[..., :n]
-    return _finish_cotangents(xp, wy.V, wy.tau, wy.default_tau, res.X, dV, dtau, dX)
+    dV, dX, dtau = _backward(res, G)
+    return _finish_cotangents(res.wy.xp, res.wy.V, res.X, dV, dX, dtau)
 
 
-def _finish_cotangents(xp, V, tau, default_tau, X, dV, dtau, dX):
-    """Sum broadcast batch axes; with the default tau, chain ``dtau`` into ``dV``."""
+def _finish_cotangents(xp, V, X, dV, dX, dtau):
+    """Sum the batch axes that broadcasting added; ``dtau = None`` stays ``None``."""
     dV = sum_to_shape(xp, dV, tuple(V.shape))
-    dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
     dX = sum_to_shape(xp, dX, tuple(X.shape))
-    if default_tau:
-        # tau = 2 / ||v||^2 gives d tau / d v = -tau^2 v.
-        return HouseholderProductCotangents(dV - (tau * tau * dtau)[..., None] * V, dX)
-    return HouseholderProductCotangents(dV, dX, dtau)
+    if dtau is None:
+        return HouseholderProductCotangents(dV, dX)
+    return HouseholderProductCotangents(dV, dX, sum_to_shape(xp, dtau, tuple(V.shape[:-1])))
 
 
 def _sequential_vjp(xp, V, tau, X, G, transpose):
@@ -547,9 +605,12 @@ def householder_product_vjp(
         _, res = householder_product_fwd(V, X, tau=tau, transpose=transpose, method=method,
                                           block_size=block_size, check_finite=check_finite)
         return householder_product_bwd(res, G, check_finite=check_finite)
-    xp, tau_full, default_tau = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
+    xp = _check_reflectors(V, tau, check_finite, (("X", X), ("G", G)))
     out_shape = _check_rhs("X", V, X)
     if tuple(G.shape) != out_shape:
         raise ValueError(f"G must have the output's shape {out_shape}, got {tuple(G.shape)}")
+    tau_full, default_tau = _fill_tau(xp, V, tau, xp.vecdot(V, V), check_finite)
     dV, dtau, dX = _sequential_vjp(xp, V, tau_full, X, G, transpose)
-    return _finish_cotangents(xp, V, tau_full, default_tau, X, dV, dtau, dX)
+    if default_tau:
+        dV, dtau = dV + _default_tau_chain(tau_full, dtau)[..., None] * V, None
+    return _finish_cotangents(xp, V, X, dV, dX, dtau)
