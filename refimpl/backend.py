@@ -28,6 +28,7 @@ host memory raises, as it would on a GPU).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -337,7 +338,8 @@ def inv_triangular(A, *, lower=False, unit_diagonal=False):
     which is taken to be ones: the other entries may hold anything. The
     result is triangular, zeros included.
 
-    * NumPy, 2-D: LAPACK ``trtri`` (SciPy), ``k^3 / 3`` flops;
+    * NumPy: LAPACK ``trtri`` (SciPy) per matrix, in place in one copy of
+      ``A``, ``k^3 / 3`` flops each;
     * CuPy, 2-D: ``cupyx.scipy.linalg.solve_triangular`` against the identity;
     * otherwise: ``xp.linalg.solve`` of the triangle against the identity.
 
@@ -346,7 +348,7 @@ def inv_triangular(A, *, lower=False, unit_diagonal=False):
     """
     xp, device = get_namespace(A)
     k = A.shape[-1]
-    if isinstance(A, np.ndarray) and A.ndim == 2 and A.dtype in _GEMM and k:
+    if isinstance(A, np.ndarray) and A.dtype in _GEMM and A.size:
         return _lapack_inv_triangular(A, lower, unit_diagonal)
     eye = xp.eye(k, dtype=A.dtype, device=device)
     if array_api_compat.is_cupy_array(A) and A.ndim == 2:
@@ -366,19 +368,34 @@ def _triangle(xp, A, lower, unit_diagonal, eye):
     return part + eye if unit_diagonal else part
 
 
+@functools.lru_cache(maxsize=64)
+def _triangle_mask(k, lower, strict, dtype):
+    """Ones on the (strict) triangle, zeros elsewhere: multiplying by it beats ``np.triu``."""
+    mask = np.tri(k, k, -1 if strict else 0, dtype=dtype)
+    mask = mask if lower else mask.T.copy()
+    mask.flags.writeable = False
+    return mask
+
+
 def _lapack_inv_triangular(A, lower, unit_diagonal):
     from scipy.linalg import lapack
 
     trtri = lapack.dtrtri if A.dtype == np.float64 else lapack.strtri
-    # A C-ordered A is the Fortran-ordered A^T, whose triangle is the other one.
-    transposed = not A.flags.f_contiguous
-    inv, info = trtri(A.T if transposed else A, lower=int(lower != transposed),
-                      unitdiag=int(unit_diagonal))
-    if info > 0:
-        raise np.linalg.LinAlgError(f"singular triangular matrix: zero pivot at index {info - 1}")
-    inv = inv.T if transposed else inv
-    # trtri leaves the untouched triangle (and a unit diagonal) as they were in A.
-    return _triangle(_NUMPY_XP, inv, lower, unit_diagonal, np.eye(A.shape[-1], dtype=A.dtype))
+    k = A.shape[-1]
+    inv = np.array(A, order="C").reshape((-1, k, k))  # a copy that trtri overwrites
+    for i, a in enumerate(inv):
+        # A C-ordered matrix is the Fortran-ordered transpose, whose triangle is the other one.
+        view = a.T
+        out, info = trtri(view, lower=int(not lower), unitdiag=int(unit_diagonal), overwrite_c=1)
+        if info > 0:
+            raise np.linalg.LinAlgError(f"singular triangular matrix {i}: zero pivot at index {info - 1}")
+        if out is not view:
+            view[...] = out
+    # trtri leaves the other triangle, and a unit diagonal, as they were in A.
+    inv *= _triangle_mask(k, lower, unit_diagonal, inv.dtype)
+    if unit_diagonal:
+        inv.reshape((-1, k * k))[:, :: k + 1] = 1.0
+    return inv.reshape(A.shape)
 
 
 def fft_namespace(xp):

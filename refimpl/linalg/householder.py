@@ -162,47 +162,70 @@ def _check_method(method, block_size, n, m=None):
 class _Block:
     """Reflectors ``rows`` in compact WY form, ``B = I - V^T T V``.
 
-    ``V`` (``(..., k, d)``) is a view of the reflectors, ``S = striu(V V^T)``,
-    ``Minv = (I + D S)^{-1}`` and ``T = Minv D`` with ``D = diag(tau)``.
+    ``V`` (``(..., k, d)``) is a view of the reflectors, ``gram = V V^T``,
+    ``Minv = (I + D S)^{-1}`` with ``S = striu(gram)``, ``D = diag(tau)``,
+    and ``T = Minv D``.
     """
 
     rows: slice
     V: object
     tau: object
-    S: object
+    gram: object
     Minv: object
     T: object
 
 
-def _grams(xp, V, k):
-    """``(rows, V_b, V_b V_b^T)`` of each block of ``k`` rows (the last may be shorter).
+def _stacked_grams(xp, V, k):
+    """``V_b V_b^T`` of each block of ``k`` rows, stacked as ``(..., n_b, k, k)``.
 
-    ``V_b V_b^T`` is one symmetric rank-``k`` update (``syrk`` where the
-    library detects it), ``d k^2`` flops; its diagonal holds the squared norms.
+    Each is one symmetric rank-``k`` update (``syrk`` where the library
+    detects it), ``d k^2`` flops; the diagonals hold the squared norms. The
+    last block may be shorter: its Gram matrix is padded with zeros, and the
+    padded rows get ``tau = 0`` (identities), which keeps the stack's ``T``
+    block diagonal with the real block's ``T`` in the leading corner.
     """
     n = V.shape[-2]
     grams = []
     for start in range(0, n, k):
-        rows = slice(start, min(start + k, n))
-        Vb = V[..., rows, :]
-        grams.append((rows, Vb, Vb @ xp.matrix_transpose(Vb)))
-    return grams
-
-
-def _wy_block(xp, rows, Vb, gram, tau):
-    # I + D S is unit upper triangular: inv_triangular reads D S's strict upper triangle only.
-    S = xp.triu(gram, k=1)
-    Minv = inv_triangular(tau[..., :, None] * S, unit_diagonal=True)
-    return _Block(rows, Vb, tau, S, Minv, Minv * tau[..., None, :])
+        Vb = V[..., start : min(start + k, n), :]
+        grams.append(Vb @ xp.matrix_transpose(Vb))
+    pad = k - grams[-1].shape[-1]
+    if pad:
+        last = grams[-1]
+        last = xp.concat([last, xp.zeros(last.shape[:-1] + (pad,), dtype=V.dtype, device=V.device)],
+                         axis=-1)
+        grams[-1] = xp.concat([last, xp.zeros(last.shape[:-2] + (pad, k), dtype=V.dtype,
+                                              device=V.device)], axis=-2)
+    return xp.stack(grams, axis=-3)
 
 
 def _wy_blocks(xp, V, tau, k, check_finite=False):
-    """The WY blocks of ``V`` and ``(tau, default_tau)`` (``tau = None``: the default)."""
-    grams = _grams(xp, V, k)
-    sq_norms = xp.concat([xp.linalg.diagonal(g) for _, _, g in grams], axis=-1)
+    """The WY blocks of ``V`` and ``(tau, default_tau)`` (``tau = None``: the default).
+
+    The ``k x k`` work is batched over the blocks: one scaling, the unit
+    triangular inverses (:func:`refimpl.backend.inv_triangular`, which reads
+    ``D S``'s strict upper triangle only, so ``S`` is never formed here) and
+    one scaling for ``T = Minv D``.
+    """
+    n = V.shape[-2]
+    grams = _stacked_grams(xp, V, k)
+    nb = grams.shape[-3]
+    sq_norms = xp.reshape(xp.linalg.diagonal(grams), grams.shape[:-3] + (nb * k,))[..., :n]
     tau, default_tau = _fill_tau(xp, V, tau, sq_norms, check_finite)
-    blocks = tuple(_wy_block(xp, rows, Vb, g, tau[..., rows]) for rows, Vb, g in grams)
-    return blocks, tau, default_tau
+    padded = tau
+    if nb * k > n:
+        padded = xp.concat([tau, xp.zeros(tau.shape[:-1] + (nb * k - n,), dtype=tau.dtype,
+                                          device=tau.device)], axis=-1)
+    taub = xp.reshape(padded, padded.shape[:-1] + (nb, k))
+    Minv = inv_triangular(taub[..., :, None] * grams, unit_diagonal=True)
+    T = Minv * taub[..., None, :]
+    blocks = []
+    for j, start in enumerate(range(0, n, k)):
+        rows = slice(start, min(start + k, n))
+        kb = rows.stop - start
+        blocks.append(_Block(rows, V[..., rows, :], tau[..., rows], grams[..., j, :kb, :kb],
+                             Minv[..., j, :kb, :kb], T[..., j, :kb, :kb]))
+    return tuple(blocks), tau, default_tau
 
 
 @dataclass
@@ -499,7 +522,7 @@ def _block_backward(xp, blk, X_in, A, G, transpose, default_tau):
     Qt = blk.T @ Q
     E = xp.triu(Pt @ mT(Qt), k=1)
     F = E + mT(E)
-    dtau = xp.sum(W * (blk.S @ Qt - Q), axis=-1)
+    dtau = xp.sum(W * (xp.triu(blk.gram, k=1) @ Qt - Q), axis=-1)
     if default_tau:
         eye = xp.eye(F.shape[-1], dtype=F.dtype, device=F.device)
         F = F + _default_tau_chain(blk.tau, dtau)[..., :, None] * eye

@@ -132,13 +132,14 @@ def test_non_finite_allowed_when_unchecked(V, X):
 @pytest.fixture
 def wrong_sign_in_T(monkeypatch):
     """Plant a bug in the WY build: the off-diagonal of T with the wrong sign."""
-    original = hh._wy_block
+    original = hh._wy_blocks
 
-    def wrong_sign(xp, *args):
-        b = original(xp, *args)
-        return dataclasses.replace(b, T=b.T - 2 * xp.triu(b.T, k=1))
+    def wrong_sign(xp, *args, **kwargs):
+        blocks, tau, default_tau = original(xp, *args, **kwargs)
+        wrong = tuple(dataclasses.replace(b, T=b.T - 2 * xp.triu(b.T, k=1)) for b in blocks)
+        return wrong, tau, default_tau
 
-    monkeypatch.setattr(hh, "_wy_block", wrong_sign)
+    monkeypatch.setattr(hh, "_wy_blocks", wrong_sign)
 
 
 def test_wrong_sign_in_T_is_caught(wrong_sign_in_T):
@@ -151,7 +152,7 @@ def test_stale_gradient_term_is_caught(monkeypatch):
 
     def stale_term(xp, blk, *args):
         F, first, second, dtau = original(xp, blk, *args)
-        return F + 0.1 * blk.S, first, second, dtau  # a spurious in-block triangle term in dV
+        return F + 0.1 * xp.triu(blk.gram, k=1), first, second, dtau  # a spurious term in dV
 
     monkeypatch.setattr(hh, "_block_backward", stale_term)
     failed = failing_properties("householder_product")

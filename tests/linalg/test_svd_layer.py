@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import array_api_strict as xps
+from refimpl.backend import available_backends, from_numpy, to_numpy
 from refimpl.linalg import householder_matrix
 from verify.testing import assert_property, failing_properties, property_cases
 
@@ -169,6 +170,39 @@ def test_slogdet_does_not_read_the_reflectors():
     Vu, s, Vv, _ = _layer()
     assert svd.svd_linear_slogdet(np.full(Vu.shape, np.nan), s, Vv) == svd.svd_linear_slogdet(
         Vu, s, Vv)
+
+
+# -- the prepared layer: the plain ops' results, checks and errors, on every backend -----
+
+
+@pytest.mark.parametrize("name", available_backends(devices=True))
+def test_prepared_layer_computes_the_plain_ops(name):
+    gen = np.random.default_rng(3)
+    Vu, Vv = gen.standard_normal((2, 7, 5)), gen.standard_normal((6, 5))  # Vu batched
+    s, X, G = gen.uniform(0.5, 2.0, 5), gen.standard_normal((5, 3)), gen.standard_normal((2, 5, 3))
+    Vu, Vv, s, X, G = (from_numpy(a, name) for a in (Vu, Vv, s, X, G))
+    layer = svd.svd_linear_prepare(Vu, s, Vv, block_size=2)
+    pairs = [(layer.forward(X), svd.svd_linear(Vu, s, Vv, X)),
+             (layer.inverse(G), svd.svd_linear_inverse(Vu, s, Vv, G))]
+    pairs += zip(layer.vjp(X, G), svd.svd_linear_vjp(Vu, s, Vv, X, G))
+    pairs += zip(layer.inverse_vjp(G, G), svd.svd_linear_inverse_vjp(Vu, s, Vv, G, G))
+    for prepared, plain in pairs:
+        np.testing.assert_allclose(to_numpy(prepared), to_numpy(plain), rtol=1e-12, atol=1e-13)
+
+
+def test_prepared_layer_checks_its_data():
+    Vu, s, Vv, X = _layer()
+    layer = svd.svd_linear_prepare(Vu, s, Vv)
+    with pytest.raises(ValueError, match=r"X must have shape \(\.\.\., d, m\)"):
+        layer.forward(np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"G must have the output's shape \(4, 2\)"):
+        layer.vjp(X, np.ones((4, 3)))
+    with pytest.raises(TypeError, match="share one dtype"):
+        layer.inverse(X.astype(np.float32))
+    with pytest.raises(ValueError, match=r"s\[0\] = 0.0: singular values must be finite and nonzero"):
+        svd.svd_linear_prepare(Vu, 0 * s, Vv).inverse(X)
+    with pytest.raises(ValueError, match="Vv: V has a zero row"):
+        svd.svd_linear_prepare(Vu, s, np.zeros((2, 4)))
 
 
 # -- the checks have teeth: a planted bug must make the right properties fail --------------
