@@ -401,13 +401,13 @@ def _lapack_inv_triangular(A, lower, unit_diagonal):
 def fft_namespace(xp):
     """The FFT functions for arrays of ``xp``: :mod:`scipy.fft` for NumPy, ``xp.fft`` otherwise.
 
-    Both NumPy and SciPy run pocketfft, but SciPy's n-d transforms work on
-    the array in place of one axis at a time with copies, and its real
-    transforms are faster (figures in ``docs/performance.rst``). The
-    functions take the same arguments (``s``, ``axes``, ``norm``). Threads:
-    SciPy's ``workers`` default, 1 unless the caller sets
-    ``scipy.fft.set_workers`` -- as with NumPy's FFTs, a thread pin
-    (``OPENBLAS_NUM_THREADS=1``, ``threadpoolctl``) is never exceeded.
+    Both run pocketfft, but NumPy's n-d transforms loop over the axes in
+    Python, each pass into a new array, where SciPy transforms all axes in
+    one call: 1.1-4x faster on the convolutions' shapes (figures in
+    ``docs/performance.rst``). The functions take the same arguments (``s``,
+    ``axes``, ``norm``). Threads: SciPy's ``workers`` default, 1 unless the
+    caller sets ``scipy.fft.set_workers``; as with NumPy's FFTs, a thread
+    pin (``OPENBLAS_NUM_THREADS=1``, ``threadpoolctl``) is never exceeded.
     """
     if array_api_compat.is_numpy_namespace(xp):
         import scipy.fft

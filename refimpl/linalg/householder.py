@@ -234,7 +234,8 @@ class HouseholderWY:
 
     Made by :func:`householder_wy`; applied by :func:`householder_wy_apply`.
     Building costs about ``d n k`` flops (the ``V_b V_b^T`` of each block),
-    applying ``4 d n m``.
+    applying ``4 d n m + 2 n k m`` (two GEMMs with the data per block, and
+    ``T A``).
     """
 
     xp: object

@@ -104,24 +104,10 @@ class _Layer:
     batch: tuple  # broadcast batch shape of all arguments
 
 
-def _default_block_size(n, m) -> int:
-    """Householder's default for wide batches; 16 below ``m = 64``.
-
-    A product costs ``d n k`` flops to build its WY blocks and ``4 d n m``
-    to apply them; for narrow batches the build weighs, and halving ``k``
-    saved 20-30% of the inverse's time at d = 256 and 1024 with m <= 32 (one
-    BLAS thread, ``asv_benchmarks/benchmarks/linalg/svd_layer.py``).
-    """
-    return min(max(n, 1), 16) if m < 64 else default_block_size(n)
-
-
-_PREPARED_BLOCK_SIZE = 32
-
-
 def _factor(xp, name, V, block_size, m, check_finite) -> HouseholderWY:
     """The WY blocks of the reflectors ``V``, with Householder's checks of their values."""
     n = V.shape[-2]
-    k = _check_method("wy", _default_block_size(n, m) if block_size is None else block_size, n)
+    k = _check_method("wy", block_size, n, m)
     try:
         return _build(xp, V, None, k, check_finite)
     except ValueError as exc:  # its messages call every reflector array "V"
@@ -264,9 +250,9 @@ def svd_linear(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     X : (..., d, m) array
         Right-hand side. All leading axes are batch axes and broadcast.
     block_size : int, optional
-        Reflectors per compact WY block. Default: 16 for ``m < 64``, else
-        :func:`refimpl.linalg.default_block_size`. Results do not depend
-        on it beyond rounding.
+        Reflectors per compact WY block. Default:
+        :func:`refimpl.linalg.default_block_size` of ``n`` and ``m``. Results
+        do not depend on it beyond rounding.
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity in the inputs.
 
@@ -421,8 +407,9 @@ def svd_linear_prepare(Vu, s, Vv, *, block_size=None, check_finite=True) -> Prep
     Vu, s, Vv, check_finite
         As :func:`svd_linear`.
     block_size : int, optional
-        Reflectors per compact WY block. Default: 32 (the build is paid once,
-        so the size that applies fastest for the usual batches; see
+        Reflectors per compact WY block. Default:
+        :func:`refimpl.linalg.default_block_size` for narrow batches (32),
+        which applies about as fast as any for wider ones (figures in
         ``docs/performance.rst``).
 
     Returns
@@ -444,9 +431,8 @@ def svd_linear_prepare(Vu, s, Vv, *, block_size=None, check_finite=True) -> Prep
     True
     """
     lay = _prepare(Vu, s, Vv, check_finite=check_finite, factors=False)
-    k = _PREPARED_BLOCK_SIZE if block_size is None else block_size
-    U = _factor(lay.xp, "Vu", Vu, k, None, check_finite)
-    V = _factor(lay.xp, "Vv", Vv, k, None, check_finite)
+    U = _factor(lay.xp, "Vu", Vu, block_size, None, check_finite)
+    V = _factor(lay.xp, "Vv", Vv, block_size, None, check_finite)
     return PreparedSVDLinear(Vu, s, Vv, U, V, check_finite)
 
 
