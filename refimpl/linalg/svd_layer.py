@@ -499,12 +499,22 @@ def svd_linear_slogdet(Vu, s, Vv):
     total = logabsdet if logabsdet.ndim == 0 else xp.sum(logabsdet)
     if not math.isfinite(float(total)):
         _require_invertible(xp, s)
-    # (-1)^(n_u + n_v) prod sign(s_i): a product of +-1 is exact, and two passes over s
-    # cost less than counting the negative entries (a comparison, a count, four 0-d ops).
-    sign = xp.prod(xp.sign(s), axis=-1)
-    if _reflector_count(Vu, Vv) % 2:
-        sign = -sign
+    sign = _determinant_sign(xp, s, _reflector_count(Vu, Vv))
     return SlogdetResult(_broadcast(xp, sign, lay.batch), _broadcast(xp, logabsdet, lay.batch))
+
+
+def _determinant_sign(xp, s, reflectors):
+    """``(-1)^(reflectors + number of negative s_i)``, per batch entry.
+
+    One ``s`` counts its negative entries (a whole-array count, a
+    microsecond where counting along an axis costs ten); a batch multiplies
+    ``sign(s_i)``, exact since every factor is +-1.
+    """
+    if s.ndim == 1:
+        odd = (int(xp.count_nonzero(s < 0)) + reflectors) % 2
+        return xp.asarray(-1.0 if odd else 1.0, dtype=s.dtype, device=s.device)
+    sign = xp.prod(xp.sign(s), axis=-1)
+    return -sign if reflectors % 2 else sign
 
 
 def _reflector_count(Vu, Vv) -> int:
