@@ -61,15 +61,22 @@ HouseholderMatrixCotangents = cotangent_type("HouseholderMatrixCotangents", "V",
 
 
 def default_block_size(n: int, m: int | None = None) -> int:
-    """Block size used when ``block_size=None``: 32, or 64 when ``m > 64`` columns.
+    """Block size used when ``block_size=None``: 32; for ``m > 64`` columns 64, or 128 from ``n = 512``.
 
-    A block of ``k`` reflectors costs ``2 d k^2`` flops to build (``V_b V_b^T``)
-    and ``4 d k m`` to apply, and GEMMs with a dimension ``k`` run faster for
-    larger ``k``; FastH takes ``k = m``. Measured (float64, one BLAS thread,
-    ``asv_benchmarks``): 32 is best or within a few percent for ``m <= 64``, 64
-    for ``m = 256``. See ``docs/blocks/linalg.rst`` for the figures.
+    A block of ``k`` reflectors costs ``d k^2`` flops to build (``V_b V_b^T``)
+    and ``4 d k m + 2 k^2 m`` to apply (``T A`` adds ``k / (2 d)``), GEMMs
+    with a dimension ``k`` run faster for larger ``k``, and the VJP keeps
+    ``n / k`` copies of ``X``; FastH takes ``k = m``. Measured (float64, one
+    BLAS thread, ``d = n``; ``docs/performance.rst``): 32 is best or within
+    a few percent for ``m <= 64``; at ``m = 256``, 64 for ``d = 256`` (128
+    pays 25% more flops in ``T A``) and 128 from ``d = 512`` (the VJP 20-30%
+    faster than with 64, the forward as fast).
     """
-    return max(1, min(n, 64 if m is not None and m > 64 else 32))
+    if m is None or m <= 64:
+        k = 32
+    else:
+        k = 128 if n >= 512 else 64
+    return max(1, min(n, k))
 
 
 # ---------------------------------------------------------------------------
