@@ -12,10 +12,12 @@ sys.path.insert(0, os.path.abspath(".."))
 
 project = "refimpl"
 author = "refimpl developers"
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc"]
+# Maths renders offline: sphinx-mathjax-offline copies MathJax into _static/mathjax and
+# points mathjax_path there (Sphinx's default loads MathJax from a CDN).
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "sphinx-mathjax-offline", "numpydoc"]
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
-exclude_patterns = ["_build", "conventions"]
+exclude_patterns = ["_build"]
 html_theme = "alabaster"
 nitpicky = False
 suppress_warnings = []
@@ -58,7 +60,13 @@ def _write_registry_table(app):
         fh.write("\n".join(lines))
 
 
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi")
+def _families():
+    """The family packages ``import refimpl`` gives (its ``__all__`` modules)."""
+    import inspect
+
+    import refimpl
+
+    return [n for n in refimpl.__all__ if inspect.ismodule(getattr(refimpl, n))]
 
 
 def _write_api_pages(app):
@@ -68,7 +76,7 @@ def _write_api_pages(app):
 
     out = os.path.join(app.srcdir, "_generated", "api")
     os.makedirs(out, exist_ok=True)
-    for family in FAMILIES:
+    for family in _families():
         package = importlib.import_module(f"refimpl.{family}")
         title = f"refimpl.{family}"
         lines = [title, "=" * len(title), "", f".. automodule:: {title}", ""]

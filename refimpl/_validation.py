@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import operator
+
 from .backend import get_namespace
 
 _FLOATING = ("float32", "float64")
@@ -80,3 +83,64 @@ def sum_to_shape(xp, x, shape: tuple):
     if axes:
         x = xp.sum(x, axis=axes, keepdims=True)
     return x
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def require_number(name: str, value, low=None, high=None, *, low_open=False, high_open=False,
+                   why="") -> float:
+    """``value`` as a float: TypeError unless a finite real number (not a bool), ValueError
+    outside the interval (ends open or closed); ``why`` explains the interval in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if ((low is not None and (value <= low if low_open else value < low))
+            or (high is not None and (value >= high if high_open else value > high))):
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be {_interval(low, high, low_open, high_open)}{reason}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def require_integer(name: str, value, low=None, high=None) -> int:
+    """``value`` as an int: TypeError unless a Python or NumPy integer (not a bool), ValueError
+    outside ``[low, high]``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or hasattr(value, "shape") and \
+            getattr(value, "ndim", 0):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = operator.index(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer {_interval(low, high, False, False)}, "
+                         f"got {value!r}")
+    return value
+
+
+def require_choice(name: str, value, choices):
+    """``value``: ValueError unless one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+_INTEGER = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def require_integer_array(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is an array of an integer dtype (codes, symbols, counts)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if dtype_name(x) not in _INTEGER:
+        raise TypeError(f"{name} must have an integer dtype, got {dtype_name(x)}")
+
+
+def require_bool_array(name: str, x) -> None:
+    """Raise TypeError unless ``x`` is a boolean array (a mask)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if dtype_name(x) != "bool":
+        raise TypeError(f"{name} must have dtype bool, got {dtype_name(x)}")

@@ -7,6 +7,8 @@ Ops never call ``numpy.*`` on an input and never copy to host memory.
 This module provides
 
 * :func:`get_namespace` -- the namespace (and the common device) of the inputs;
+* :func:`device` -- the device of one array (``x.device`` does not exist on
+  NumPy < 2, so refimpl never reads that attribute);
 * a *default backend* for functions that create arrays from nothing (the
   ``REFIMPL_BACKEND`` environment variable, :func:`set_backend`,
   :func:`use_backend`, :func:`get_backend`);
@@ -42,6 +44,7 @@ __all__ = [
     "Backend",
     "available_backends",
     "backend_namespace",
+    "device",
     "from_numpy",
     "get_backend",
     "fft_namespace",
@@ -70,6 +73,15 @@ class Backend:
         return self.name
 
 
+def device(x):
+    """The device of array ``x``, for any array library (``"cpu"`` for NumPy arrays).
+
+    The portable spelling of ``x.device``, an attribute that NumPy arrays only
+    have from NumPy 2.0 on.
+    """
+    return array_api_compat.device(x)
+
+
 def get_namespace(*arrays):
     """Return ``(xp, device)`` shared by all array arguments.
 
@@ -94,7 +106,7 @@ def get_namespace(*arrays):
         ) from exc
     devices = []
     for a in present:
-        dev = array_api_compat.device(a)
+        dev = device(a)
         if all(dev != d for d in devices):
             devices.append(dev)
     if len(devices) > 1:

@@ -29,14 +29,15 @@ def class_teeth(cls, forward, vjp, bugs, caught_by, **options):
     """:class:`verify.testing.Teeth` from a candidate class: ``cls(bug).<forward>``, ``.<vjp>``.
 
     ``cls(None)`` is the correct candidate, ``cls(bug)`` for each of ``bugs``
-    a mutant; ``options`` go to :func:`verify.check`.
+    a mutant; ``vjp`` is ``None`` for an op without a gradient; ``options`` go to
+    :func:`verify.check`.
     """
     from verify import Candidate
     from verify.testing import Teeth
 
     def make(bug):
         obj = cls(bug)
-        return Candidate(getattr(obj, forward), vjp=getattr(obj, vjp))
+        return Candidate(getattr(obj, forward), vjp=getattr(obj, vjp) if vjp else None)
 
     return Teeth(correct=make(None), mutants={bug: make(bug) for bug in bugs},
                  caught_by=caught_by, options=options)

@@ -63,6 +63,7 @@ def test_round_trip_through_backend(name):
     assert device == backend.backend_namespace(name).device
     back = backend.to_numpy(on_backend)
     assert back.dtype == np.float32 and np.array_equal(back, x)
+    assert backend.device(on_backend) == device  # the portable spelling of x.device
 
 
 def test_second_device_refuses_hidden_host_conversion():

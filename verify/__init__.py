@@ -11,13 +11,14 @@
 
 from .candidate import Candidate, Report, check, check_all, replay
 from .engine import PROFILES, Result, properties_of, run_property, run_suite
-from .registry import Case, Op, Property, get_op, register
+from .registry import Anchor, Case, Op, Property, get_op, register
 from .registry import ops as list_ops
 from .testing import parametrize_with_checks
 from .vectors import export_vectors, load_vectors
 
 __all__ = [
     "PROFILES",
+    "Anchor",
     "Candidate",
     "Case",
     "Op",

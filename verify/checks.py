@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -126,8 +127,14 @@ class Context:
         """Check namespace, device, dtype and shape of ``out``; return it as NumPy.
 
         ``kind`` is ``"float"`` (this context's dtype, returned as float64),
-        ``"int"`` (any integer dtype) or ``"bool"``.
+        ``"int"`` (any integer dtype) or ``"bool"``; a 0-d integer or boolean
+        output may also be a Python or NumPy scalar (a fit's ``n_iter``).
         """
+        if kind != "float" and isinstance(out, (int, np.integer, np.bool_)) and shape == ():
+            # A fit's count or flag (n_iter, converged) may be a Python or NumPy scalar.
+            host = np.asarray(out)
+            _check_dtype(what, host.dtype.name, kind, self.dtype)
+            return host
         if not is_array(out):
             raise CheckError(f"{what} is not an array but {type(out).__name__}")
         expected_ns = self.backend.xp
@@ -206,9 +213,10 @@ def mismatch(actual, expected) -> float:
 
 
 def compare(output, actual, expected, scale=None) -> float:
-    """:func:`rel_error` for float outputs, :func:`mismatch` for integer and boolean ones."""
+    """:func:`rel_error` for float outputs (``scale`` defaults to the output's), :func:`mismatch`
+    for integer and boolean ones."""
     if output.dtype == "float":
-        return rel_error(actual, expected, scale)
+        return rel_error(actual, expected, output.scale if scale is None else scale)
     return mismatch(actual, expected)
 
 
@@ -316,9 +324,14 @@ def reference_outputs(op: Op, case: Case, rounded=None) -> dict:
 
 
 def output_shapes(op: Op, case: Case) -> dict:
-    """Shapes of every output: refimpl's own forward on the case's NumPy arrays."""
+    """Shapes of every output: refimpl's own forward on the case's NumPy arrays.
+
+    An output that is a sequence of arrays (relevance at every layer) has no
+    single shape and no entry: a property that reads it checks its parts.
+    """
     result = call_forward(op, op.forward, case.primals, case.params, lambda a: a)
-    return {k: tuple(np.shape(v)) for k, v in outputs_of(op, result).items()}
+    return {k: tuple(np.shape(v)) for k, v in outputs_of(op, result).items()
+            if not isinstance(v, (list, tuple))}
 
 
 def take_outputs(op, ctx, result, shapes, names=None) -> dict:
@@ -423,8 +436,9 @@ def _dot_product(op, impl, case, ctx):
     lhs = sum(float(np.sum(t * g)) for n in names for t, g in zip(directions[n], cotangents[n]))
     scale = sum(np.linalg.norm(t) * np.linalg.norm(g)
                 for n in names for t, g in zip(directions[n], cotangents[n]))
+    # A tree primal may hold no array (a flow of permutations): its direction has norm 0.
     scale = max(scale, natural_scale(op, case, c) * sum(
-        np.linalg.norm(np.concatenate([np.ravel(t) for t in directions[n]])) for n in names))
+        math.sqrt(sum(float(np.sum(t * t)) for t in directions[n])) for n in names))
     leaves = tree_leaves(case.primals)
     h = 1e-6 * max(1.0, max(float(np.abs(a).max()) for a in leaves if a.size and a.dtype.kind == "f"))
     outs = []

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 __all__ = [
+    "Anchor",
     "Case",
     "Op",
     "Output",
@@ -77,12 +78,16 @@ class Output:
     (compared exactly). A ``differentiable`` output takes a cotangent in the
     VJP; ``compared=False`` keeps an output out of the comparisons (an
     iteration trace whose length may differ between correct implementations).
+    ``scale`` floors the denominator of the output's relative error: ``1.0``
+    measures a log-determinant or log-density, which may be exactly 0 (an
+    orthogonal layer), by its absolute error below magnitude 1.
     """
 
     name: str
     dtype: str = "float"
     differentiable: bool | None = None
     compared: bool = True
+    scale: float | None = None
 
     def __post_init__(self):
         if self.dtype not in OUTPUT_DTYPES:
@@ -141,6 +146,28 @@ class Property:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """The baseline of an op's benchmark: ``track_<op>_over_<name>`` is the op's time over it.
+
+    ``name`` is a short identifier (``gemm``, ``solve``, ``dorgqr``,
+    ``fft_round_trip``). ``build(case)`` receives the op's bench case and
+    returns a function of no arguments that does the baseline's work at the
+    same sizes: a GEMM of matching size, the LAPACK or SciPy call that
+    computes the same quantity densely, or a peer library's function. Its
+    set-up (random operands, a factorisation the call starts from) happens in
+    ``build``, outside the timing; the function's result is discarded.
+    """
+
+    name: str
+    build: Callable[[Case], Callable[[], Any]]
+
+    def __post_init__(self):
+        if not self.name.isidentifier():
+            raise ValueError(f"Anchor name must be an identifier (it names a benchmark), "
+                             f"got {self.name!r}")
+
+
+@dataclass(frozen=True)
 class Op:
     """Everything known about one op.
 
@@ -193,6 +220,13 @@ class Op:
         Keyword params that select a refimpl implementation (method, block
         size) rather than the mathematical function: not passed to candidates
         nor written to golden vectors.
+    bench_case : callable or None
+        ``bench_case(size)`` returns the :class:`Case` the asv benchmarks time
+        (``asv_benchmarks/benchmarks/bench_registry.py``), one per entry of
+        ``bench_sizes`` (tuples of ints, such as ``(d, m)``).
+    bench_anchor : Anchor or None
+        The baseline the op's forward is divided by in the same run, giving
+        the ratio benchmark ``track_<op>_over_<anchor name>``.
     """
 
     forward: Callable
@@ -216,6 +250,7 @@ class Op:
     references: tuple[str, ...] = ()
     bench_case: Callable | None = None
     bench_sizes: tuple = ()
+    bench_anchor: Anchor | None = None
 
     @property
     def name(self) -> str:
@@ -281,6 +316,10 @@ def _validate(op: Op) -> None:
         raise ValueError(f"op {op.name!r}: inverse_of needs data (the primal it maps)")
     if op.slogdet_of is not None and op.jacobian_points is None:
         raise ValueError(f"op {op.name!r}: slogdet_of needs jacobian_points")
+    if op.bench_case is not None and not op.bench_sizes:
+        raise ValueError(f"op {op.name!r}: bench_case needs bench_sizes")
+    if op.bench_anchor is not None and op.bench_case is None:
+        raise ValueError(f"op {op.name!r}: bench_anchor needs a bench_case to build it from")
 
 
 def _load() -> None:

@@ -30,7 +30,7 @@ import scipy
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from ._tree import is_array, tree_leaves, tree_map
+from ._tree import is_array, tree_leaves
 from .checks import call_forward, call_vjp, cotangents_of, outputs_of
 from .registry import Case, Op, ops
 
@@ -94,7 +94,24 @@ def _store(arrays: dict, key: str, value) -> tuple:
         arrays[name] = np.asarray(a)
         return name
 
-    return tree_map(place, value), keys
+    return _described(value, place), keys
+
+
+def _described(tree, place):
+    """``tree`` as JSON-ready data, each array leaf replaced by ``place(leaf)``, in the order of
+    :func:`~verify._tree.tree_map`; a dataclass becomes ``{"type": name, field: ...}`` (never
+    rebuilt around its keys: layer classes validate their fields)."""
+    if is_array(tree):
+        return place(tree)
+    if isinstance(tree, (list, tuple)):
+        return [_described(v, place) for v in tree]
+    if isinstance(tree, dict):
+        return {k: _described(v, place) for k, v in tree.items()}
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        return {"type": type(tree).__name__,
+                **{f.name: _described(getattr(tree, f.name), place)
+                   for f in dataclasses.fields(tree) if f.init}}
+    return tree
 
 
 def _single(names, prefix, name):
@@ -110,7 +127,8 @@ def _arrays(op: Op, case: Case, index: int, seed: int) -> tuple[dict, dict, dict
         if not is_array(value):
             trees[f"input_{name}"] = described
     result = call_forward(op, op.forward, case.primals, params, lambda a: a)
-    outputs = {k: np.asarray(v) for k, v in outputs_of(op, result).items()}
+    outputs = {k: np.asarray(v) for k, v in outputs_of(op, result).items()
+               if not isinstance(v, (list, tuple))}  # per-layer sequences are never compared
     compared = [o.name for o in op.outputs if o.compared]
     for name in compared:
         key = _single(compared, "output", name)

@@ -1,11 +1,8 @@
-"""asv benchmarks of refimpl.
+"""asv benchmarks of refimpl (docs/performance.rst).
 
-``environment_type: existing`` installs nothing, so the checkout's own
-``refimpl`` and ``verify`` are put first on ``sys.path``: the benchmarks time
-the code of the working tree asv runs in, not whatever is installed.
+asv always runs the benchmarks of the working tree, against the refimpl and
+verify installed in the environment: a commit's own wheel in a virtualenv
+(``asv run``), or the editable install of the working tree
+(``asv run -E existing:...``). So nothing here may import from the checkout
+by path, and a benchmark of a newer op simply fails on commits without it.
 """
-
-import os
-import sys
-
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))

@@ -3,6 +3,11 @@
 Timings are only meaningful as ratios to a baseline measured in the same run
 (``time / GEMM``, ``time / LAPACK``): the ``track_*`` benchmarks return such
 ratios, computed from the best of several repeats of both sides.
+
+Both sides are timed in CPU time of this process (``time.process_time``), not
+wall time: with BLAS on one thread it is the work done, and it leaves out the
+time other processes hold the core. On a shared 2-core machine under load,
+wall-clock ratios of the same code varied by factors of 3 to 10 between runs.
 """
 
 import os
@@ -10,6 +15,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import time  # noqa: E402
 import timeit  # noqa: E402
 
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -18,14 +24,25 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 threadpool_limits(1)
 
 
+def _timer(fn) -> timeit.Timer:
+    return timeit.Timer(fn, timer=time.process_time)
+
+
 def _calls_per_repeat(fn, min_seconds) -> int:
-    number, seconds = timeit.Timer(fn).autorange()
-    return max(1, int(number * min_seconds / max(seconds, 1e-9)))
+    """Calls per repeat to last about ``min_seconds``, from batches of 1, 10, 100, ... calls.
+
+    Calibrates on a tenth of ``min_seconds`` (``timeit``'s ``autorange`` takes
+    0.2 s per function, which over a hundred ratios is minutes of the run).
+    """
+    timer, number = _timer(fn), 1
+    while (seconds := timer.timeit(number)) < min_seconds / 10:
+        number *= 10
+    return max(1, round(number * min_seconds / seconds))
 
 
 def best_time(fn, min_seconds=0.05, repeat=5) -> float:
-    """Best-of-``repeat`` seconds per call of ``fn``, each repeat lasting about ``min_seconds``."""
-    timer, number = timeit.Timer(fn), _calls_per_repeat(fn, min_seconds)
+    """Best-of-``repeat`` CPU seconds per call of ``fn``, each repeat lasting about ``min_seconds``."""
+    timer, number = _timer(fn), _calls_per_repeat(fn, min_seconds)
     return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
@@ -35,7 +52,7 @@ def ratio(fn, baseline, min_seconds=0.05, repeat=7) -> float:
     Alternating keeps both sides in the same machine state (caches, clock,
     other load); timing one side in a tight loop first would flatter it.
     """
-    timers = [(timeit.Timer(f), _calls_per_repeat(f, min_seconds)) for f in (fn, baseline)]
+    timers = [(_timer(f), _calls_per_repeat(f, min_seconds)) for f in (fn, baseline)]
     best = [float("inf"), float("inf")]
     for _ in range(repeat):
         for i, (timer, number) in enumerate(timers):

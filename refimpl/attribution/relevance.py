@@ -1,6 +1,6 @@
 r"""Layer-wise relevance propagation (LRP): every standard rule, two implementations.
 
-Convention (docs/conventions.rst, section 6). For one layer with inputs :math:`a_i`,
+Convention (docs/conventions.rst, section 5.1). For one layer with inputs :math:`a_i`,
 weights :math:`w_{ij}` (input ``i`` to output ``j``), bias :math:`b_j`,
 :math:`z_j = \sum_i a_i w_{ij} + b_j` and upper relevance :math:`R_j`, every
 weighted rule has the form
@@ -29,9 +29,9 @@ Rules per layer kind: weighted layers (:class:`Linear`, :class:`Conv2d`) take
 Epsilon, Gamma, AlphaBeta, ZPlus, ZBox, WSquare, Flat; average pools take
 Epsilon or Norm (the epsilon rule on the averaging map); max pooling takes
 Pass (relevance to the window's first maximum, as its gradient) or
-Epsilon/Norm (captum); ReLU and Flatten take Pass. BatchNorm is merged first
-(:func:`refimpl.nn.merge_batchnorm`, zennit) or takes Epsilon on its affine map
-(captum, iNNvestigate).
+Epsilon/Norm (captum); ReLU, Tanh, Sigmoid and Flatten take Pass. BatchNorm is
+merged first (:func:`refimpl.nn.merge_batchnorm`, zennit) or takes Epsilon on its
+affine map (captum, iNNvestigate).
 
 Checkable by candidates: one function per rule on a single Linear or Conv2d
 layer (:func:`lrp_epsilon`, :func:`lrp_gamma`, ...; ``x``, the layer's
@@ -158,7 +158,7 @@ def _flat_bias(xp, layer, bias, out_shape):
 
 _KIND_NAMES = {
     "weighted": "Linear/Conv2d", "avgpool": "AvgPool2d/AdaptiveAvgPool2d", "maxpool": "MaxPool2d",
-    "activation": "ReLU", "reshape": "Flatten", "batchnorm": "BatchNorm",
+    "activation": "ReLU/Tanh/Sigmoid", "reshape": "Flatten", "batchnorm": "BatchNorm",
 }
 
 
@@ -492,7 +492,7 @@ class Flat(_WeightedRule):
 
 @dataclass(frozen=True)
 class Pass(_Rule):
-    """Relevance passes unchanged through ReLU and Flatten (reshaped), and to the
+    """Relevance passes unchanged through activations and Flatten (reshaped), and to the
     first maximum of each window through MaxPool2d (its gradient)."""
 
     accepts = ("activation", "reshape", "maxpool")
@@ -649,9 +649,9 @@ def lrp(layers, x, R_out, rules, method="gradient") -> LRPResult:
     Parameters
     ----------
     layers : list of layers
-        :class:`Linear`, :class:`Conv2d`, :class:`ReLU`, :class:`AvgPool2d`,
-        :class:`MaxPool2d`, :class:`AdaptiveAvgPool2d`, :class:`Flatten`,
-        :class:`BatchNorm` (merge it first with :func:`~refimpl.nn.merge_batchnorm`, or
+        :mod:`refimpl.nn` layers: ``Linear``, ``Conv2d``, ``ReLU``, ``Tanh``,
+        ``Sigmoid``, ``AvgPool2d``, ``MaxPool2d``, ``AdaptiveAvgPool2d``, ``Flatten``,
+        ``BatchNorm`` (merge it first with :func:`~refimpl.nn.merge_batchnorm`, or
         give it :class:`Epsilon`).
     x : (N, ...) array
         Input batch; samples are independent.
@@ -668,6 +668,19 @@ def lrp(layers, x, R_out, rules, method="gradient") -> LRPResult:
     -------
     LRPResult
         ``relevance`` at the input and ``relevance_at`` the input of every layer.
+
+    Examples
+    --------
+    Epsilon on both dense layers (``EpsilonPlus``), Pass on the ReLU; the relevance
+    is conserved (no bias):
+
+    >>> import numpy as np
+    >>> from refimpl.nn import Linear, ReLU
+    >>> from refimpl.attribution import EpsilonPlus, lrp
+    >>> layers = [Linear(np.array([[1.0, -1.0], [0.5, 0.5]])), ReLU(), Linear(np.array([[1.0, 1.0]]))]
+    >>> res = lrp(layers, np.array([[2.0, 1.0]]), np.array([[2.5]]), EpsilonPlus())
+    >>> np.round(res.relevance, 4).tolist(), res.output.tolist()
+    ([[3.0, -0.5]], [[2.5]])
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -708,9 +721,7 @@ def _weighted_layer(weight, bias, stride, padding):
 
 
 def _one_layer(rule, layer, x, R, method):
-    """``rule`` on ``layer`` at input ``x`` with output relevance ``R``."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    """``rule`` on ``layer`` at input ``x`` with output relevance ``R`` (``lrp`` checks ``method``)."""
     return lrp([layer], x, R, [rule], method=method).relevance
 
 
@@ -735,6 +746,16 @@ def lrp_epsilon(x, weight, R, bias=None, *, epsilon=1e-6, zero_bias=False, stabi
         Conv2d only.
     method : {"gradient", "explicit"}
         Modified backward pass, or contributions formed explicitly; same numbers.
+
+    Examples
+    --------
+    At ``z = 0`` the stabiliser is ``S(0) = +epsilon`` (``sgn(0) = +1``):
+
+    >>> import numpy as np
+    >>> from refimpl.attribution import lrp_epsilon
+    >>> lrp_epsilon(np.array([[1.0, -1.0]]), np.array([[1.0, 1.0]]), np.array([[1.0]]),
+    ...             epsilon=0.5).tolist()
+    [[2.0, -2.0]]
     """
     rule = Epsilon(epsilon=epsilon, zero_bias=zero_bias, stabilizer=stabilizer)
     return _one_layer(rule, _weighted_layer(weight, bias, stride, padding), x, R, method)
@@ -788,9 +809,23 @@ def lrp_flat(x, weight, R, bias=None, *, epsilon=1e-6, stabilizer="sign", stride
 def lrp_norm(x, R, *, kernel_size, stride=None, epsilon=1e-6, stabilizer="sign", method="gradient"):
     r"""The :class:`Norm` rule on one average-pooling layer (:func:`refimpl.nn.avg_pool2d`).
 
-    .. math::  R_i = a_i \sum_{j 
-i i} rac{R_j}{S(\sum_{i' \in j} a_{i'} + k\epsilon)}
-               \quad	ext{(the epsilon rule on the averaging map, } k = k_h k_w	ext{)}
+    The epsilon rule on the averaging map, :math:`k = k_h k_w` inputs per window:
+
+    .. math::  R_i = a_i \sum_{j \ni i} \frac{R_j}{k\, S(z_j)},\qquad
+               z_j = \frac{1}{k} \sum_{i' \in j} a_{i'}
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array
+        The pooling layer's input ``a``.
+    R : (N, C, Ho, Wo) array
+        Relevance at its output.
+    kernel_size, stride : int or pair
+        As :func:`refimpl.nn.avg_pool2d` (no padding, ``stride`` defaults to the kernel).
+    epsilon, stabilizer
+        The rule's parameters (:class:`Norm`).
+    method : {"gradient", "explicit"}
+        As :func:`lrp_epsilon`.
     """
     rule = Norm(epsilon=epsilon, stabilizer=stabilizer)
     return _one_layer(rule, AvgPool2d(kernel_size, stride), x, R, method)

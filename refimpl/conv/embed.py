@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .._results import cotangent_type
 from .._validation import require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 
 __all__ = ["LAYOUTS", "embed_kernel", "embed_kernel_vjp"]
 
@@ -81,7 +81,7 @@ def embed_kernel(w, shape, layout="oihw"):
     if layout == "hwio":
         w = xp.permute_dims(w, (3, 2, 0, 1))
     c_out, c_in = w.shape[:2]
-    dev = w.device
+    dev = device(w)
     if H > kh:
         w = xp.concat([w, xp.zeros((c_out, c_in, H - kh, kw), dtype=w.dtype, device=dev)], axis=2)
     if W > kw:

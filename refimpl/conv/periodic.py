@@ -16,7 +16,7 @@ from typing import Any
 
 from .._results import SlogdetResult, cotangent_type
 from .._validation import require_ndim, require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 from ._fft import (
     _EPS,
     _check_method,
@@ -291,7 +291,7 @@ def periodic_conv_slogdet_vjp(K, g, *, method=None):
         raise ValueError(f"g must have K's batch shape {tuple(K.shape[:-4])}, got {tuple(g.shape)}")
     _periodic_slogdet(xp, grid, real, A)  # raises on a singular frequency
     c = A.shape[-1]
-    eye = xp.eye(c, dtype=A.dtype, device=A.device)
+    eye = xp.eye(c, dtype=A.dtype, device=device(A))
     inv_h = xp.linalg.solve(_adjoint(xp, A), xp.broadcast_to(eye, A.shape))
     nb = K.ndim - 4
     inv_h = xp.permute_dims(inv_h, tuple(range(nb)) + (nb + 2, nb + 3, nb, nb + 1))

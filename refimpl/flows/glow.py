@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._results import SlogdetResult, cotangent_type
 from .._validation import require_ndim, require_real_floating, require_same_dtype
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 
 __all__ = [
     "glow_conv1x1",
@@ -61,7 +61,7 @@ def _permute_rows(xp, A, perm):
     """``P A`` with ``(P A)[i] = A[perm[i]]``."""
     if perm is None:
         return A
-    return xp.take(A, xp.asarray(perm, dtype=xp.int64, device=A.device), axis=0)
+    return xp.take(A, xp.asarray(perm, dtype=xp.int64, device=device(A)), axis=0)
 
 
 def _unpermute_rows(xp, A, perm):
@@ -106,7 +106,7 @@ def _glow_inputs(X, L, U, s, perm, **cotangents):
 
 def _lu_factors(xp, L, U, s):
     c = s.shape[0]
-    eye = xp.eye(c, dtype=s.dtype, device=s.device)
+    eye = xp.eye(c, dtype=s.dtype, device=device(s))
     return xp.tril(L, k=-1) + eye, xp.triu(U, k=1) + eye * s
 
 

@@ -38,7 +38,7 @@ from .._validation import (
     require_same_dtype,
     sum_to_shape,
 )
-from ..backend import get_namespace, inv_triangular, matmul_update
+from ..backend import device, get_namespace, inv_triangular, matmul_update
 
 __all__ = [
     "HouseholderResiduals",
@@ -199,10 +199,10 @@ def _stacked_grams(xp, V, k):
     pad = k - grams[-1].shape[-1]
     if pad:
         last = grams[-1]
-        last = xp.concat([last, xp.zeros(last.shape[:-1] + (pad,), dtype=V.dtype, device=V.device)],
+        last = xp.concat([last, xp.zeros(last.shape[:-1] + (pad,), dtype=V.dtype, device=device(V))],
                          axis=-1)
         grams[-1] = xp.concat([last, xp.zeros(last.shape[:-2] + (pad, k), dtype=V.dtype,
-                                              device=V.device)], axis=-2)
+                                              device=device(V))], axis=-2)
     return xp.stack(grams, axis=-3)
 
 
@@ -222,7 +222,7 @@ def _wy_blocks(xp, V, tau, k, check_finite=False):
     padded = tau
     if nb * k > n:
         padded = xp.concat([tau, xp.zeros(tau.shape[:-1] + (nb * k - n,), dtype=tau.dtype,
-                                          device=tau.device)], axis=-1)
+                                          device=device(tau))], axis=-1)
     taub = xp.reshape(padded, padded.shape[:-1] + (nb, k))
     Minv = inv_triangular(taub[..., :, None] * grams, unit_diagonal=True)
     T = Minv * taub[..., None, :]
@@ -288,7 +288,7 @@ def _block_order(blocks, transpose):
 
 
 def _empty(xp, like, shape):
-    return xp.empty(shape, dtype=like.dtype, device=like.device)
+    return xp.empty(shape, dtype=like.dtype, device=device(like))
 
 
 def _into(buffer, A, B):
@@ -357,7 +357,7 @@ def _dense_matrix(wy: HouseholderWY):
     """``U = I - V^T T V`` from a single WY block."""
     (blk,) = wy.blocks
     xp = wy.xp
-    eye = xp.eye(wy.V.shape[-1], dtype=wy.V.dtype, device=wy.V.device)
+    eye = xp.eye(wy.V.shape[-1], dtype=wy.V.dtype, device=device(wy.V))
     return eye - xp.matrix_transpose(blk.V) @ (blk.T @ blk.V)
 
 
@@ -389,7 +389,7 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     """
     xp = _check_reflectors(V, tau, check_finite, (("G", G),))
     d = V.shape[-1]
-    eye = xp.eye(d, dtype=V.dtype, device=V.device)
+    eye = xp.eye(d, dtype=V.dtype, device=device(V))
     dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
     return HouseholderMatrixCotangents(dV, dtau)
 
@@ -532,7 +532,7 @@ def _block_backward(xp, blk, X_in, A, G, transpose, default_tau):
     F = E + mT(E)
     dtau = xp.sum(W * (xp.triu(blk.gram, k=1) @ Qt - Q), axis=-1)
     if default_tau:
-        eye = xp.eye(F.shape[-1], dtype=F.dtype, device=F.device)
+        eye = xp.eye(F.shape[-1], dtype=F.dtype, device=device(F))
         F = F + _default_tau_chain(blk.tau, dtau)[..., :, None] * eye
         dtau = None
     first, second = (Pt, Qt) if transpose else (Qt, Pt)

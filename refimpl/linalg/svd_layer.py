@@ -48,7 +48,7 @@ from .._validation import (
     require_same_dtype,
     sum_to_shape,
 )
-from ..backend import get_namespace
+from ..backend import device, get_namespace
 from .householder import (
     HouseholderWY,
     _apply_blocks,
@@ -439,7 +439,7 @@ def svd_linear_prepare(Vu, s, Vv, *, block_size=None, check_finite=True) -> Prep
 def _eye_like(lay):
     xp, s = lay.xp, lay.s
     d = s.shape[-1]
-    return xp.eye(d, dtype=s.dtype, device=s.device)
+    return xp.eye(d, dtype=s.dtype, device=device(s))
 
 
 def svd_linear_matrix(Vu, s, Vv, *, block_size=None, check_finite=True):
@@ -512,7 +512,7 @@ def _determinant_sign(xp, s, reflectors):
     """
     if s.ndim == 1:
         odd = (int(xp.count_nonzero(s < 0)) + reflectors) % 2
-        return xp.asarray(-1.0 if odd else 1.0, dtype=s.dtype, device=s.device)
+        return xp.asarray(-1.0 if odd else 1.0, dtype=s.dtype, device=device(s))
     sign = xp.prod(xp.sign(s), axis=-1)
     return -sign if reflectors % 2 else sign
 

@@ -1,6 +1,6 @@
 """Shared pieces of the layers: argument checks and the unfold (im2col) / fold (col2im) pair.
 
-Layouts follow PyTorch (docs/conventions.rst, section 5): images are
+Layouts follow PyTorch (docs/conventions.rst, section 4): images are
 ``NCHW``. The unfold is written with array-API slicing, so convolution and
 pooling run on every backend; the fold is its exact adjoint.
 """

@@ -1,6 +1,6 @@
 r"""Elementwise activations: ReLU, tanh and the logistic sigmoid, with VJPs and layer classes.
 
-Convention (docs/conventions.rst, section 5): the ReLU gradient at ``x = 0``
+Convention (docs/conventions.rst, section 4.4): the ReLU gradient at ``x = 0``
 is 0 (PyTorch's subgradient); the sigmoid is evaluated without overflow for
 any finite ``x``. LRP passes relevance through these layers unchanged
 (the ``Pass`` rule).

@@ -1,6 +1,6 @@
 r"""2-D cross-correlation with zero padding (PyTorch ``F.conv2d``), its VJP and layer class.
 
-Convention (docs/conventions.rst, section 5): ``NCHW`` images, weight
+Convention (docs/conventions.rst, section 4.2): ``NCHW`` images, weight
 ``(out_c, in_c, kh, kw)``, symmetric zero padding in ``[0, kernel // 2]``:
 
 .. math::  y_{n o p q} = b_o + \sum_{c, k, l} w_{o c k l}\,

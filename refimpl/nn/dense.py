@@ -1,6 +1,6 @@
 r"""The dense layer ``y = x W^T + b`` (PyTorch ``nn.Linear`` layout), its VJP and layer class.
 
-Convention (docs/conventions.rst, section 5): ``weight`` is ``(out, in)``,
+Convention (docs/conventions.rst, section 4.1): ``weight`` is ``(out, in)``,
 ``bias`` ``(out,)`` or absent; leading axes of ``x`` are batch axes.
 """
 

@@ -5,7 +5,7 @@ arrays: :class:`~refimpl.nn.Linear`, :class:`~refimpl.nn.Conv2d`, pools,
 activations, :class:`~refimpl.nn.BatchNorm`, :class:`~refimpl.nn.Flatten`).
 It is also the description a candidate framework reads to build its own
 model: each layer's class name and fields (``layer.arrays()`` for the
-parameters). Convention: docs/conventions.rst, section 5.
+parameters). Convention: docs/conventions.rst, section 4.7.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def activations(layers, x) -> list:
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer {i} must be a refimpl.nn layer, got {type(layer).__name__}")
-        _in_layer(i, layer, layer.check_input, x)
+        _in_layer(i, layer, layer.check_input, out[-1])
         out.append(_in_layer(i, layer, layer.forward, out[-1]))
     return out
 
@@ -71,6 +71,7 @@ def sequential_vjp(layers, x, cotangent):
     """
     layers = list(layers)
     acts = activations(layers, x)
+    require_real_floating("cotangent", cotangent)
     if tuple(cotangent.shape) != tuple(acts[-1].shape):
         raise ValueError(f"cotangent must have the output's shape {tuple(acts[-1].shape)}, "
                          f"got {tuple(cotangent.shape)}")

@@ -1,6 +1,6 @@
 r"""Batch normalisation in inference mode, its VJP, its layer class, and merging into the layer before.
 
-Convention (docs/conventions.rst, section 5): over axis 1 (``BatchNorm1d/2d``),
+Convention (docs/conventions.rst, section 4.5): over axis 1 (``BatchNorm1d/2d``),
 
 .. math::  y = (x - \mu) \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}} + \beta,
 
@@ -132,6 +132,7 @@ class BatchNorm(Layer):
         return c.x, BatchNorm(c.weight, c.bias, c.running_mean, c.running_var, self.eps)
 
     def input_vjp(self, x, g):
+        _check_batch_norm(x, *self._params(), self.eps, g)
         xp, _ = get_namespace(g)
         return g * _channels(xp, self.scale(), x.ndim)
 

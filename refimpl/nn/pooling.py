@@ -1,6 +1,6 @@
 r"""Pooling: average, max and PyTorch's adaptive average pooling, with VJPs and layer classes.
 
-Convention (docs/conventions.rst, section 5): ``NCHW``, no padding, ``stride``
+Convention (docs/conventions.rst, section 4.3): ``NCHW``, no padding, ``stride``
 defaulting to the kernel. The max-pooling gradient goes to the first maximum
 of each window in row-major order (PyTorch). Adaptive bin ``i`` of ``n_out``
 covers ``[floor(i n_in / n_out), ceil((i + 1) n_in / n_out))``.

@@ -1,6 +1,6 @@
 """Flattening ``(N, ...) -> (N, prod(...))`` (``nn.Flatten()``), its VJP and layer class.
 
-Convention (docs/conventions.rst, section 5): row-major (C order), the batch
+Convention (docs/conventions.rst, section 4.6): row-major (C order), the batch
 axis kept; LRP passes relevance through it reshaped.
 """
 

@@ -1,6 +1,6 @@
 r"""Reparameterised mean-field Gaussian VI (ADVI): the ELBO estimate, its gradient and VJP, a fit.
 
-Convention (docs/conventions.rst, section 7). ``q = N(mu, diag(sigma^2))``
+Convention (docs/conventions.rst, section 6.3). ``q = N(mu, diag(sigma^2))``
 with ``sigma = exp(omega)`` (or ``softplus(omega)``), samples
 ``z_s = mu + sigma * eps_s`` for a given ``eps`` of shape ``(S, D)``:
 
@@ -90,12 +90,16 @@ def _evaluate(fn, z, expected_shape, what):
     return out
 
 
-def _target(log_p, grad_log_p, need):
-    """Check the target's callables; ``need`` names the one this function evaluates."""
-    for name, fn in (("log_p", log_p), ("grad_log_p", grad_log_p)):
+def _target(log_p, grad_log_p, need, names=("log_p", "grad_log_p")):
+    """Check the target's callables; ``need`` names the one this function evaluates.
+
+    ``names`` are the two keywords as the caller spells them (the Householder
+    flow VAE of :mod:`refimpl.flows.vae` calls them ``log_lik``, ``grad_log_lik``).
+    """
+    for name, fn in zip(names, (log_p, grad_log_p)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be a callable z -> array, got {type(fn).__name__}")
-    if (log_p if need == "log_p" else grad_log_p) is None:
+    if (log_p if need == names[0] else grad_log_p) is None:
         raise TypeError(f"{need} is required here (a callable of z of shape (S, D))")
 
 
@@ -126,6 +130,18 @@ def advi_elbo(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable | None = 
     Returns
     -------
     elbo : 0-d array
+
+    Examples
+    --------
+    With ``log p = 0`` the estimate is the entropy of ``q``:
+
+    >>> import math
+    >>> import numpy as np
+    >>> from refimpl.vi import advi_elbo
+    >>> zero = lambda z: np.zeros(z.shape[0])
+    >>> elbo = advi_elbo(np.zeros(3), np.log(np.full(3, 2.0)), np.ones((4, 3)), log_p=zero)
+    >>> bool(np.isclose(elbo, 3 * (math.log(2.0) + 0.5 * (1 + math.log(2 * math.pi)))))
+    True
     """
     _target(log_p, grad_log_p, "log_p")
     xp, sigma = _advi_inputs(mu, omega, eps, parametrization)
@@ -220,16 +236,19 @@ def advi_fit(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable, step_size
     _target(log_p, grad_log_p, "log_p")
     _target(log_p, grad_log_p, "grad_log_p")
     require_real_floating("eps", eps)
-    xp, _ = get_namespace(mu, omega, eps)
     per_step = eps.ndim == 3
     if n_steps is None:
         if not per_step:
             raise ValueError("n_steps is required when eps has shape (S, D)")
         n_steps = eps.shape[0]
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
     if per_step and n_steps > eps.shape[0]:
         raise ValueError(f"eps has {eps.shape[0]} steps of noise, n_steps = {n_steps} needs more")
     if not step_size > 0:
         raise ValueError(f"step_size must be positive, got {step_size}")
+    xp, _ = _advi_inputs(mu, omega, eps[0, ...] if per_step else eps, parametrization)
+    _, device = get_namespace(mu)
     target = dict(log_p=log_p, grad_log_p=grad_log_p, parametrization=parametrization)
     trace = []
     for t in range(n_steps):
@@ -238,5 +257,5 @@ def advi_fit(mu, omega, eps, *, log_p: Callable, grad_log_p: Callable, step_size
         d_mu, d_omega = advi_elbo_grad(mu, omega, e, **target)
         mu, omega = mu + step_size * d_mu, omega + step_size * d_omega
     sigma = _sigma(xp, omega, parametrization)
-    elbo = xp.stack(trace) if trace else xp.zeros((0,), dtype=mu.dtype, device=mu.device)
+    elbo = xp.stack(trace) if trace else xp.zeros((0,), dtype=mu.dtype, device=device)
     return ADVIResult(mu, omega, sigma, elbo)

@@ -1,6 +1,6 @@
 r"""Bayesian Gaussian mixture fitted by CAVI: scikit-learn's ``BayesianGaussianMixture`` model.
 
-Convention (docs/conventions.rst, section 7). The model, priors, defaults and update
+Convention (docs/conventions.rst, section 6.2). The model, priors, defaults and update
 order are those of scikit-learn's ``BayesianGaussianMixture`` (1.9), started
 from given responsibilities instead of k-means:
 
@@ -36,7 +36,7 @@ scikit-learn's bound is below ``tol`` (absolute), so iteration counts match.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .._special import LOG_2PI, digamma, lgamma
@@ -55,13 +55,13 @@ __all__ = [
 ]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+_LOG_PI = math.log(math.pi)
 
 
 def _layout(covariance_type):
     """Array layout of the scale matrices: ``tied`` is stored as ``K`` equal full matrices."""
     return "full" if covariance_type == "tied" else covariance_type
-WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
-_LOG_PI = math.log(math.pi)
 
 
 @dataclass
@@ -112,6 +112,12 @@ class BGMMResult:
     resp : (N, K) array
         Responsibilities of a final E-step (scikit-learn's ``fit_predict``).
     prior : BGMMPrior
+
+    The fitted ``q`` is read from the public fields alone
+    (:func:`bgmm_predict_proba`, :func:`bgmm_elbo`): ``W_k^{-1} = nu_k
+    covariances_k``, ``beta_k``, ``m_k``, ``nu_k`` and the weight
+    concentration, with the types in ``prior``; a result assembled from
+    another library's fit (scikit-learn's attributes) works the same way.
     """
 
     weights: Any
@@ -128,7 +134,6 @@ class BGMMResult:
     converged: bool
     resp: Any
     prior: BGMMPrior
-    _q: Any  # the fitted q, for bgmm_predict_proba
 
 
 # ---------------------------------------------------------------------------
@@ -161,7 +166,8 @@ def _check_data(X, resp, check_finite, name="resp_init"):
     if check_finite:
         require_finite("X", X)
         require_finite(name, resp)
-    tol = math.sqrt(float(xp.finfo(X.dtype).eps))
+    # sqrt(eps), and no tighter than 1e-6: rows rounded from float32 are still accepted in float64.
+    tol = max(math.sqrt(float(xp.finfo(X.dtype).eps)), 1e-6)
     if not bool(xp.all(resp >= 0)):
         raise ValueError(f"{name} must be non-negative (responsibilities are probabilities)")
     if not bool(xp.all(xp.abs(xp.sum(resp, axis=1) - 1.0) <= tol)):
@@ -378,7 +384,8 @@ def _e_log_weights(xp, weight_type, concentration):
 
 
 def _dirichlet_entropy(xp, alpha):
-    """``H[Dir(alpha)] = log B(alpha) + (a - K) psi(a) - sum (alpha_k - 1) psi(alpha_k)``, ``a = sum alpha``."""
+    """``H[Dir(alpha)] = log B(alpha) + (a - K) psi(a) - sum (alpha_k - 1) psi(alpha_k)``,
+    ``a = sum alpha``."""
     a = xp.sum(alpha)
     log_b = xp.sum(lgamma(xp, alpha)) - lgamma(xp, a)
     return log_b + (a - alpha.shape[0]) * digamma(xp, a) - xp.sum((alpha - 1.0) * digamma(xp, alpha))
@@ -506,10 +513,36 @@ def _m_step(xp, feats: _Features, stats: _Stats, prior: BGMMPrior, m0c, reg_cova
     if prior.covariance_type == "tied":  # one q(Lambda_k) shared by all k: average the optima
         scale_inv = xp.broadcast_to(xp.mean(scale_inv, axis=0), scale_inv.shape)
         dof = xp.broadcast_to(xp.mean(dof), dof.shape)
-    W, logdet_w = _scale(xp, scale_inv, ct, d)
-    return _Q(ct, wt, concentration, beta, means, dof, scale_inv, W, logdet_w,
-              _pair_coefficients(xp, W, feats, ct), _e_log_det(xp, dof, logdet_w, d),
-              _e_log_weights(xp, wt, concentration))
+    return _q_of(xp, feats, ct, wt, concentration, beta, means, dof, scale_inv)
+
+
+def _q_of(xp, feats: _Features, layout, weight_type, concentration, beta, means, dof,
+          scale_inv) -> _Q:
+    """``q`` from its parameters, with the derived quantities (``W_k``, ``E[log|Lambda_k|]``, ...)."""
+    d = feats.d
+    W, logdet_w = _scale(xp, scale_inv, layout, d)
+    return _Q(layout, weight_type, concentration, beta, means, dof, scale_inv, W, logdet_w,
+              _pair_coefficients(xp, W, feats, layout), _e_log_det(xp, dof, logdet_w, d),
+              _e_log_weights(xp, weight_type, concentration))
+
+
+def _fitted_q(xp, result: BGMMResult, feats: _Features, shift) -> _Q:
+    """The ``q`` of a result from its public fields, means in coordinates shifted by ``shift``.
+
+    ``W_k^{-1} = nu_k covariances_k`` (scikit-learn's ``covariances_`` is
+    ``W_k^{-1} / nu_k``); ``tied`` results hold one matrix and one ``nu``,
+    broadcast to the ``K`` equal factors.
+    """
+    K = result.means.shape[0]
+    layout = _layout(result.prior.covariance_type)
+    dof = xp.broadcast_to(xp.asarray(result.degrees_of_freedom), (K,))
+    covariances = result.covariances
+    if result.prior.covariance_type == "tied":
+        covariances = xp.broadcast_to(covariances, (K,) + tuple(covariances.shape))
+    scale = {"full": dof[:, None, None], "diag": dof[:, None], "spherical": dof}[layout]
+    return _q_of(xp, feats, layout, result.prior.weight_concentration_prior_type,
+                 result.weight_concentration, result.mean_precision, result.means - shift, dof,
+                 covariances * scale)
 
 
 def _device(x):
@@ -658,6 +691,20 @@ def bgmm_cavi(
     BGMMResult
         Fitted parameters, the full ELBO and scikit-learn's bound per
         iteration, and the responsibilities of a final E-step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refimpl.vi import bgmm_cavi, bgmm_predict
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 2)), rng.normal(3, 1, (40, 2))])
+    >>> resp = np.where(X[:, :1] < 0, [0.8, 0.2], [0.2, 0.8])  # a rough start
+    >>> res = bgmm_cavi(X, resp, reg_covar=0.0, tol=0.0, max_iter=20)
+    >>> bool(np.all(np.diff(res.elbo) >= -1e-9 * np.abs(res.elbo).max()))
+    True
+    >>> labels = bgmm_predict(res, X)
+    >>> bool(labels[0] != labels[-1] and np.all(labels[:40] == labels[0]))
+    True
     """
     xp, device = _check_data(X, resp_init, check_finite)
     _check_options(covariance_type, weight_concentration_prior_type, reg_covar, tol, max_iter)
@@ -703,15 +750,39 @@ def _result(xp, q: _Q, shift, elbo, bounds, n_iter, converged, resp, prior) -> B
         precisions_chol = xp.sqrt(precisions)
     if prior.covariance_type == "tied":  # scikit-learn's shapes: one matrix, one dof
         covariances, precisions, precisions_chol, nu = (
-            covariances[0, ...], precisions[0, ...], precisions_chol[0, ...], nu[0])
-    fitted = replace(q, means=q.means + shift)
-    return BGMMResult(_weights(xp, q), fitted.means, covariances, precisions, precisions_chol, nu,
-                      q.mean_precision, q.concentration, elbo, bounds, n_iter, converged, resp,
-                      prior, fitted)
+            covariances[0, ...], precisions[0, ...], precisions_chol[0, ...], nu[0, ...])
+    return BGMMResult(_weights(xp, q), q.means + shift, covariances, precisions, precisions_chol,
+                      nu, q.mean_precision, q.concentration, elbo, bounds, n_iter, converged, resp,
+                      prior)
+
+
+def _check_result(result, X, name="X"):
+    """Validate ``result`` and data ``X (M, D)`` for it; return ``(xp, device)``."""
+    if not isinstance(result, BGMMResult):
+        raise TypeError(f"result must be a BGMMResult (the output of bgmm_cavi), "
+                        f"got {type(result).__name__}")
+    require_real_floating(name, X)
+    xp, device = get_namespace(X, result.means)
+    require_same_dtype(**{name: X, "means": result.means})
+    d = result.means.shape[1]
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"{name} must have shape (M, {d}) for this fit, got {tuple(X.shape)}")
+    return xp, device
+
+
+def _shifted(xp, device, result, X):
+    """Features of ``X`` and the fitted ``q``, both in coordinates shifted by the mean of ``X``."""
+    shift = xp.mean(X, axis=0)
+    feats = _features(xp, device, X - shift, _layout(result.prior.covariance_type))
+    return feats, _fitted_q(xp, result, feats, shift), shift
 
 
 def bgmm_predict_proba(result: BGMMResult, X):
-    """Responsibilities ``r_nk`` of new data under the fitted ``q`` (one E-step).
+    r"""Responsibilities ``r_nk`` of new data under the fitted ``q`` (one E-step).
+
+    ``r_nk ∝ exp(log rho_nk)`` with ``log rho`` of :func:`bgmm_cavi`, from the
+    result's public fields: ``E[log pi_k]`` from ``weight_concentration``,
+    ``W_k = precisions_k / nu_k``, ``m_k = means_k``, ``beta_k = mean_precision_k``.
 
     Parameters
     ----------
@@ -724,22 +795,19 @@ def bgmm_predict_proba(result: BGMMResult, X):
     -------
     resp : (M, K) array
     """
-    require_real_floating("X", X)
-    xp, _ = get_namespace(X, result.means)
-    require_same_dtype(X=X, means=result.means)
-    d = result.means.shape[1]
-    if X.ndim != 2 or X.shape[1] != d:
-        raise ValueError(f"X must have shape (M, {d}), got {tuple(X.shape)}")
-    _, device = get_namespace(X)
-    shift = xp.mean(result.means, axis=0)
-    q = result._q
-    feats = _features(xp, device, X - shift, q.covariance_type)
-    resp_t = _responsibilities(xp, _log_rho(xp, q, feats, q.means - shift), device)[0]
-    return xp.matrix_transpose(resp_t)
+    xp, device = _check_result(result, X)
+    feats, q, _ = _shifted(xp, device, result, X)
+    return xp.matrix_transpose(_responsibilities(xp, _log_rho(xp, q, feats, q.means), device)[0])
 
 
 def bgmm_predict(result: BGMMResult, X):
-    """The most responsible component of each row of ``X`` (``argmax`` of :func:`bgmm_predict_proba`)."""
+    """The most responsible component of each row of ``X`` (``argmax`` of :func:`bgmm_predict_proba`).
+
+    Returns
+    -------
+    labels : (M,) integer array
+        The first maximal component at ties.
+    """
     xp, _ = get_namespace(X)
     return xp.argmax(bgmm_predict_proba(result, X), axis=1)
 
@@ -749,7 +817,8 @@ def bgmm_elbo(result: BGMMResult, X, resp):
 
     The fit's ``elbo`` trace holds this quantity at each iteration's pair
     ``(r_t, M-step(r_t))``. At ``resp = result.resp`` (the final E-step) it is
-    the maximum over ``resp`` for the fitted ``q``.
+    the maximum over ``resp`` for the fitted ``q``. The fitted ``q`` and the
+    prior are read from the result's public fields (see :class:`BGMMResult`).
 
     Parameters
     ----------
@@ -764,15 +833,16 @@ def bgmm_elbo(result: BGMMResult, X, resp):
     -------
     elbo : 0-d array
     """
+    _check_result(result, X)
     xp, device = _check_data(X, resp, True, name="resp")
-    q, prior, d = result._q, result.prior, X.shape[1]
-    if tuple(resp.shape) != (X.shape[0], q.dof.shape[0]) or X.shape[1] != q.means.shape[1]:
-        raise ValueError(f"X and resp must have shapes (N, {q.means.shape[1]}) and "
-                         f"(N, {q.dof.shape[0]}) for this fit, got {tuple(X.shape)} and {tuple(resp.shape)}")
-    feats = _features(xp, device, X, q.covariance_type)
+    d, K = X.shape[1], result.means.shape[0]
+    if resp.shape[1] != K:
+        raise ValueError(f"resp must have shape (N, {K}) for this fit, got {tuple(resp.shape)}")
+    feats, q, shift = _shifted(xp, device, result, X)
     stats = _statistics(xp, feats, xp.matrix_transpose(resp), q.covariance_type)
     positive = resp > 0
     log_resp = xp.log(xp.where(positive, resp, xp.ones_like(resp)))  # 0 log 0 = 0
     neg_entropy_z = xp.sum(resp * log_resp)
     log_wishart = _log_wishart_norm(xp, q.dof, q.logdet_w, d, False)
-    return _full_elbo(xp, q, stats, prior, prior.mean, log_wishart, neg_entropy_z, d)
+    return _full_elbo(xp, q, stats, result.prior, result.prior.mean - shift, log_wishart,
+                      neg_entropy_z, d)

@@ -1,6 +1,6 @@
 r"""CAVI for the normal model with unknown mean and precision, and its ELBO.
 
-Convention (docs/conventions.rst, section 7). ``x_i ~ N(mu, 1/lambda)`` with
+Convention (docs/conventions.rst, section 6.1). ``x_i ~ N(mu, 1/lambda)`` with
 the conjugate Normal-Gamma prior
 
 .. math::  \mu \mid \lambda \sim N(\mu_0, (\kappa_0 \lambda)^{-1}),\qquad
@@ -79,7 +79,14 @@ def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.
     -------
     elbo : 0-d array
     """
-    xp, _ = get_namespace(x)
+    require_real_floating("x", x)
+    if x.ndim != 1:
+        raise ValueError(f"x must have shape (n,), got shape {tuple(x.shape)}")
+    _check_prior(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
+    xp, _ = get_namespace(x, mean, var, shape, rate)
+    for name, value in (("mean", mean), ("var", var), ("shape", shape), ("rate", rate)):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a 0-d array, got shape {tuple(value.shape)}")
     n = x.shape[0]
     e_lam = shape / rate
     e_log_lam = digamma(xp, shape) - xp.log(rate)
@@ -132,9 +139,10 @@ def normal_cavi(
     e_lambda : float, optional
         Starting ``E[lambda]``; default ``1 / s2`` (``1`` when ``s2 = 0``).
     tol : float, optional
-        Stop when a sweep changes ``E[lambda]`` by at most ``tol * E[lambda]``
+        Stop when a sweep changes ``E[lambda]`` by less than ``tol * E[lambda]``
         (the parameters, not the ELBO, which is flat at its maximum); default
-        ``100 * eps`` of the dtype (the fixed point to rounding).
+        ``100 * eps`` of the dtype (the fixed point to rounding); ``tol = 0``
+        runs ``max_iter`` sweeps.
     max_iter : int
         Maximum number of sweeps.
     check_finite : bool
@@ -144,6 +152,18 @@ def normal_cavi(
     -------
     NormalCAVIResult
         Variational parameters, the ELBO after every update, sweeps done, convergence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refimpl.vi import normal_cavi
+    >>> x = np.random.default_rng(0).normal(2.0, 3.0, 50)
+    >>> res = normal_cavi(x)
+    >>> n, s2 = x.size, x.var()
+    >>> bool(np.isclose(res.shape / res.rate, (n + 1) / (n * s2), rtol=1e-12))
+    True
+    >>> bool(res.converged and np.all(np.diff(res.elbo) >= -1e-12 * np.abs(res.elbo).max()))
+    True
     """
     require_real_floating("x", x)
     require_ndim("x", x, 1, "(n,)")
@@ -165,6 +185,10 @@ def normal_cavi(
         raise ValueError(f"e_lambda must be positive, got {e_lambda}")
     else:
         e_lam = xp.asarray(e_lambda, dtype=x.dtype, device=device)
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     tol = 100 * xp.finfo(x.dtype).eps if tol is None else tol
     prior = dict(mu0=mu0, kappa0=kappa0, a0=a0, b0=b0)
     kappa_n = kappa0 + n
@@ -179,7 +203,7 @@ def normal_cavi(
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
         rate = _q_lambda_rate(b0, scatter, kappa_n, var)
         trace.append(normal_elbo(x, mean, var, shape, rate, **prior))
-        if bool(xp.abs(shape / rate - e_lam) <= tol * e_lam):
+        if bool(xp.abs(shape / rate - e_lam) < tol * e_lam):
             converged = True
             break
     return NormalCAVIResult(mean, var, shape, rate, xp.stack(trace), sweep, converged)

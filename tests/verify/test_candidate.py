@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 import verify
+from refimpl import nn
 from refimpl.linalg import householder_product, householder_product_vjp
 from verify.adapters import default_to_numpy
+from verify.checks import compare
+from verify.registry import Output
 from verify.testing import _Check
 
 OP = "householder_product"
@@ -156,6 +159,21 @@ def test_replay_propagates_the_candidates_exception():
     with pytest.raises(RuntimeError, match="kernel not implemented"):
         verify.replay(_raises, OP, "matches ground truth", case)
     assert verify.replay(forward, OP, "matches ground truth", case) < 1e-15
+
+
+def test_dot_product_test_of_a_tree_primal_without_arrays():
+    # A network (or flow) of parameter-free layers: its tree primal has no array to perturb.
+    case = verify.Case({"layers": [nn.ReLU()], "x": np.array([[0.5, -2.0]])})
+    for check in ("vjp: dot-product test", "vjp: matches refimpl"):
+        assert verify.replay(nn.sequential, "sequential", check, case, vjp=nn.sequential_vjp) < 1e-9
+
+
+def test_output_scale_floors_the_relative_error():
+    # A log-determinant that is exactly 0 (an orthogonal layer): rounding is measured absolutely.
+    rounded, exact = np.array([1e-16, -2e-16]), np.zeros(2)
+    assert compare(Output("logdet", scale=1.0), rounded, exact) < 1e-15
+    assert compare(Output("logdet"), rounded, exact) > 1e100
+    assert compare(Output("logdet", scale=1.0), rounded, exact, scale=1e-20) > 1e3
 
 
 def test_rtol_and_atol():

@@ -92,7 +92,7 @@ def test_list_gives_signatures_and_conventions(capsys):
             "[refimpl.linalg.householder]") in out
     assert "vjp(V, X, cotangent, tau=None, transpose=...) -> (V, X, tau)" in out
     assert "svd_linear_slogdet(Vu, s, Vv) -> sign, logabsdet" in out
-    assert "convention (docs/conventions.rst: 1): Reflectors are the rows of V" in out
+    assert "convention (docs/conventions.rst: 1.1): Reflectors are the rows of V" in out
     assert "method" not in out.split("convention")[0]  # refimpl-only options are not listed
 
 

@@ -16,10 +16,15 @@ import pytest
 
 import refimpl
 import verify
-from verify.registry import Op, Primal
+from verify.checks import call_forward
+from verify.registry import Anchor, Case, Op, Primal, register
 
 ROOT = pathlib.Path(__file__).parents[2]
-FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi")
+FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis",
+            "compression")
+# Families whose every op has a bench case and an anchor (docs/contributing.rst, "The
+# benchmark"); a family joins when its records have them.
+BENCHMARKED = ("linalg", "conv", "flows")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {
@@ -132,3 +137,33 @@ def test_every_section_cited_exists():
             assert "CONVENTIONS.md" not in source
             for number in re.findall(r"docs/conventions\.rst,\s+section (\d+(?:\.\d+)?)", source):
                 assert number in sections, f"refimpl/{family}/{member}.py cites section {number}"
+
+
+@pytest.mark.parametrize("op", [op for op in verify.list_ops() if op.family in BENCHMARKED],
+                         ids=lambda op: op.name)
+def test_op_has_a_bench_case_and_an_anchor_that_run(op: Op):
+    assert op.bench_case is not None and op.bench_anchor is not None, (
+        f"{op.name}: give the record bench_case, bench_sizes and bench_anchor")
+    case = op.bench_case(op.bench_sizes[0])
+    call_forward(op, op.forward, case.primals, case.params, lambda a: a)
+    op.bench_anchor.build(case)()
+
+
+def _probe(x):
+    return x
+
+
+def _probe_op(**fields):
+    return Op(forward=_probe, primals=(Primal("x"),), cases=lambda: None, reference=_probe,
+              tolerance={"float64": 1e-12}, convention="x", **fields)
+
+
+def test_an_anchor_needs_a_bench_case_and_an_identifier():
+    anchor = Anchor("copy", lambda case: lambda: case.primals["x"].copy())
+    with pytest.raises(ValueError, match="bench_anchor needs a bench_case"):
+        register(_probe_op(bench_anchor=anchor))
+    with pytest.raises(ValueError, match="bench_case needs bench_sizes"):
+        register(_probe_op(bench_case=lambda size: Case({"x": None})))
+    with pytest.raises(ValueError, match="must be an identifier"):
+        Anchor("numpy copy", anchor.build)
+    assert "_probe" not in {op.name for op in verify.list_ops()}

@@ -44,7 +44,12 @@ def test_every_registered_op_has_teeth():
     assert not unknown, f"teeth for ops that are not registered: {unknown}"
 
 
-@pytest.mark.parametrize("op_name", sorted(TEETH))
+def _grouped(names):
+    """One xdist group per op, so that its cached reports are computed once, by one worker."""
+    return [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in names]
+
+
+@pytest.mark.parametrize("op_name", _grouped(sorted(TEETH)))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_correct_independent_implementation_passes(op_name, dtype):
     report = _report(op_name, dtype=dtype)
@@ -52,7 +57,9 @@ def test_correct_independent_implementation_passes(op_name, dtype):
     assert not any(r.skipped for r in report.results), "the correct candidate must have a vjp"
 
 
-@pytest.mark.parametrize("op_name, mutant", [(op, m) for op in sorted(TEETH) for m in TEETH[op].mutants])
+@pytest.mark.parametrize("op_name, mutant", [
+    pytest.param(op, m, marks=pytest.mark.xdist_group(op)) for op in sorted(TEETH)
+    for m in TEETH[op].mutants])
 def test_planted_bug_is_reported(op_name, mutant):
     report = _report(op_name, mutant)
     assert not report.passed, f"planted bug {mutant!r} was not caught:\n{report}"
@@ -62,7 +69,7 @@ def test_planted_bug_is_reported(op_name, mutant):
         assert r.counterexample and (r.reproducer or not r.extra.get("case")), r
 
 
-@pytest.mark.parametrize("op_name", sorted(TEETH))
+@pytest.mark.parametrize("op_name", _grouped(sorted(TEETH)))
 def test_every_check_is_failed_by_some_planted_bug(op_name):
     killed = {r.property for m in TEETH[op_name].mutants for r in _report(op_name, m).failures}
     never = [p.name for p in candidate_properties(verify.get_op(op_name)) if p.name not in killed]

@@ -18,7 +18,7 @@ from refimpl.conv.periodic import periodic_conv
 
 from .periodic import GRID
 
-KERNELS = [3, 5, 9]
+KERNELS = [3, 9]
 CHANNELS = [4, 16]
 
 

@@ -13,7 +13,9 @@ import numpy as np
 
 from refimpl.conv.spectrum import kernel_spectrum, periodic_kernel_spectrum
 
-from .circular import SHAPES_3D, near_identity_3d
+from verify.strategies import near_identity_kernel
+
+from .circular import SHAPES_3D
 from .periodic import CHANNELS, GRID
 
 
@@ -23,7 +25,8 @@ class CircularSpectrum:
     timeout = 300
 
     def setup(self, shape):
-        self.K = near_identity_3d(tuple(int(n) for n in shape.split("x")), np.random.default_rng(0))
+        dims = tuple(int(n) for n in shape.split("x"))
+        self.K = near_identity_kernel(np.random.default_rng(0), dims)
 
     def time_kernel_spectrum(self, shape):
         kernel_spectrum(self.K)

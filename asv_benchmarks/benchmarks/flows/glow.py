@@ -20,7 +20,7 @@ from refimpl.flows.glow import (
     glow_lu_weight,
 )
 
-CHANNELS = [4, 16, 64]
+CHANNELS = [4, 64]
 GRID = (32, 32)
 BATCH = 8
 

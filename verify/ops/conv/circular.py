@@ -34,8 +34,9 @@ from refimpl.conv import circular as cc
 from refimpl.conv import spectrum as sp
 from refimpl.conv.periodic import periodic_conv, periodic_conv_slogdet
 
+from ... import anchors
 from ...checks import cotangent_for, rel_error, run_outputs, run_vjp, worst
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import moderate_kernel, near_identity_kernel, rng
 
 REFERENCES = (
@@ -368,8 +369,21 @@ def _slogdet_points(case):
 
 
 def _bench_case(size):
-    return Case({"X": np.random.default_rng(0).standard_normal(size),
-                 "K": np.random.default_rng(1).standard_normal(size)})
+    """Data ``X`` (also ``Z``) and a near-identity (invertible) kernel, every axis periodic."""
+    gen = np.random.default_rng(0)
+    X = gen.standard_normal(size)
+    return Case({"X": X, "Z": X, "K": near_identity_kernel(gen, size)})
+
+
+BENCH_SIZES = ((32, 32, 3), (64, 64, 16))
+FFT_FLOOR = Anchor("fft_round_trip", lambda case: anchors.fft_round_trip(
+    case.primals["X"], tuple(range(case.primals["X"].ndim))))
+
+
+def _rfftn(case):
+    """``numpy.fft.rfftn`` of the kernel: the spectrum the log-determinant reads."""
+    K = case.primals["K"]
+    return lambda: np.fft.rfftn(K)
 
 
 CONV = register(Op(
@@ -403,7 +417,8 @@ CONV = register(Op(
     references=REFERENCES,
     options=("method",),
     bench_case=_bench_case,
-    bench_sizes=((32, 32, 3), (64, 64, 16)),
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=FFT_FLOOR,
 ))
 
 INVERSE = register(Op(
@@ -427,6 +442,9 @@ INVERSE = register(Op(
     section="2.2",
     references=REFERENCES,
     options=("method",),
+    bench_case=_bench_case,
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=FFT_FLOOR,
 ))
 
 SLOGDET = register(Op(
@@ -452,4 +470,7 @@ SLOGDET = register(Op(
     section="2.2",
     references=REFERENCES,
     options=("method",),
+    bench_case=_bench_case,
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=Anchor("rfftn", _rfftn),
 ))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from refimpl.conv.embed import LAYOUTS, embed_kernel, embed_kernel_vjp
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 from .circular import REFERENCES, TOL
 from .periodic import periodic_reference
@@ -101,6 +101,20 @@ def _layer_matches_padded_xcorr(impl, case, ctx):
     return rel_error(z, expected)
 
 
+def _bench_case(size):
+    """``size = (c, k)``: a ``c x c x k x k`` layer (PyTorch layout) on a 32 x 32 grid."""
+    c, k = size
+    return Case({"w": np.random.default_rng(0).standard_normal((c, c, k, k))}, {"shape": (32, 32)})
+
+
+def _numpy_pad_roll(case):
+    """The same data movement in plain NumPy: zero-pad to the grid, flip, roll by ``k // 2 + 1``."""
+    w, (H, W) = case.primals["w"], case.params["shape"]
+    k = w.shape[-1]
+    pad = ((0, 0), (0, 0), (0, H - k), (0, W - k))
+    return lambda: np.roll(np.pad(w, pad)[:, :, ::-1, ::-1], (k // 2 + 1, k // 2 + 1), axis=(2, 3))
+
+
 OP = register(Op(
     forward=embed_kernel,
     vjp=embed_kernel_vjp,
@@ -120,4 +134,7 @@ OP = register(Op(
     convention=CONVENTION,
     section="2.4",
     references=REFERENCES,
+    bench_case=_bench_case,
+    bench_sizes=((16, 3), (32, 5)),
+    bench_anchor=Anchor("numpy_pad_roll", _numpy_pad_roll),
 ))

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from refimpl.conv import periodic as pc
 from refimpl.conv import spectrum as sp
 
+from ... import anchors
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import moderate_periodic_kernel, near_orthogonal_periodic_kernel, rng
 from .circular import (
     REFERENCES,
@@ -172,9 +173,19 @@ def _slogdet_points(case):
 
 
 def _bench_case(size):
+    """``size = (c, H, W)``: data ``X`` (also ``Z``) and a near-orthogonal (invertible) kernel."""
     gen = np.random.default_rng(0)
-    c = size[0]
-    return Case({"X": gen.standard_normal(size), "K": gen.standard_normal((c,) + size)})
+    X = gen.standard_normal(size)
+    return Case({"X": X, "Z": X, "K": near_orthogonal_periodic_kernel(gen, *size)})
+
+
+def _fft_anchor(name, per_frequency):
+    """FFTs of the data and the kernel, ``per_frequency`` on every ``c x c`` matrix, inverse FFT."""
+    return Anchor(name, lambda case: anchors.periodic_fft(
+        case.primals["X"], case.primals["K"], per_frequency))
+
+
+BENCH_SIZES = ((4, 32, 32), (16, 32, 32))
 
 
 CONV = register(Op(
@@ -202,7 +213,8 @@ CONV = register(Op(
     references=REFERENCES,
     options=("method",),
     bench_case=_bench_case,
-    bench_sizes=((4, 32, 32), (16, 32, 32)),
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=_fft_anchor("fft_matmul", np.matmul),
 ))
 
 INVERSE = register(Op(
@@ -226,6 +238,9 @@ INVERSE = register(Op(
     section="2.3",
     references=REFERENCES,
     options=("method",),
+    bench_case=_bench_case,
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=_fft_anchor("fft_solve", np.linalg.solve),
 ))
 
 SLOGDET = register(Op(
@@ -246,4 +261,8 @@ SLOGDET = register(Op(
     section="2.3",
     references=REFERENCES,
     options=("method",),
+    bench_case=_bench_case,
+    bench_sizes=BENCH_SIZES,
+    bench_anchor=Anchor("fft_slogdet",
+                        lambda case: anchors.periodic_fft_slogdet(case.primals["K"])),
 ))

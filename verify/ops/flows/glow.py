@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from refimpl.conv import embed_kernel, periodic_conv, periodic_conv_slogdet
 from refimpl.flows import glow
 
+from ... import anchors
 from ...checks import rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -208,11 +209,47 @@ def _slogdet_points(case):
     return [(Case({"X": X, "L": L, "U": U, "s": s}, {"perm": case.params["perm"]}), ())]
 
 
-def _record(forward, vjp, primals, cases, reference, naive, properties=(), tol=TOL, **fields):
+BENCH_GRID, BENCH_BATCH = (32, 32), 8
+
+
+def _bench_case(size, kind="image"):
+    """``size = (c,)``: LU factors of a ``c x c`` weight and a permutation.
+
+    ``kind="image"`` adds a batch of 8 images of 32 x 32 pixels (``X``, also
+    ``Z``); ``"slogdet"`` keeps ``s`` and the grid only.
+    """
+    (c,) = size
+    gen = np.random.default_rng(0)
+    L, U = 0.3 * gen.standard_normal((2, c, c))
+    s = gen.uniform(0.5, 2.0, c) * gen.choice([-1.0, 1.0], c)
+    perm = tuple(int(i) for i in gen.permutation(c))
+    if kind == "slogdet":
+        return Case({"s": s}, {"shape": BENCH_GRID, "perm": perm})
+    primals = {"L": L, "U": U, "s": s}
+    if kind == "image":
+        primals["X"] = primals["Z"] = gen.standard_normal((BENCH_BATCH, c) + BENCH_GRID)
+    return Case(primals, {"perm": perm})
+
+
+def _weight_and_pixels(case):
+    """Shapes ``(W, pixels)``: the ``c x c`` weight against every pixel of the batch at once."""
+    c = case.primals["s"].shape[0]
+    return (c, c), (BENCH_BATCH, c, BENCH_GRID[0] * BENCH_GRID[1])
+
+
+def _square(case):
+    c = case.primals["s"].shape[0]
+    return (c, c)
+
+
+def _record(forward, vjp, primals, cases, reference, naive, properties=(), tol=TOL,
+            bench_kind="image", **fields):
     return register(Op(
         forward=forward, vjp=vjp, primals=tuple(Primal(n) for n in primals.split()), cases=cases,
         reference=reference, naive=naive, properties=tuple(properties), tolerance=tol,
-        section="3.1", references=REFERENCES, **fields,
+        section="3.1", references=REFERENCES,
+        bench_case=functools.partial(_bench_case, kind=bench_kind), bench_sizes=((16,), (64,)),
+        **fields,
     ))
 
 
@@ -224,6 +261,7 @@ CONV = _record(
      Property("factors of scipy.linalg.lu", _from_scipy_lu,
               "P, L, U = scipy.linalg.lu(W0) with perm = P.argmax(1), s = diag U reproduce W0 X")],
     data="X", linear_in=("X",), convention=CONVENTION,
+    bench_anchor=Anchor("gemm", lambda case: anchors.gemm(*_weight_and_pixels(case))),
 )
 INVERSE = _record(
     glow.glow_conv1x1_inverse, glow.glow_conv1x1_inverse_vjp, "Z L U s",
@@ -231,6 +269,7 @@ INVERSE = _record(
     functools.partial(_reference_inverse, np_=anp), tol=INVERSE_TOL,
     data="Z", inverse_of="glow_conv1x1", condition=_condition, linear_in=("Z",),
     convention="X = W^{-1} Z per pixel (a solve), W as glow_conv1x1; some s_i = 0 is a ValueError.",
+    bench_anchor=Anchor("solve", lambda case: anchors.solve(*_weight_and_pixels(case))),
 )
 SLOGDET = _record(
     glow.glow_conv1x1_slogdet, glow.glow_conv1x1_slogdet_vjp, "s",
@@ -242,6 +281,7 @@ SLOGDET = _record(
     convention="SlogdetResult(sign, logabsdet) of the 1x1 convolution on an H x W grid: "
                "logabsdet = H W sum log|s_i|, sign = (det P prod sign s_i)^(H W); the VJP takes "
                "the cotangent of logabsdet.",
+    bench_kind="slogdet", bench_anchor=Anchor("slogdet", lambda case: anchors.slogdet(_square(case))),
 )
 WEIGHT = _record(
     glow.glow_lu_weight, glow.glow_lu_weight_vjp, "L U s",
@@ -252,4 +292,6 @@ WEIGHT = _record(
               "det W = det P prod s_i (numpy.linalg.det of the output)")],
     convention="W = P (tril(L, -1) + I)(triu(U, 1) + diag(s)), (P A)[i] = A[perm[i]]: only the "
                "strictly lower part of L and strictly upper part of U are parameters.",
+    bench_kind="weight",
+    bench_anchor=Anchor("gemm", lambda case: anchors.gemm(_square(case), _square(case))),
 )

@@ -23,8 +23,9 @@ from refimpl.linalg.householder import (
     householder_product_vjp,
 )
 
+from ... import anchors
 from ...checks import rel_error, run_outputs, run_vjp
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import batch_shapes, lapack_reflector_cases, rng, rows_with_norms
 
 CONVENTION = (
@@ -266,6 +267,25 @@ def _bench_case(size):
     return Case({"V": gen.standard_normal((d, d)), "X": gen.standard_normal((d, m))})
 
 
+def _gemm_with_u(case):
+    """``U @ X`` with ``U`` prebuilt: what applying the product costs once it is formed."""
+    d = case.primals["V"].shape[-1]
+    return anchors.gemm((d, d), case.primals["X"].shape)
+
+
+def _bench_matrix_case(size):
+    (d,) = size
+    return Case({"V": np.random.default_rng(0).standard_normal((d, d))})
+
+
+def _lapack_dorgqr(case):
+    """LAPACK ``dorgqr``: the orthogonal matrix formed from ``d`` reflectors of ``dgeqrf``."""
+    d = case.primals["V"].shape[-1]
+    qr, tau, _, _ = lapack.dgeqrf(np.random.default_rng(0).standard_normal((d, d)))
+    lwork = int(lapack.dorgqr(qr, tau, lwork=-1)[1][0])
+    return lambda: lapack.dorgqr(qr, tau, lwork=lwork)
+
+
 OP = register(Op(
     forward=householder_product,
     vjp=householder_product_vjp,
@@ -281,6 +301,7 @@ OP = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 32), (1024, 32)),
+    bench_anchor=Anchor("gemm", _gemm_with_u),
     options=("method", "block_size"),
 ))
 
@@ -304,4 +325,7 @@ MATRIX = register(Op(
                "compact WY block); tau as householder_product.",
     section="1.1",
     references=REFERENCES,
+    bench_case=_bench_matrix_case,
+    bench_sizes=((256,), (512,)),
+    bench_anchor=Anchor("dorgqr", _lapack_dorgqr),
 ))

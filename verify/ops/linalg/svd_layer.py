@@ -3,7 +3,7 @@
 Ground truth is the dense ``W = U diag(s) V^T`` built from the definition
 (products of dense ``I - 2 v v^T / ||v||^2``, verify's Householder helper) and
 then handed to NumPy/SciPy: ``W @ X``, ``numpy.linalg.solve``,
-``numpy.linalg.slogdet``, ``scipy.linalg.svdvals``, ``scipy.linalg.expm``. The
+``numpy.linalg.slogdet``, ``numpy.linalg.svd``, ``scipy.linalg.expm``. The
 autograd naive forwards use the same dense construction, with ``inv`` for
 solves, ``eigh`` of ``W^T W`` for singular values and a Taylor series for the
 exponential. The inverse's round trip (``inverse_of``), the log-determinant
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from refimpl.linalg import svd_layer as svd
 
+from ... import anchors
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import batch_shapes, rng, rows_with_norms
 from .householder import _default_tau, _dense_product
 
@@ -55,7 +56,12 @@ def _dense(np_, Vu, s, Vv=None):
 
 
 def _svdvals(W):
-    return scipy.linalg.svdvals(W)
+    """Singular values of a batch of matrices (LAPACK ``gesdd``).
+
+    ``numpy.linalg.svd`` batches in every NumPy; ``scipy.linalg.svdvals``
+    only from SciPy 1.16 on (earlier: "expected matrix").
+    """
+    return np.linalg.svd(W, compute_uv=False)
 
 
 def _sv_extremes(np_, W):
@@ -256,10 +262,58 @@ def _sym_inverse_pair(op_name):
 
 
 def _bench_case(size):
-    d, m = size
+    """``Vu, s, Vv`` of order ``d``; for ``size = (d, m)`` also ``m`` columns of data.
+
+    The data is both ``X`` and ``Y`` (the inverse's name); ``s`` in [0.5, 2],
+    so every op of the member (inverse, Cayley, log-determinant) is defined.
+    """
+    d = size[0]
     gen = np.random.default_rng(0)
-    return Case({"Vu": gen.standard_normal((d, d)), "s": gen.uniform(0.5, 2.0, d),
-                 "Vv": gen.standard_normal((d, d)), "X": gen.standard_normal((d, m))})
+    primals = {"Vu": gen.standard_normal((d, d)), "s": gen.uniform(0.5, 2.0, d),
+               "Vv": gen.standard_normal((d, d))}
+    if len(size) == 2:
+        primals["X"] = primals["Y"] = gen.standard_normal((d, size[1]))
+    return Case(primals)
+
+
+def _square(case):
+    d = case.primals["s"].shape[-1]
+    return (d, d)
+
+
+def _on_data(case):
+    """Shapes ``(W, X)``: a dense layer applied to the case's data."""
+    return _square(case), case.primals["X"].shape
+
+
+def _dense_2_norm(case):
+    """``numpy.linalg.norm(W, 2)``: the largest singular value from a dense SVD."""
+    W = anchors.operand(_square(case))
+    return lambda: np.linalg.norm(W, 2)
+
+
+def _dense_cond(case):
+    """``numpy.linalg.cond(W)``: both extreme singular values from a dense SVD."""
+    W = anchors.operand(_square(case))
+    return lambda: np.linalg.cond(W)
+
+
+def _dense_expm(case):
+    """``scipy.linalg.expm(W) @ X`` for a symmetric ``W`` with spectrum in about [-1, 1]."""
+    d = _square(case)[0]
+    A = anchors.operand((d, d))
+    W, X = (A + A.T) / np.sqrt(8 * d), case.primals["X"]
+    return lambda: scipy.linalg.expm(W) @ X
+
+
+GEMM = Anchor("gemm", lambda case: anchors.gemm(*_on_data(case)))
+SOLVE = Anchor("solve", lambda case: anchors.solve(*_on_data(case)))
+# Sizes: the anchors' cost grows as d^2 m (GEMM, solve's triangular part) or d^3 (LU, SVD,
+# expm, a d x d product), and one ratio should take about a second.
+ORDER_AND_COLUMNS = ((256, 32), (1024, 32))
+ORDER = ((256,), (1024,))
+PRODUCT_ORDER = ((128,), (512,))
+DENSE_ORDER = ((64,), (256,))
 
 
 def _primals(names):
@@ -267,26 +321,27 @@ def _primals(names):
 
 
 def _record(forward, vjp, primals, cases, reference, naive, properties=(), tol=TOL,
-            convention="", bench=False, **relations):
+            convention="", *, anchor, bench_sizes, **relations):
     return register(Op(
         forward=forward, vjp=vjp, primals=_primals(primals), cases=cases, reference=reference,
         naive=naive, properties=tuple(properties), tolerance=tol,
         convention=CONVENTION + (" " + convention if convention else ""), section="1.2",
-        references=REFERENCES, bench_case=_bench_case if bench else None,
-        bench_sizes=((256, 32), (1024, 32)) if bench else (), options=("block_size",),
-        **relations,
+        references=REFERENCES, bench_case=_bench_case, bench_sizes=bench_sizes,
+        bench_anchor=anchor, options=("block_size",), **relations,
     ))
 
 
 _record(
     svd.svd_linear, svd.svd_linear_vjp, "Vu s Vv X", _cases, _ref_forward, _naive_forward,
-    convention="Forward Y = U (s * (V^T X)).", bench=True, data="X", linear_in=("X",),
+    convention="Forward Y = U (s * (V^T X)).", data="X", linear_in=("X",),
+    anchor=GEMM, bench_sizes=ORDER_AND_COLUMNS,
 )
 _record(
     svd.svd_linear_inverse, svd.svd_linear_inverse_vjp, "Vu s Vv Y",
     lambda: _cases(kind="inverse"), _ref_inverse, _naive_inverse,
     convention="Inverse X = V ((U^T Y) / s); reference numpy.linalg.solve(W, Y).",
     data="Y", inverse_of="svd_linear", condition=_cond_of_case, linear_in=("Y",),
+    anchor=SOLVE, bench_sizes=ORDER_AND_COLUMNS,
 )
 _record(
     svd.svd_linear_slogdet, svd.svd_linear_slogdet_vjp, "Vu s Vv",
@@ -295,31 +350,38 @@ _record(
                "(-1)^(n_u + n_v) prod sign(s_i); the VJP takes the cotangent of logabsdet.",
     slogdet_of="svd_linear", jacobian_points=_slogdet_points,
     outputs=(Output("sign", differentiable=False), Output("logabsdet")),
+    anchor=Anchor("slogdet", lambda case: anchors.slogdet(_square(case))), bench_sizes=ORDER,
 )
 MATRIX = _record(
     svd.svd_linear_matrix, svd.svd_linear_matrix_vjp, "Vu s Vv",
     lambda: _cases(data=False), _ref_matrix, _naive_matrix,
     [Property("singular values are abs(s)", _singular_values_are_abs_s,
-              "scipy.linalg.svdvals(W) == sorted abs(s) (U and V orthogonal)")],
+              "singular values of W (LAPACK) == sorted abs(s) (U and V orthogonal)")],
+    anchor=Anchor("gemm", lambda case: anchors.gemm(_square(case), _square(case))),
+    bench_sizes=PRODUCT_ORDER,
 )
 _record(
     svd.spectral_norm, svd.spectral_norm_vjp, "Vu s Vv",
     lambda: _cases(data=False), _ref_spectral_norm, _naive_spectral_norm,
-    convention="norm2(W) = max abs(s); reference max of scipy.linalg.svdvals(W).",
+    convention="norm2(W) = max abs(s); reference the largest singular value of W (LAPACK).",
+    anchor=Anchor("norm2", _dense_2_norm), bench_sizes=DENSE_ORDER,
 )
 _record(
     svd.condition_number, svd.condition_number_vjp, "Vu s Vv",
     # d = 1 has kappa = 1 identically: autograd's gradient of M / m is then pure rounding
     # noise against an exact zero (tests/test_svd_layer.py checks that zero directly).
     lambda: _cases(data=False, min_d=2), _ref_condition_number, _naive_condition_number,
-    convention="kappa2(W) = max abs(s) / min abs(s); reference from scipy.linalg.svdvals(W).",
+    convention="kappa2(W) = max abs(s) / min abs(s); reference from the singular values of W "
+               "(LAPACK).",
+    anchor=Anchor("cond", _dense_cond), bench_sizes=DENSE_ORDER,
 )
 NORMALIZE = _record(
     svd.spectral_normalize, svd.spectral_normalize_vjp, "Vu s Vv X", _cases, _ref_normalize,
     _naive_normalize,
     [Property("normalised layer has spectral norm 1", _normalized_norm_is_one,
-              "max scipy.linalg.svdvals(W / norm2(W)) == 1")],
+              "largest singular value of W / norm2(W) (LAPACK) == 1")],
     convention="(W / norm2(W)) X = U ((s / max abs(s)) * (V^T X)).", linear_in=("X",),
+    anchor=GEMM, bench_sizes=ORDER_AND_COLUMNS,
 )
 _record(
     svd.sym_expm_apply, svd.sym_expm_apply_vjp, "Vu s X",
@@ -327,7 +389,7 @@ _record(
     [Property("expm(-W) undoes expm(W)", _sym_inverse_pair("sym_expm_apply"),
               "sym_expm_apply(Vu, -s, sym_expm_apply(Vu, s, X)) == X")],
     convention="expm(W) X = U (exp(s) * (U^T X)); reference scipy.linalg.expm(W) @ X.",
-    linear_in=("X",),
+    linear_in=("X",), anchor=Anchor("expm", _dense_expm), bench_sizes=((64, 32), (256, 32)),
 )
 _record(
     svd.sym_cayley_apply, svd.sym_cayley_apply_vjp, "Vu s X",
@@ -337,5 +399,5 @@ _record(
     tol=CAYLEY_TOL,
     convention="(I - W)(I + W)^-1 X = U (((1 - s) / (1 + s)) * (U^T X)); reference "
                "numpy.linalg.solve(I + W, (I - W) X).",
-    linear_in=("X",),
+    linear_in=("X",), anchor=SOLVE, bench_sizes=ORDER_AND_COLUMNS,
 )

@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.analysis: one module per member."""

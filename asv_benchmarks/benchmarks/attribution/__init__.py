@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.attribution: one module per member."""

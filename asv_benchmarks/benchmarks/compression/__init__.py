@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.compression: one module per member."""

@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.embedding: one module per member."""

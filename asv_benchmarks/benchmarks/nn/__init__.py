@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.nn: one module per member."""

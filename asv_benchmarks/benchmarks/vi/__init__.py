@@ -1,0 +1,1 @@
+"""Benchmarks of refimpl.vi: one module per member (normal, bgmm, advi)."""

@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.analysis`: one module per member."""

@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.attribution`: one module per member."""

@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.compression`: one module per member."""

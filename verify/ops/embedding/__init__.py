@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.embedding`: one module per member."""

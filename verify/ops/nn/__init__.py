@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.nn`: one module per member."""

@@ -1,0 +1,1 @@
+"""Records of :mod:`refimpl.vi`: one module per member (normal, bgmm, advi)."""
