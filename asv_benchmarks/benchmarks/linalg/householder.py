@@ -87,9 +87,12 @@ class Ratios:
     * forward with build: ``householder_product`` from ``V`` alone;
     * vjp: ``householder_product_bwd`` from the forward's residuals (dV and dX);
     * build + forward + vjp: ``householder_product_vjp`` from ``V`` alone.
+
+    Both ``m`` of the targets: the build's share and the best block size
+    depend on it.
     """
 
-    params = [DIMS, COLS]
+    params = [DIMS, [32, 256]]
     param_names = ["d", "m"]
     timeout = 300
 

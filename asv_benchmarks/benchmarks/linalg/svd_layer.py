@@ -39,7 +39,7 @@ def _layer(d, m):
 
 
 class Layer:
-    params = [DIMS, COLS]
+    params = [DIMS + [2048], COLS]
     param_names = ["d", "m"]
     timeout = 600
 
@@ -78,7 +78,7 @@ class Layer:
 class Prepared:
     """The prepared layer (WY factors built once) against GEMM with ``W`` prebuilt."""
 
-    params = [DIMS, COLS]
+    params = [DIMS + [2048], COLS]
     param_names = ["d", "m"]
     timeout = 600
 
