@@ -69,7 +69,7 @@ def default_block_size(n: int, m: int | None = None) -> int:
     ``n / k`` copies of ``X``; FastH takes ``k = m``. Measured (float64, one
     BLAS thread, ``d = n``; ``docs/performance.rst``): 32 is best or within
     a few percent for ``m <= 64``; at ``m = 256``, 64 for ``d = 256`` (128
-    pays 25% more flops in ``T A``) and 128 from ``d = 512`` (the VJP 20-30%
+    pays 25% more flops in ``T A``) and 128 from ``d = 512`` (the VJP 10-30%
     faster than with 64, the forward as fast).
     """
     if m is None or m <= 64:
