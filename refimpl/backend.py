@@ -82,39 +82,50 @@ def device(x):
     return array_api_compat.device(x)
 
 
-def get_namespace(*arrays):
+def get_namespace(*arrays, **named):
     """Return ``(xp, device)`` shared by all array arguments.
 
-    ``None`` arguments are skipped. Mixed namespaces or devices raise a
-    :class:`TypeError` that names both, instead of letting a library copy
-    silently between host and device.
+    Arrays are given by position or, better, by their parameter names
+    (``get_namespace(V=V, X=X)``): errors then name the arguments. ``None``
+    arguments are skipped. Anything that is not an array is a
+    :class:`TypeError` naming it; mixed namespaces or devices raise a
+    :class:`TypeError` that names both arguments and what each is, instead of
+    letting a library copy silently between host and device.
     """
-    present = [a for a in arrays if a is not None]
+    present = {f"argument {i}": a for i, a in enumerate(arrays) if a is not None}
+    present.update({k: a for k, a in named.items() if a is not None})
     if not present:
         raise TypeError("get_namespace needs at least one array argument")
-    if all(type(a) is np.ndarray for a in present):
+    if all(type(a) is np.ndarray for a in present.values()):
         # The common case without array_api_compat's dispatch (10 us, a budget of
         # O(d) ops such as svd_linear_slogdet).
         return _NUMPY_XP, "cpu"
-    try:
-        xp = array_api_compat.array_namespace(*present)
-    except TypeError as exc:
-        names = sorted({type(a).__module__ + "." + type(a).__name__ for a in present})
-        raise TypeError(
-            f"inputs come from different array libraries ({' and '.join(names)}); "
-            "convert them to one library first"
-        ) from exc
-    devices = []
-    for a in present:
-        dev = device(a)
-        if all(dev != d for d in devices):
-            devices.append(dev)
-    if len(devices) > 1:
-        raise TypeError(
-            f"inputs live on different devices ({devices[0]!r} and {devices[1]!r}); "
-            "move them to one device first"
-        )
-    return xp, devices[0]
+    spaces = {}
+    for name, a in present.items():
+        try:
+            spaces[name] = array_api_compat.array_namespace(a)
+        except TypeError:
+            raise TypeError(f"{name} must be an array (NumPy, CuPy or another array-API "
+                            f"library), got {type(a).__name__}") from None
+    first = next(iter(present))
+    for name, xp in spaces.items():
+        if xp is not spaces[first]:
+            raise TypeError(
+                f"{first} and {name} come from different array libraries "
+                f"({_kind(present[first])} and {_kind(present[name])}); convert them to one first"
+            )
+    devices = {name: array_api_compat.device(a) for name, a in present.items()}
+    for name, dev in devices.items():
+        if dev != devices[first]:
+            raise TypeError(
+                f"{first} and {name} live on different devices ({devices[first]!r} and {dev!r}); "
+                "move them to one device first"
+            )
+    return spaces[first], devices[first]
+
+
+def _kind(a) -> str:
+    return f"{type(a).__module__}.{type(a).__name__}"
 
 
 def _split(name: str) -> tuple[str, str | None]:

@@ -11,8 +11,17 @@ def test_namespace_of_numpy_inputs():
 
 
 def test_mixed_namespaces_name_both_libraries():
-    with pytest.raises(TypeError, match="different array libraries .*array_api_strict.*numpy.ndarray"):
+    with pytest.raises(TypeError, match="different array libraries .*numpy.ndarray.*array_api_strict"):
         backend.get_namespace(np.ones(2), xps.ones(2))
+
+
+def test_named_arguments_are_named_in_errors():
+    with pytest.raises(TypeError, match="V and X come from different array libraries"):
+        backend.get_namespace(V=np.ones(2), X=xps.ones(2))
+    with pytest.raises(TypeError, match="V and X live on different devices"):
+        backend.get_namespace(V=xps.ones(2), X=xps.ones(2, device=xps.Device("device1")))
+    with pytest.raises(TypeError, match="X must be an array .* got list"):
+        backend.get_namespace(V=np.ones(2), X=[1.0, 2.0])
 
 
 def test_mixed_devices_name_both_devices():

@@ -14,7 +14,7 @@ from .engine import PROFILES, Result, properties_of, run_property, run_suite
 from .registry import Anchor, Case, Op, Property, get_op, register
 from .registry import ops as list_ops
 from .testing import parametrize_with_checks
-from .vectors import export_vectors, load_vectors
+from .vectors import VectorError, export_vectors, load_vectors
 
 __all__ = [
     "PROFILES",
@@ -31,6 +31,7 @@ __all__ = [
     "get_op",
     "list_ops",
     "load_vectors",
+    "VectorError",
     "parametrize_with_checks",
     "properties_of",
     "register",

@@ -1,10 +1,14 @@
-"""Baselines of the ratio benchmarks (:class:`verify.registry.Anchor`), in plain NumPy.
+"""Baselines of the ratio benchmarks (:class:`verify.registry.Anchor`) that several records share.
 
-Each function takes the shapes of a bench case and returns a function of no
-arguments that does the dense work at those sizes: a matrix product, a
-solve, a log-determinant. Their cost depends on the shapes only, so the
-operands are random Gaussian arrays (nonsingular with probability one), not
-the op's own matrix formed densely; set-up happens here, outside the timing.
+Each function takes a bench case's shapes or arrays and returns a function
+of no arguments that does the standard work at those sizes: a matrix
+product, a solve, a log-determinant, a convolution as one GEMM, a pooling. Where the
+cost depends on the shapes
+only, the operands are random Gaussian arrays (nonsingular with probability
+one), not the op's own matrix formed densely; set-up happens here, outside
+the timing. Baselines that one record alone uses are written in that record;
+``Anchor(name)`` without ``build`` times the record's own reference (the op's
+definition written the direct way, or the peer routine it calls).
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
 
 __all__ = [
     "fft_round_trip",
     "gemm",
+    "im2col_conv2d",
     "operand",
     "periodic_fft",
     "periodic_fft_slogdet",
+    "pooling",
     "slogdet",
     "solve",
 ]
@@ -83,3 +91,36 @@ def periodic_fft(X, K, per_frequency, *, kernel_spectrum_timed=True) -> Callable
 def periodic_fft_slogdet(K) -> Callable[[], Any]:
     """``numpy.linalg.slogdet`` of every ``K_hat(f)``, after the kernel's FFT."""
     return lambda: np.linalg.slogdet(_frequency_matrices(K))
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _windows(x, kernel_size, stride):
+    """Every ``kh x kw`` window of ``x`` (N, C, H, W) every ``stride``: a view (N, C, P, Q, kh, kw)."""
+    (sh, sw) = _pair(stride)
+    return sliding_window_view(x, _pair(kernel_size), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def im2col_conv2d(x, weight, stride=1, padding=0) -> Callable[[], Any]:
+    """The cross-correlation of ``x`` (N, C, H, W) with ``weight`` (O, C, kh, kw) as one GEMM.
+
+    Zero padding (``numpy.pad``), the windows unfolded by ``sliding_window_view``
+    and contracted with the weight by ``numpy.tensordot``, which copies them into
+    the ``(N P Q, C kh kw)`` matrix of im2col and calls one GEMM.
+    """
+    ph, pw = _pair(padding)
+
+    def run():
+        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        columns = _windows(padded, weight.shape[2:], stride)
+        return np.tensordot(columns, weight, axes=((1, 4, 5), (1, 2, 3)))
+
+    return run
+
+
+def pooling(x, kernel_size, stride, reduce) -> Callable[[], Any]:
+    """``reduce`` (``numpy.mean``, ``numpy.max``) over every window of ``x`` (N, C, H, W), no padding."""
+    return lambda: reduce(_windows(x, kernel_size, stride), axis=(-2, -1))
+

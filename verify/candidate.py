@@ -45,6 +45,7 @@ from .checks import (
     worst,
 )
 from .engine import Result, no_vjp_result, run_property
+from .guard import guarded
 from .registry import Case, Op, Property, get_op
 from .report import format_table, summary, to_json, to_junit
 
@@ -116,17 +117,29 @@ def candidate_properties(op: Op) -> list[Property]:
     return props + [p for p in op.properties if not p.refimpl_only]
 
 
-def _impl(op: Op, candidate: Candidate) -> SimpleNamespace:
-    """``impl`` for the checks: refimpl-only options dropped, a missing vjp skips."""
+DEFAULT_TIMEOUT = 60.0
+
+
+def _impl(op: Op, candidate: Candidate, ctx: Context, timeout=DEFAULT_TIMEOUT) -> SimpleNamespace:
+    """``impl`` for the checks: refimpl-only options dropped, a missing vjp skips, and every
+    call guarded (inputs unchanged, ``timeout`` seconds at most: :mod:`verify.guard`)."""
     def params(kw):
         return {k: v for k, v in kw.items() if k not in op.options}
 
-    def vjp(*args, **kw):
-        if candidate.vjp is None:
-            raise NotProvided("no vjp given")
-        return candidate.vjp(*args, **params(kw))
+    required = [p.name for p in op.primals if not p.optional]
+    cotangents = ["cotangent" if len(op.differentiable_outputs) == 1 else f"cotangent of {o.name}"
+                  for o in op.differentiable_outputs]
+    to_numpy = ctx.adapter.to_numpy if ctx.adapter is not None else np.asarray
+    forward = guarded(candidate.forward, "the candidate's forward", to_numpy, timeout, required)
+    vjp = guarded(candidate.vjp, "the candidate's vjp", to_numpy, timeout, required + cotangents) \
+        if candidate.vjp is not None else None
 
-    return SimpleNamespace(forward=lambda *a, **kw: candidate.forward(*a, **params(kw)), vjp=vjp)
+    def call_vjp(*args, **kw):
+        if vjp is None:
+            raise NotProvided("no vjp given")
+        return vjp(*args, **params(kw))
+
+    return SimpleNamespace(forward=lambda *a, **kw: forward(*a, **params(kw)), vjp=call_vjp)
 
 
 def _without_options(op: Op, case: Case) -> Case:
@@ -208,7 +221,8 @@ def _tolerance(op, prop, dtype, rtol):
 
 
 def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=None, atol=None,
-          seed=0, from_numpy=None, to_numpy=None, properties=None, cases=None) -> Report:
+          seed=0, from_numpy=None, to_numpy=None, properties=None, cases=None,
+          timeout=DEFAULT_TIMEOUT) -> Report:
     """Check a framework's implementation of ``op`` against refimpl.
 
     Parameters
@@ -242,6 +256,12 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
         replacing the op's (properties with their own strategy keep it):
         restricts the inputs to a domain the candidate supports
         (LAPACK-form reflectors, say).
+    timeout : float or None
+        Seconds one call of the candidate may take (default 60); a longer
+        call fails its check with a report that says so. ``None``: no limit.
+
+    A candidate that modifies one of its input arrays fails the check that
+    saw it, with the input named.
 
     Returns
     -------
@@ -256,7 +276,7 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
                          f"to it), got {dtype!r}")
     candidate = _as_candidate(candidate, vjp=vjp, from_numpy=from_numpy, to_numpy=to_numpy)
     ctx = _context(candidate, dtype)
-    impl = _impl(op, candidate)
+    impl = _impl(op, candidate, ctx, timeout)
     props = [p for p in candidate_properties(op) if dtype in p.dtypes]
     if properties is not None:
         props = _select(props, properties)
@@ -316,7 +336,8 @@ def replay(candidate, op, property, case, *, vjp=None, dtype="float64", from_num
     op = _op(op)
     candidate = _as_candidate(candidate, vjp=vjp, from_numpy=from_numpy, to_numpy=to_numpy)
     (prop,) = _select(candidate_properties(op), [property])
-    return float(prop.check(_impl(op, candidate), case, _context(candidate, dtype)))
+    ctx = _context(candidate, dtype)
+    return float(prop.check(_impl(op, candidate, ctx, timeout=None), case, ctx))
 
 
 # -- reproducer snippets ----------------------------------------------------------------------

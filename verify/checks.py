@@ -192,16 +192,23 @@ def rel_error(actual, expected, scale=None) -> float:
     """Normwise relative error ``||actual - expected|| / max(scale, ||expected||)``.
 
     NaN in ``actual`` gives NaN and infinity gives infinity: either fails
-    every tolerance, and the report says which it was.
+    every tolerance, and the report says which it was. The norms are taken
+    of the arrays divided by their largest magnitude (as LAPACK's ``dnrm2``),
+    so values near the float limits do not overflow or underflow.
     """
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     if np.any(np.isnan(actual)):
         return float("nan")
     if not np.all(np.isfinite(actual)):
         return float("inf")
-    denom = np.linalg.norm(expected) if scale is None else max(scale, np.linalg.norm(expected))
-    denom = max(denom, _ABSOLUTE_FLOOR.get(), _TINY)
-    return float(np.linalg.norm(actual - expected) / denom)
+    size = max(float(np.max(np.abs(actual), initial=0.0)), float(np.max(np.abs(expected), initial=0.0)))
+    unit = size if size > 0 else 1.0
+    difference = np.linalg.norm((actual - expected) / unit) if np.isfinite(size) else \
+        np.linalg.norm(actual / unit - expected / unit)
+    floors = [np.linalg.norm(expected / unit), _ABSOLUTE_FLOOR.get() / unit, _TINY / unit]
+    if scale is not None:
+        floors.append(scale / unit)
+    return float(difference / max(floors))
 
 
 def mismatch(actual, expected) -> float:

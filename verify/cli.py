@@ -32,7 +32,7 @@ from .vectors import _draw, export_vectors
 
 __all__ = ["describe_op", "load_callable", "main"]
 
-COMMANDS = ("run", "check", "list", "export-vectors")
+COMMANDS = ("run", "check", "list", "export-vectors", "errors")
 
 
 class UsageError(Exception):
@@ -126,6 +126,15 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--atol", type=float, default=None, help="absolute floor of every error")
     chk.add_argument("--property", action="append", metavar="NAME", help="only this property")
     _reports(chk)
+
+    err = sub.add_parser("errors", help="the error contract: bad inputs against every op",
+                         description="Run the bad-input classes derived from every record "
+                         "(wrong shapes and dtypes, NaN and inf, lists, mixed namespaces, devices "
+                         "and precisions, views, extreme scales, bad cotangents) and report, per "
+                         "class, clear errors naming the argument, correct results and failures.")
+    err.add_argument("--op", action="append", metavar="NAME", help="only this op (repeatable)")
+    err.add_argument("--seed", type=int, default=0, help="seed of the valid case (default 0)")
+    err.add_argument("--json", metavar="PATH", help="also write every outcome as JSON")
 
     lst = sub.add_parser("list", help="the ops: signatures, conventions, checks",
                          description="Registered ops: signatures, conventions, checks.")
@@ -316,7 +325,19 @@ def _export(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "check": _check, "list": _list, "export-vectors": _export}
+def _errors(args) -> int:
+    from .errors import check_errors, draw_case, format_errors, outcomes_json
+
+    ops = _ops(args.op)
+    _writable(args.json)
+    outcomes = [o for op in ops for o in check_errors(op, draw_case(op, args.seed))]
+    print(format_errors(outcomes))
+    _write(args.json, args.json and outcomes_json(outcomes))
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
+_COMMANDS = {"run": _run, "check": _check, "list": _list, "export-vectors": _export,
+             "errors": _errors}
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ the Jacobian and the adjoint test, and op-specific invariants
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -150,16 +151,20 @@ class Anchor:
     """The baseline of an op's benchmark: ``track_<op>_over_<name>`` is the op's time over it.
 
     ``name`` is a short identifier (``gemm``, ``solve``, ``dorgqr``,
-    ``fft_round_trip``). ``build(case)`` receives the op's bench case and
-    returns a function of no arguments that does the baseline's work at the
-    same sizes: a GEMM of matching size, the LAPACK or SciPy call that
-    computes the same quantity densely, or a peer library's function. Its
-    set-up (random operands, a factorisation the call starts from) happens in
-    ``build``, outside the timing; the function's result is discarded.
+    ``fft_round_trip``, ``definition``, ``sklearn``). ``build(case)`` receives
+    the op's bench case and returns a function of no arguments that does the
+    baseline's work at the same sizes: a GEMM of matching size, the LAPACK or
+    SciPy call that computes the same quantity densely, or a peer library's
+    function. Its set-up (random operands, a factorisation the call starts
+    from) happens in ``build``, outside the timing; the function's result is
+    discarded. Without ``build`` the baseline is the record's ``reference``,
+    called on the case as the op is (:meth:`Op.anchor`): the op's definition
+    written the direct way, or the peer routine the reference calls, which
+    ``name`` then says (``sklearn``, ``linear_sum_assignment``, ``autograd``).
     """
 
     name: str
-    build: Callable[[Case], Callable[[], Any]]
+    build: Callable[[Case], Callable[[], Any]] | None = None
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -278,6 +283,15 @@ class Op:
     @property
     def differentiable_outputs(self) -> tuple[Output, ...]:
         return tuple(o for o in self.outputs if o.is_differentiable)
+
+    def anchor(self, case: Case) -> Callable[[], Any]:
+        """The work of ``bench_anchor`` on ``case``, a function of no arguments."""
+        if self.bench_anchor.build is not None:
+            return self.bench_anchor.build(case)
+        from .checks import call_forward  # checks imports this module
+
+        return functools.partial(call_forward, self, self.reference, case.primals, case.params,
+                                 lambda a: a)
 
     def signature(self) -> str:
         """``name(V, X, *, tau=None, transpose=...)`` as candidates are called."""

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ from ._tree import is_array, tree_leaves
 from .checks import call_forward, call_vjp, cotangents_of, outputs_of
 from .registry import Case, Op, ops
 
-__all__ = ["FORMAT", "Vector", "export_vectors", "load_vectors"]
+__all__ = ["FORMAT", "Vector", "VectorError", "export_vectors", "load_vectors"]
 
 FORMAT = "refimpl-golden-vectors"
 _FORMAT_VERSION = 1
@@ -230,18 +231,34 @@ class Vector:
         return value
 
 
+class VectorError(ValueError):
+    """A golden-vector directory that cannot be trusted: a damaged or missing file, a path
+    outside the directory, a manifest that is not valid. Every problem :func:`load_vectors`
+    finds is one of these, with the file and what is wrong."""
+
+
 def _read_checked(directory: str, entry: dict) -> dict:
-    path = os.path.join(directory, entry["file"])
-    if os.path.basename(entry["file"]) != entry["file"] or not os.path.isfile(path):
-        raise ValueError(f"golden vector file {entry['file']!r} is missing from {directory}")
+    name = entry["file"]
+    if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+        raise VectorError(f"manifest entry {name!r} is not a file name inside {directory} "
+                          "(paths that leave the directory are refused)")
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise VectorError(f"golden vector file {name!r} is missing from {directory}")
     if _sha256(path) != entry["sha256"]:
-        raise ValueError(f"{entry['file']}: SHA-256 does not match the manifest (file changed)")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+        raise VectorError(f"{name}: SHA-256 does not match the manifest (file changed)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:  # object arrays: allow_pickle=False refuses them
+        raise VectorError(f"{name}: cannot be read without pickle (allow_pickle=False): {exc}") \
+            from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise VectorError(f"{name}: not a readable .npz file ({exc})") from None
     described = {k: (tuple(v["shape"]), v["dtype"]) for k, v in entry["arrays"].items()}
     found = {k: (a.shape, a.dtype.name) for k, a in arrays.items()}
     if found != described:
-        raise ValueError(f"{entry['file']}: arrays {found} differ from the manifest's {described}")
+        raise VectorError(f"{name}: arrays {found} differ from the manifest's {described}")
     return arrays
 
 
@@ -262,29 +279,53 @@ def _named(arrays, prefix, names):
     return {n: arrays[f"{prefix}_{n}"] for n in names if f"{prefix}_{n}" in arrays}
 
 
+def _manifest(directory) -> dict:
+    path = os.path.join(directory, _MANIFEST)
+    try:
+        with open(path) as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise VectorError(f"{path} is missing (an export that did not finish writes none)") \
+            from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VectorError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise VectorError(f"{path} is not a {FORMAT} manifest")
+    return manifest
+
+
 def load_vectors(directory) -> list[Vector]:
-    """The golden vectors in ``directory``, after checking every file's SHA-256."""
-    with open(os.path.join(directory, _MANIFEST)) as fh:
-        manifest = json.load(fh)
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{directory}/{_MANIFEST} is not a {FORMAT} manifest")
-    vectors = []
-    for entry in manifest["files"]:
-        arrays = _read_checked(directory, entry)
-        record = manifest["ops"][entry["op"]]
-        trees = entry.get("trees", {})
+    """The golden vectors in ``directory``, after checking every file's SHA-256.
 
-        def value(key):
-            return _rebuild(trees[key], arrays) if key in trees else arrays.get(key)
+    Raises :class:`VectorError` for every problem: a missing, changed,
+    unreadable or pickled file, a path outside ``directory``, a manifest
+    that is missing, not JSON or not of this format, or an entry it does
+    not describe.
+    """
+    manifest = _manifest(directory)
+    try:
+        return [_vector(directory, manifest, entry) for entry in manifest["files"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise VectorError(f"{directory}/{_MANIFEST} is damaged: missing or malformed entry "
+                          f"{exc!s}") from None
 
-        inputs = {n: value(f"input_{n}") for n in record["primals"]}
-        vectors.append(Vector(
-            op=entry["op"], file=entry["file"], params=entry["params"],
-            inputs={n: v for n, v in inputs.items() if v is not None},
-            outputs=_named(arrays, "output", record["outputs"]),
-            cotangents=list(_named(arrays, "cotangent", record["cotangents"]).values()),
-            vjp={n: value(f"vjp_{n}") for n in record["primals"]
-                 if f"vjp_{n}" in arrays or f"vjp_{n}" in trees},
-            tolerance=entry["tolerance"],
-        ))
-    return vectors
+
+def _vector(directory, manifest, entry) -> Vector:
+    """One manifest entry as a :class:`Vector`, its file checked first."""
+    arrays = _read_checked(directory, entry)
+    record = manifest["ops"][entry["op"]]
+    trees = entry.get("trees", {})
+
+    def value(key):
+        return _rebuild(trees[key], arrays) if key in trees else arrays.get(key)
+
+    inputs = {n: value(f"input_{n}") for n in record["primals"]}
+    return Vector(
+        op=entry["op"], file=entry["file"], params=entry["params"],
+        inputs={n: v for n, v in inputs.items() if v is not None},
+        outputs=_named(arrays, "output", record["outputs"]),
+        cotangents=list(_named(arrays, "cotangent", record["cotangents"]).values()),
+        vjp={n: value(f"vjp_{n}") for n in record["primals"]
+             if f"vjp_{n}" in arrays or f"vjp_{n}" in trees},
+        tolerance=entry["tolerance"],
+    )

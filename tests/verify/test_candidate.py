@@ -1,6 +1,7 @@
 """verify.check / check_all / replay / parametrize_with_checks on candidates, good and bad."""
 
 import contextlib
+import time
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -257,3 +258,26 @@ def test_default_to_numpy_falls_back_to_dlpack():
             return self.a.__dlpack_device__()
 
     np.testing.assert_array_equal(default_to_numpy(Foreign(np.arange(3.0))), np.arange(3.0))
+
+
+def overwrites_its_input(V, X, tau=None, *, transpose=False):
+    out = forward(V, X, tau, transpose=transpose)
+    X *= 0.0  # a candidate that reuses its input's buffer
+    return out
+
+
+def test_candidate_that_modifies_its_input_fails_naming_it():
+    report = _report(overwrites_its_input, properties=["matches ground truth"])
+    (r,) = report.results
+    assert r.verdict == "FAIL" and "modified its input X in place" in r.message, r.message
+
+
+def test_slow_candidate_is_stopped_with_a_clear_report():
+    def hangs(V, X, tau=None, *, transpose=False):
+        time.sleep(30)
+
+    started = time.perf_counter()
+    report = _report(hangs, properties=["matches ground truth"], timeout=0.2, max_examples=2)
+    (r,) = report.results
+    assert r.verdict == "FAIL" and "took more than 0.2 s on one input" in r.message, r.message
+    assert time.perf_counter() - started < 20

@@ -22,9 +22,6 @@ from verify.registry import Anchor, Case, Op, Primal, register
 ROOT = pathlib.Path(__file__).parents[2]
 FAMILIES = ("linalg", "conv", "flows", "nn", "attribution", "vi", "embedding", "analysis",
             "compression")
-# Families whose every op has a bench case and an anchor (docs/contributing.rst, "The
-# benchmark"); a family joins when its records have them.
-BENCHMARKED = ("linalg", "conv", "flows")
 
 # Public functions that are not ops, each with the reason (the test fails on a stale entry).
 NOT_OPS = {
@@ -139,14 +136,13 @@ def test_every_section_cited_exists():
                 assert number in sections, f"refimpl/{family}/{member}.py cites section {number}"
 
 
-@pytest.mark.parametrize("op", [op for op in verify.list_ops() if op.family in BENCHMARKED],
-                         ids=lambda op: op.name)
+@pytest.mark.parametrize("op", verify.list_ops(), ids=lambda op: op.name)
 def test_op_has_a_bench_case_and_an_anchor_that_run(op: Op):
     assert op.bench_case is not None and op.bench_anchor is not None, (
         f"{op.name}: give the record bench_case, bench_sizes and bench_anchor")
     case = op.bench_case(op.bench_sizes[0])
     call_forward(op, op.forward, case.primals, case.params, lambda a: a)
-    op.bench_anchor.build(case)()
+    op.anchor(case)()
 
 
 def _probe(x):
@@ -167,3 +163,17 @@ def test_an_anchor_needs_a_bench_case_and_an_identifier():
     with pytest.raises(ValueError, match="must be an identifier"):
         Anchor("numpy copy", anchor.build)
     assert "_probe" not in {op.name for op in verify.list_ops()}
+
+
+def test_an_anchor_without_build_times_the_reference_called_as_the_op_is():
+    calls = []
+
+    def reference(x, w=None, *, scale):
+        calls.append((x, w, scale))
+
+    op = Op(forward=_probe, primals=(Primal("x"), Primal("w", optional=True)), cases=lambda: None,
+            reference=reference, tolerance={"float64": 1e-12}, convention="x",
+            bench_case=lambda size: Case({"x": 1.0, "w": 2.0}, {"scale": 3}), bench_sizes=((1,),),
+            bench_anchor=Anchor("definition"))
+    op.anchor(op.bench_case((1,)))()
+    assert calls == [(1.0, 2.0, 3)]  # required by position, optional and params by name

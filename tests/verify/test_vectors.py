@@ -93,14 +93,14 @@ def test_changed_file_is_refused(exported, tmp_path):
         arrays = dict(data)
     arrays["output"] = arrays["output"] + 1e-3
     np.savez(tmp_path / name, **arrays)
-    with pytest.raises(ValueError, match=f"{name}: SHA-256 does not match"):
+    with pytest.raises(verify.VectorError, match=f"{name}: SHA-256 does not match"):
         verify.load_vectors(tmp_path)
 
 
 def test_missing_file_is_refused(exported, tmp_path):
     manifest = _copy(exported[0], tmp_path)
     (tmp_path / manifest["files"][2]["file"]).unlink()
-    with pytest.raises(ValueError, match="is missing"):
+    with pytest.raises(verify.VectorError, match="is missing"):
         verify.load_vectors(tmp_path)
 
 
@@ -111,11 +111,27 @@ def test_pickled_arrays_are_not_loaded(exported, tmp_path):
     np.savez(tmp_path / entry["file"], output=np.array([{"evil": 1}], dtype=object))
     entry["sha256"] = hashlib.sha256((tmp_path / entry["file"]).read_bytes()).hexdigest()
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(verify.VectorError, match="allow_pickle"):
         verify.load_vectors(tmp_path)
 
 
 def test_not_a_manifest(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(ValueError, match="not a refimpl-golden-vectors manifest"):
+    with pytest.raises(verify.VectorError, match="not a refimpl-golden-vectors manifest"):
+        verify.load_vectors(tmp_path)
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda d, m: (d / "manifest.json").unlink(), "manifest.json is missing"),
+    (lambda d, m: (d / "manifest.json").write_text("{not json"), "is not valid JSON"),
+    (lambda d, m: (d / "manifest.json").write_text(json.dumps(
+        {**m, "files": [{**m["files"][0], "file": "../outside.npz"}]})), "leave the directory"),
+    (lambda d, m: (d / m["files"][0]["file"]).write_bytes(b"garbage"), "SHA-256 does not match"),
+    (lambda d, m: (d / "manifest.json").write_text(json.dumps(
+        {**m, "files": [{k: v for k, v in m["files"][0].items() if k != "op"}]})), "damaged"),
+])
+def test_every_damage_is_one_clear_error(exported, tmp_path, damage, match):
+    manifest = _copy(exported[0], tmp_path)
+    damage(tmp_path, manifest)
+    with pytest.raises(verify.VectorError, match=match):
         verify.load_vectors(tmp_path)

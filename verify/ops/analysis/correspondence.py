@@ -26,7 +26,7 @@ from refimpl.analysis.correspondence import (
 )
 
 from ...checks import Err, mismatch, rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -115,6 +115,12 @@ def _constant_cases():
     return _activation_pairs(constant=True)
 
 
+def _correlation_bench_case(size):
+    """``size = (n, c)``: two Gaussian layers of ``c`` channels over ``n`` samples."""
+    gen = np.random.default_rng(0)
+    return Case({"A": gen.standard_normal(size), "B": gen.standard_normal(size)})
+
+
 CORRELATION = register(Op(
     forward=channel_correlation,
     primals=(Primal("A"), Primal("B")),
@@ -134,6 +140,8 @@ CORRELATION = register(Op(
                "population deviation; constant channels: ValueError, or rho = 0 (constant='zero').",
     section="8.1",
     references=REFERENCES,
+    bench_case=_correlation_bench_case, bench_sizes=((1000, 64), (10000, 256)),
+    bench_anchor=Anchor("corrcoef"),
 ))
 
 
@@ -170,6 +178,11 @@ def _column_relabelling(impl, case, ctx):
     return Err(mismatch(perm[moved], m), "out")
 
 
+def _rho_bench_case(size):
+    """A correlation matrix of ``size``, uniform in [-1, 1]."""
+    return Case({"rho": np.random.default_rng(0).uniform(-1, 1, size)})
+
+
 SEMI = register(Op(
     forward=semi_matching,
     primals=(Primal("rho"),),
@@ -185,6 +198,7 @@ SEMI = register(Op(
     convention="m[a] = argmax_b rho[a, b], ties to the lowest index; signed correlations.",
     section="8.1",
     references=REFERENCES,
+    bench_case=_rho_bench_case, bench_sizes=((64, 64), (512, 512)), bench_anchor=Anchor("argmax"),
 ))
 
 
@@ -281,6 +295,7 @@ BIPARTITE = register(Op(
     references=REFERENCES,
     bench_case=lambda size: Case({"rho": np.random.default_rng(0).uniform(-1, 1, size)}),
     bench_sizes=((64, 64), (256, 256)),
+    bench_anchor=Anchor("linear_sum_assignment"),
 ))
 
 
@@ -397,6 +412,14 @@ def _consistent_outputs(impl, case, ctx):
                   "n_used": mismatch(out["n_used"], np.count_nonzero(out["coef"], axis=0))})
 
 
+def _regression_bench_case(size):
+    """``size = (n, c)``: ``B`` a noisy linear map of ``A``, least squares (``l1=None``)."""
+    gen = np.random.default_rng(0)
+    n, c = size
+    A = gen.standard_normal((n, c))
+    return Case({"A": A, "B": A @ gen.standard_normal((c, c)) + 0.1 * gen.standard_normal((n, c))})
+
+
 REGRESSION = register(Op(
     forward=channel_regression,
     primals=(Primal("A"), Primal("B")),
@@ -423,4 +446,5 @@ REGRESSION = register(Op(
                "mean squared residual per channel, n_used = nonzero coefficients.",
     section="8.1",
     references=REFERENCES,
+    bench_case=_regression_bench_case, bench_sizes=((500, 32),), bench_anchor=Anchor("sklearn"),
 ))

@@ -17,7 +17,7 @@ from scipy.optimize import nnls
 from refimpl.analysis.dissection import dissection_iou, ibd
 
 from ...checks import Err, mismatch, rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -135,6 +135,15 @@ def _absent_concept(impl, case, ctx):
                   "the others": rel_error(iou[:, :-1], _dissect(impl, case, ctx)["iou"], scale=1.0)})
 
 
+def _dissection_bench_case(size):
+    """``size = (n, units, h, concepts, H)``: activations on an ``h x h`` grid, concept masks
+    on ``H x H`` (about 10 % of the pixels each)."""
+    n, units, h, concepts, H = size
+    gen = np.random.default_rng(0)
+    return Case({"activations": gen.standard_normal((n, units, h, h)),
+                 "masks": gen.uniform(size=(n, concepts, H, H)) < 0.1}, {"quantile": 0.005})
+
+
 DISSECTION = register(Op(
     forward=dissection_iou,
     primals=(Primal("activations"), Primal("masks", dtype="bool")),
@@ -156,6 +165,8 @@ DISSECTION = register(Op(
                "the data set, 0 for an empty union.",
     section="8.2",
     references=REFERENCES,
+    bench_case=_dissection_bench_case, bench_sizes=((16, 32, 7, 10, 28),),
+    bench_anchor=Anchor("definition"),
 ))
 
 
@@ -222,6 +233,15 @@ def _scaling_w(impl, case, ctx):
                   "residuals": rel_error(scaled["residuals"], 3.0 * base["residuals"])})
 
 
+def _ibd_bench_case(size):
+    """``size = (concepts, d, k)``: ``w`` a non-negative mix of ``k`` concept vectors plus noise."""
+    c, d, k = size
+    gen = np.random.default_rng(0)
+    Q = gen.standard_normal((c, d))
+    w = gen.uniform(0.5, 1.5, k) @ Q[:k] + 0.01 * gen.standard_normal(d)
+    return Case({"w": w, "Q": Q}, {"k": k})
+
+
 IBD = register(Op(
     forward=ibd,
     primals=(Primal("w"), Primal("Q")),
@@ -243,4 +263,5 @@ IBD = register(Op(
                "coef of the final fit, the residual after each step.",
     section="8.2",
     references=REFERENCES,
+    bench_case=_ibd_bench_case, bench_sizes=((200, 512, 5),), bench_anchor=Anchor("definition"),
 ))

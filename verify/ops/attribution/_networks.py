@@ -22,8 +22,19 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
-from refimpl.nn import AvgPool2d, MaxPool2d, ReLU, Sigmoid, Tanh
+from refimpl.nn import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 
+from ...registry import Case
 from ...strategies import networks
 from ..nn.network import LAYER_REFERENCES
 from ..nn.pooling import window_reduce
@@ -105,3 +116,40 @@ def affine(layers) -> list:
     """The network without its activations, max pooling made average pooling: affine in ``x``."""
     return [AvgPool2d(layer.kernel_size, layer.stride) if isinstance(layer, MaxPool2d) else layer
             for layer in layers if not isinstance(layer, (ReLU, Tanh, Sigmoid))]
+
+
+#: ``(n, side)`` of the attribution benchmarks: ``n`` RGB images of ``side x side`` pixels.
+BENCH_SIZES = ((4, 8), (8, 16))
+#: The one size of the perturbation, path and surrogate methods, whose references run the
+#: naive network once per window, step or coalition.
+SMALL_BENCH_SIZES = ((2, 8),)
+#: The index of the bench network's last ReLU (its last image layer: Grad-CAM's layer).
+BENCH_CAM_LAYER = 4
+
+
+def bench_case(size, noise_samples=0, cam=False) -> Case:
+    """A CNN on ``n`` images ``(n, 3, side, side)`` with one target class each.
+
+    Conv2d(3, 8, 3x3, padding 1), ReLU, MaxPool2d(2), Conv2d(8, 16, 3x3,
+    padding 1), ReLU (layer :data:`BENCH_CAM_LAYER`), Flatten, Linear(16 (side
+    / 2)^2, 10), weights ``N(0, 1) / sqrt(fan_in)``; with ``cam``, a global
+    average pooling before Flatten and Linear(16, 10) (a CAM network);
+    ``noise_samples`` draws of ``0.1 N(0, 1)`` noise (SmoothGrad's) when
+    positive.
+    """
+    n, side = size
+    gen = np.random.default_rng(0)
+
+    def weight(*shape):
+        return gen.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+
+    features = 16 if cam else 16 * (side // 2) ** 2
+    layers = [Conv2d(weight(8, 3, 3, 3), gen.standard_normal(8), padding=1), ReLU(), MaxPool2d(2),
+              Conv2d(weight(16, 8, 3, 3), gen.standard_normal(16), padding=1), ReLU(),
+              *([AdaptiveAvgPool2d((1, 1))] if cam else []), Flatten(),
+              Linear(weight(10, features), gen.standard_normal(10))]
+    x = gen.standard_normal((n, 3, side, side))
+    primals = {"layers": layers, "x": x, "target": gen.integers(0, 10, n)}
+    if noise_samples:
+        primals["noise"] = 0.1 * gen.standard_normal((noise_samples,) + x.shape)
+    return Case(primals)

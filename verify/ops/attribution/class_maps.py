@@ -12,6 +12,8 @@ autograd of the naive forward).
 
 from __future__ import annotations
 
+import functools
+
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -20,8 +22,17 @@ from hypothesis import strategies as st
 from refimpl.attribution import UPSAMPLE_MODES, cam, cam_vjp, grad_cam, guided_grad_cam
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
-from ._networks import naive_activations, naive_gradient, naive_score, network_cases, target_rows
+from ...registry import Anchor, Case, Op, Primal, Property, register
+from ._networks import (
+    BENCH_CAM_LAYER,
+    BENCH_SIZES,
+    bench_case,
+    naive_activations,
+    naive_gradient,
+    naive_score,
+    network_cases,
+    target_rows,
+)
 from .maps import upsample_reference
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
@@ -54,6 +65,11 @@ def _grad_cam_map(layers, x, target, layer, relu=False):
 
 def _cases():
     return network_cases(kind="cam").map(Case)
+
+
+def _bench_case(size, **params):
+    """The benchmarks' CAM network (:func:`._networks.bench_case`), Grad-CAM at its last ReLU."""
+    return Case(bench_case(size, cam=True).primals, params)
 
 
 def _pooled_layer(layers):
@@ -105,6 +121,7 @@ CAM = register(Op(
                "no bias; the VJP is in x.",
     section="5.4",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=BENCH_SIZES, bench_anchor=Anchor("definition"),
 ))
 
 
@@ -133,6 +150,8 @@ GRAD_CAM = register(Op(
                "(N, 1, H, W); relu=True takes max(map, 0) (captum's default is False).",
     section="5.4",
     references=REFERENCES,
+    bench_case=functools.partial(_bench_case, layer=BENCH_CAM_LAYER), bench_sizes=BENCH_SIZES,
+    bench_anchor=Anchor("autograd"),
 ))
 
 
@@ -153,4 +172,6 @@ register(Op(
                "upsample) and broadcast over x's channels (captum's GuidedGradCam).",
     section="5.4",
     references=REFERENCES,
+    bench_case=functools.partial(_bench_case, layer=BENCH_CAM_LAYER, mode="bilinear"),
+    bench_sizes=BENCH_SIZES, bench_anchor=Anchor("autograd"),
 ))

@@ -13,6 +13,7 @@ second derivatives, which the layers do not provide.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from hypothesis import strategies as st
@@ -30,10 +31,10 @@ from refimpl.attribution import (
 from refimpl.nn import Conv2d, Linear
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 from ._formulas import reference_lrp
-from ._networks import naive_gradient, naive_output, network_cases
+from ._networks import BENCH_SIZES, bench_case, naive_gradient, naive_output, network_cases
 from .relevance import uniform_rules
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
@@ -154,9 +155,14 @@ def _equals_gradient(op):
 def _record(forward, reference, convention, primals=PRIMALS, cases=_cases, properties=(),
             tolerance=TOL):
     """Register ``forward``'s record; ``properties`` are ``(name, check factory, description,
-    extra Property fields)``, each factory called with the record."""
+    extra Property fields)``, each factory called with the record. Benchmarked on
+    :func:`~verify.ops.attribution._networks.bench_case` against the reference (autograd's
+    gradient through the naive network)."""
+    noise_samples = 4 if primals is NOISY_PRIMALS else 0
     op = Op(forward=forward, primals=primals, cases=cases, reference=reference, tolerance=tolerance,
-            convention=convention, section="5.2", references=REFERENCES)
+            convention=convention, section="5.2", references=REFERENCES,
+            bench_case=functools.partial(bench_case, noise_samples=noise_samples),
+            bench_sizes=BENCH_SIZES, bench_anchor=Anchor("autograd"))
     return register(dataclasses.replace(op, properties=tuple(
         Property(name, factory(op), description, **extra)
         for name, factory, description, extra in properties)))

@@ -25,9 +25,16 @@ from refimpl.nn import Linear
 from refimpl.nn._layer import Layer
 
 from ...checks import run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
-from ._networks import affine, naive_gradient, naive_score, network_cases
+from ._networks import (
+    SMALL_BENCH_SIZES,
+    affine,
+    bench_case,
+    naive_gradient,
+    naive_score,
+    network_cases,
+)
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 REFERENCES = (
@@ -210,4 +217,7 @@ OP = register(Op(
                "(f_t(x) - f_t(b)) per sample.",
     section="5.3",
     references=REFERENCES,
+    bench_case=lambda size: Case(bench_case(size).primals, {
+        "method": "gausslegendre", "n_steps": 8, "trapezoid": "captum"}),
+    bench_sizes=SMALL_BENCH_SIZES, bench_anchor=Anchor("autograd"),
 ))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from refimpl.attribution import UPSAMPLE_MODES, refine, refine_vjp, upsample, upsample_vjp
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-6}
@@ -68,6 +68,12 @@ def upsample_reference(np_, maps, size, mode):
     return out
 
 
+def _upsample_bench_case(size):
+    """``size = (n, c, H, W)``: ``(n, c, 7, 7)`` maps upsampled bilinearly to ``(H, W)``."""
+    maps = np.random.default_rng(0).standard_normal(size[:2] + (7, 7))
+    return Case({"maps": maps}, {"size": size[2:], "mode": "bilinear"})
+
+
 @st.composite
 def _upsample_cases(draw):
     gen = draw(rng())
@@ -97,6 +103,8 @@ UPSAMPLE = register(Op(
     primals=(Primal("maps"),),
     cases=_upsample_cases,
     reference=lambda maps, *, size, mode: upsample_reference(np, maps, size, mode),
+    bench_case=_upsample_bench_case,
+    bench_sizes=((8, 16, 28, 28), (16, 32, 56, 56)), bench_anchor=Anchor("definition"),
     naive=lambda maps, *, size, mode: upsample_reference(anp, maps, size, mode),
     linear_in=("maps",),
     properties=(
@@ -115,6 +123,12 @@ UPSAMPLE = register(Op(
     section="5.5",
     references=REFERENCES,
 ))
+
+
+def _refine_bench_case(shape):
+    """Attributions of ``shape`` and one probability per sample."""
+    gen = np.random.default_rng(0)
+    return Case({"attribution": gen.standard_normal(shape), "probability": gen.uniform(size=shape[0])})
 
 
 @st.composite
@@ -138,6 +152,8 @@ register(Op(
     primals=(Primal("attribution"), Primal("probability")),
     cases=_refine_cases,
     reference=lambda attribution, probability: _refined(np, attribution, probability),
+    bench_case=_refine_bench_case, bench_sizes=((8, 3, 32, 32), (64, 3, 64, 64)),
+    bench_anchor=Anchor("definition"),
     naive=lambda attribution, probability: _refined(anp, attribution, probability),
     linear_in=("attribution", "probability"),
     tolerance=TOL,

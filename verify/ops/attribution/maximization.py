@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 from refimpl.attribution import activation_maximization
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
-from ._networks import affine, naive_gradient, naive_score, network_cases
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
+from ._networks import (
+    SMALL_BENCH_SIZES,
+    affine,
+    bench_case,
+    naive_gradient,
+    naive_score,
+    network_cases,
+)
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 
@@ -53,6 +60,13 @@ def _closed_form(impl, case, ctx):
     return rel_error(got, r ** n * p["x0"] + lr * w * sum(r ** j for j in range(n)))
 
 
+def _bench_case(size):
+    """The benchmarks' CNN (:func:`._networks.bench_case`), 8 steps from its inputs."""
+    case = bench_case(size)
+    return Case({"layers": case.primals["layers"], "x0": case.primals["x"],
+                 "unit": case.primals["target"]}, {"l2": 0.01, "lr": 0.1, "n_steps": 8})
+
+
 OP = register(Op(
     forward=activation_maximization,
     primals=(Primal("layers", dtype="tree", differentiable=False), Primal("x0"),
@@ -71,4 +85,5 @@ OP = register(Op(
     section="5.8",
     references=("Erhan et al. 2009, Visualizing higher-layer features of a deep network "
                 "(technical report 1341, Universite de Montreal)",),
+    bench_case=_bench_case, bench_sizes=SMALL_BENCH_SIZES, bench_anchor=Anchor("autograd"),
 ))

@@ -20,9 +20,16 @@ from refimpl.attribution import feature_ablation, occlusion
 from refimpl.nn import Linear, Tanh
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
-from ._networks import affine, naive_gradient, naive_score, network_cases
+from ._networks import (
+    SMALL_BENCH_SIZES,
+    affine,
+    bench_case,
+    naive_gradient,
+    naive_score,
+    network_cases,
+)
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 REFERENCES = (
@@ -145,6 +152,9 @@ OCCLUSION = register(Op(
     section="5.6",
     references=REFERENCES,
     options=("perturbations_per_eval",),
+    bench_case=lambda size: Case(bench_case(size).primals, {
+        "window": (3, 4, 4), "strides": (3, 4, 4), "baseline": 0.0, "perturbations_per_eval": 8}),
+    bench_sizes=SMALL_BENCH_SIZES, bench_anchor=Anchor("definition"),
 ))
 
 
@@ -154,6 +164,17 @@ def _ablation_reference(layers, x, target, feature_mask, *, baseline=0.0, **_):
         where = np.nonzero(feature_mask == group)
         out[(slice(None),) + where] = _perturbed_drop(layers, x, target, where, baseline)[:, None]
     return out
+
+
+def _ablation_bench_case(size):
+    """The benchmarks' CNN (:func:`._networks.bench_case`), features in 4 x 4 patches of all
+    channels."""
+    case = bench_case(size)
+    side = size[1]
+    patch = np.arange(side) // 4
+    mask = np.broadcast_to(patch[:, None] * (side // 4) + patch[None, :], (3, side, side))
+    return Case({**case.primals, "feature_mask": np.ascontiguousarray(mask)},
+                {"baseline": 0.0, "perturbations_per_eval": 8})
 
 
 @st.composite
@@ -208,4 +229,6 @@ ABLATION = register(Op(
     section="5.6",
     references=REFERENCES,
     options=("perturbations_per_eval",),
+    bench_case=_ablation_bench_case, bench_sizes=SMALL_BENCH_SIZES,
+    bench_anchor=Anchor("definition"),
 ))

@@ -54,10 +54,10 @@ from refimpl.attribution import (
     lrp_zbox,
     lrp_zplus,
 )
-from refimpl.nn import AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Linear, MaxPool2d
+from refimpl.nn import AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Linear, MaxPool2d, ReLU
 
 from ...checks import CheckError, call_forward, outputs_of, rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import networks, rng
 from ..nn.convolution import conv2d_reference
 from ..nn.dense import linear_reference
@@ -301,11 +301,30 @@ def _methods_agree(op):
     return check
 
 
-def _rule_record(function, primals, cases, reference, convention):
+def _weighted_bench_case(size):
+    """``size = (n, in, out)``: one Linear layer, inputs in [0, 1) (post-ReLU), Gaussian R."""
+    n, fan_in, fan_out = size
+    gen = np.random.default_rng(0)
+    return Case({"x": gen.uniform(size=(n, fan_in)),
+                 "weight": gen.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in),
+                 "R": gen.standard_normal((n, fan_out)), "bias": gen.standard_normal(fan_out)})
+
+
+def _norm_bench_case(size):
+    """``size = (n, c, side)``: 2 x 2 average pooling of ``(n, c, side, side)`` inputs."""
+    n, c, side = size
+    gen = np.random.default_rng(0)
+    return Case({"x": gen.uniform(size=(n, c, side, side)),
+                 "R": gen.standard_normal((n, c, side // 2, side // 2))}, {"kernel_size": 2})
+
+
+def _rule_record(function, primals, cases, reference, convention, bench_case, bench_sizes):
+    """One rule function's record, benchmarked against its formulas on dense matrices."""
     op = Op(
         forward=function, primals=primals, outputs=(Output("relevance"),), cases=cases,
         reference=reference, tolerance=LRP_TOL, convention=f"{convention}; {STABILIZER}.",
         section="5.1", references=REFERENCES, options=("method",),
+        bench_case=bench_case, bench_sizes=bench_sizes, bench_anchor=Anchor("dense"),
     )
     return register(dataclasses.replace(op, properties=(
         Property("linear in R", _linear_in_R(op), "f(R1 + 2.5 R2) = f(R1) + 2.5 f(R2)"),
@@ -320,11 +339,13 @@ _LAYER = ("one Linear (weight (out, in)) or Conv2d (weight (O, C, kh, kw), strid
 
 for _function, _entry in RULE_FUNCTIONS.items():
     _rule_record(_function, _WEIGHTED_PRIMALS, lambda f=_function: _weighted_cases(f),
-                 _weighted_reference(_entry.rule), _LAYER + _entry.convention)
+                 _weighted_reference(_entry.rule), _LAYER + _entry.convention,
+                 _weighted_bench_case, ((16, 64, 64), (64, 256, 256)))
 
 _rule_record(lrp_norm, (Primal("x"), Primal("R")), _norm_cases, _norm_reference,
              "the epsilon rule on one average pooling (kernel_size, stride; k = kh kw): "
-             "R_i = a_i sum_{j contains i} R_j / (k S(z_j)), z_j the window mean")
+             "R_i = a_i sum_{j contains i} R_j / (k S(z_j)), z_j the window mean",
+             _norm_bench_case, ((4, 4, 8), (8, 8, 8)))
 
 
 # -- lrp on networks: rule sets and cases ---------------------------------------------------
@@ -386,6 +407,23 @@ def _lrp_cases(draw, batchnorm=False):
 
 def _lrp_reference(layers, x, R_out, *, rules, method=None):
     return {"relevance": reference_lrp(layers, x, R_out, rules)[0][0]}
+
+
+def _lrp_bench_case(size):
+    """``size = (n, d)``: Linear(d, d), ReLU, Linear(d, d), ReLU, Linear(d, 10) on ``n``
+    inputs, EpsilonPlus, and R_out = the output (dense formulas of convolutions would be
+    the reference's whole cost: an MLP keeps the anchor to the rules' work)."""
+    n, d = size
+    gen = np.random.default_rng(0)
+
+    def linear(fan_in, fan_out):
+        return Linear(gen.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in),
+                      gen.standard_normal(fan_out))
+
+    layers = [linear(d, d), ReLU(), linear(d, d), ReLU(), linear(d, 10)]
+    x = gen.standard_normal((n, d))
+    return Case({"layers": layers, "x": x, "R_out": network_reference(np, layers, x)},
+                {"rules": EpsilonPlus()})
 
 
 # -- lrp on networks: properties through the implementation ---------------------------------
@@ -566,4 +604,5 @@ LRP = register(Op(
     section="5.1",
     references=REFERENCES,
     options=("method",),
+    bench_case=_lrp_bench_case, bench_sizes=((16, 64), (64, 256)), bench_anchor=Anchor("dense"),
 ))

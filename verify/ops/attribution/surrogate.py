@@ -21,9 +21,9 @@ from sklearn.linear_model import Ridge
 from refimpl.attribution import LIME_DISTANCES, LIME_SPACES, lime
 
 from ...checks import rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
-from ._networks import naive_score, network_cases
+from ._networks import SMALL_BENCH_SIZES, bench_case, naive_score, network_cases
 
 TOL = {"float64": 1e-8, "float32": 2e-3}
 REFERENCES = (
@@ -67,6 +67,20 @@ def _reference(layers, x, target, samples, feature_mask=None, *, kernel_width=1.
     spread = coefficients if feature_mask is None else coefficients[:, feature_mask.reshape(-1)]
     return {"attribution": spread.reshape(x.shape), "coefficients": coefficients,
             "intercept": intercept, "weights": weights, "scores": scores}
+
+
+def _bench_case(size):
+    """The benchmarks' CNN (:func:`._networks.bench_case`), 16 features (4 x 4 patches of all
+    channels), 16 random coalitions."""
+    case = bench_case(size)
+    side = size[1]
+    patch = np.arange(side) // 4
+    mask = (patch[:, None] * (side // 4) + patch[None, :]) % 16
+    samples = np.random.default_rng(1).random((16, 16)) < 0.5
+    return Case({**case.primals, "samples": samples,
+                 "feature_mask": np.ascontiguousarray(np.broadcast_to(mask, (3, side, side)))},
+                {"kernel_width": 1.0, "alpha": 1.0, "baseline": 0.0, "distance": "cosine",
+                 "space": "input"})
 
 
 @st.composite
@@ -153,4 +167,5 @@ OP = register(Op(
                "intercept (N,), weights (N, S).",
     section="5.7",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=SMALL_BENCH_SIZES, bench_anchor=Anchor("sklearn"),
 ))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from refimpl.compression.huffman import huffman_code, huffman_decode, huffman_encode
 
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -252,8 +252,27 @@ CODE = register(Op(
     section="9.3",
     references=REFERENCES,
     bench_case=_bench_code,
-    bench_sizes=((10**4,), (10**5,)),
+    bench_sizes=((10**4,),),
+    bench_anchor=Anchor("heapq"),
 ))
+
+def _message_bench_case(size):
+    """``size = (n, m)``: ``n`` symbols drawn by a Zipf-like law over ``m``, with their code
+    (the reference's canonical Huffman code of their counts)."""
+    n, m = size
+    gen = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, m + 1)
+    symbols = gen.choice(m, size=n, p=p / p.sum())
+    lengths, codes = _reference_code(np.bincount(symbols, minlength=m))
+    return Case({"symbols": symbols, "lengths": lengths, "codes": codes})
+
+
+def _bits_bench_case(size):
+    """The bits of :func:`_message_bench_case`'s message, with its code."""
+    message = _message_bench_case(size).primals
+    return Case({"bits": _reference_encode(**message), "lengths": message["lengths"],
+                 "codes": message["codes"]})
+
 
 ENCODE = register(Op(
     forward=huffman_encode,
@@ -272,7 +291,12 @@ ENCODE = register(Op(
                "significant bit first; any prefix code.",
     section="9.3",
     references=REFERENCES,
+    bench_case=_message_bench_case, bench_sizes=((10**4, 64), (10**5, 256)),
+    bench_anchor=Anchor("definition"),
 ))
+
+
+
 
 DECODE = register(Op(
     forward=huffman_decode,
@@ -290,4 +314,6 @@ DECODE = register(Op(
                "concatenate to bits; an incomplete or unknown code is a ValueError.",
     section="9.3",
     references=REFERENCES,
+    bench_case=_bits_bench_case, bench_sizes=((10**4, 64), (10**5, 256)),
+    bench_anchor=Anchor("definition"),
 ))

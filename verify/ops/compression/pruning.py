@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from refimpl.compression.pruning import dsd_masks, prune_magnitude, prune_threshold
 
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng, weights_with_ties
 
 REFERENCES = (
@@ -221,8 +221,13 @@ MAGNITUDE = register(Op(
     section="9.1",
     references=REFERENCES,
     bench_case=_bench_case,
-    bench_sizes=((10**5,), (10**6,)),
+    bench_sizes=((10**4,), (10**5,)),
+    bench_anchor=Anchor("definition"),
 ))
+
+def _threshold_bench_case(size):
+    return Case({"w": np.random.default_rng(0).standard_normal(size)}, {"threshold": 1.0})
+
 
 THRESHOLD = register(Op(
     forward=prune_threshold,
@@ -238,7 +243,15 @@ THRESHOLD = register(Op(
     convention="Mask |w| > t (a weight at the threshold is pruned); at_threshold='keep': |w| >= t.",
     section="9.1",
     references=REFERENCES,
+    bench_case=_threshold_bench_case, bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))
+
+def _dsd_bench_case(size):
+    """Three snapshots of ``size`` weights, pruned to 50 %, 70 % and 90 %."""
+    return Case({"snapshots": np.random.default_rng(0).standard_normal((3,) + size)},
+                {"sparsities": (0.5, 0.7, 0.9)})
+
 
 DSD = register(Op(
     forward=dsd_masks,
@@ -257,4 +270,6 @@ DSD = register(Op(
                "lambda = the round(s n)-th smallest |w|, keep |w| > lambda (ties at lambda pruned).",
     section="9.1",
     references=REFERENCES,
+    bench_case=_dsd_bench_case, bench_sizes=((10**4,), (10**5,)),
+    bench_anchor=Anchor("definition"),
 ))

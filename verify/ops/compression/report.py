@@ -21,7 +21,7 @@ from refimpl.compression.report import compression_report
 from refimpl.compression.sparse_index import relative_index_encode
 
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng, sparse_mask
 from .sparse_index import walk
 
@@ -142,4 +142,5 @@ REPORT = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))

@@ -35,7 +35,7 @@ from refimpl.compression.sharing import (
 )
 
 from ...checks import Err, mismatch, rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 REFERENCES = (
@@ -232,7 +232,8 @@ KMEANS = register(Op(
     section="9.2",
     references=REFERENCES,
     bench_case=_bench_case,
-    bench_sizes=((10**5,), (10**6,)),
+    bench_sizes=((10**5,),),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -318,6 +319,13 @@ def _bench_gradient(size):
                 {"n_clusters": 32})
 
 
+def _shared_bench_case(size):
+    """A codebook of 32 and codes of ``size``, 90 % pruned (-1)."""
+    gen = np.random.default_rng(0)
+    codes = np.where(gen.uniform(size=size) < 0.1, gen.integers(0, 32, size), -1)
+    return Case({"codebook": gen.standard_normal(32), "codes": codes})
+
+
 SHARED = register(Op(
     forward=shared_weights,
     vjp=shared_weights_vjp,
@@ -335,6 +343,8 @@ SHARED = register(Op(
                "centroid_gradient (a grouped sum).",
     section="9.2",
     references=REFERENCES,
+    bench_case=_shared_bench_case, bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))
 
 GRADIENT = register(Op(
@@ -359,4 +369,5 @@ GRADIENT = register(Op(
     references=REFERENCES,
     bench_case=_bench_gradient,
     bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("bincount"),
 ))

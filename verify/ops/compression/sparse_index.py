@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from refimpl.compression.sparse_index import relative_index_decode, relative_index_encode
 
 from ...checks import Err, mismatch, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng, sparse_mask
 
 REFERENCES = (
@@ -136,7 +136,15 @@ ENCODE = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))
+
+def _decode_bench_case(size):
+    """The reference's relative index (4 bits) of :func:`_bench_case`'s mask."""
+    mask = _bench_case(size).primals["mask"]
+    gaps, filler = _reference_encode(mask, bits=4)
+    return Case({"gaps": gaps, "filler": filler}, {"shape": mask.shape})
+
 
 DECODE = register(Op(
     forward=relative_index_decode,
@@ -153,4 +161,6 @@ DECODE = register(Op(
                "not fillers; positions are cumulative sums of gap + 1 (gap, with 'difference').",
     section="9.4",
     references=REFERENCES,
+    bench_case=_decode_bench_case, bench_sizes=((10**5,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))

@@ -33,7 +33,7 @@ from refimpl.embedding.t_sne import (
 )
 
 from ...checks import Err, mismatch, rel_error, run_outputs, run_vjp, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import clustered_points, rng
 
 REFERENCES = (
@@ -226,7 +226,8 @@ AFFINITIES = register(Op(
     references=REFERENCES,
     bench_case=lambda size: Case({"X": clustered_points(np.random.default_rng(0), size[0], 50, 5)},
                                  {"perplexity": 30.0}),
-    bench_sizes=((500,), (2000,)),
+    bench_sizes=((500,),),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -275,6 +276,11 @@ def _q_rigid_motion(impl, case, ctx):
     return rel_error(_q(impl, case, ctx, Y @ R + t), _q(impl, case, ctx, Y))
 
 
+def _embedding_bench_case(size):
+    """An embedding of ``size = (n, 2)``."""
+    return Case({"Y": np.random.default_rng(0).standard_normal(size)}, {"dof": 1.0})
+
+
 Q_OP = register(Op(
     forward=student_t_affinities,
     vjp=student_t_affinities_vjp,
@@ -293,6 +299,8 @@ Q_OP = register(Op(
                "(scikit-learn's kernel), zero diagonal.",
     section="7.1",
     references=REFERENCES,
+    bench_case=_embedding_bench_case, bench_sizes=((500, 2), (2000, 2)),
+    bench_anchor=Anchor("pdist"),
 ))
 
 
@@ -385,6 +393,7 @@ KL = register(Op(
     references=REFERENCES,
     bench_case=lambda size: _bench_kl_case(size[0]),
     bench_sizes=((500,), (2000,)),
+    bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -511,6 +520,14 @@ def _reflected_coordinates(impl, case, ctx):
     return Err(rel_error(moved, -base[:, ::-1]), "embedding")
 
 
+def _fit_bench_case(size):
+    """``size = (n,)``: five clusters in 50 dimensions, a small random start, 100 iterations."""
+    gen = np.random.default_rng(0)
+    return Case({"X": clustered_points(gen, size[0], 50, 5),
+                 "Y0": 1e-4 * gen.standard_normal((size[0], 2))},
+                {"perplexity": 30.0, "max_iter": 100, "exaggeration_iter": 50, "n_iter_check": 50})
+
+
 FIT = register(Op(
     forward=tsne,
     primals=(Primal("X"), Primal("Y0")),
@@ -542,4 +559,5 @@ FIT = register(Op(
                "max(N / alpha / 4, 50); n_iter counts the steps.",
     section="7.1",
     references=REFERENCES,
+    bench_case=_fit_bench_case, bench_sizes=((200,),), bench_anchor=Anchor("sklearn"),
 ))

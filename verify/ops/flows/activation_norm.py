@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from refimpl.flows import activation_norm as an
 
 from ...checks import Err, rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 from ._common import LOGDET, actnorm_reference, per_sample_points
 
@@ -95,21 +95,27 @@ def _normalises_its_batch(impl, case, ctx):
                   "variance": rel_error(np.var(z, axis=0, ddof=ddof), (std / (std + eps)) ** 2)})
 
 
-def _bench_case(size):
+def _bench_case(size, data="x"):
+    """``size = (n, c)``: ``n`` samples of ``c`` channels and the layer's parameters."""
     n, c = size
     gen = np.random.default_rng(0)
-    return Case({"x": gen.standard_normal((n, c)), "log_scale": gen.uniform(-1, 1, c),
+    return Case({data: gen.standard_normal((n, c)), "log_scale": gen.uniform(-1, 1, c),
                  "shift": gen.standard_normal(c)})
+
+
+def _init_bench_case(size):
+    return Case({"x": _bench_case(size).primals["x"]})
 
 
 def _record(forward, vjp, inverse_of=None):
     data = "z" if inverse_of else "x"
     inverse = inverse_of is not None
+    numpy_reference = functools.partial(actnorm_reference, np, inverse=inverse)
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data), Primal("log_scale"), Primal("shift")),
         outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
-        reference=functools.partial(actnorm_reference, np, inverse=inverse),
+        reference=numpy_reference,
         naive=functools.partial(actnorm_reference, anp, inverse=inverse),
         tolerance=TOL, data=data, inverse_of=inverse_of,
         slogdet_of=forward.__name__, jacobian_points=per_sample_points(data),
@@ -119,7 +125,8 @@ def _record(forward, vjp, inverse_of=None):
                     "ActNorm; Glow's bias b' is shift exp(-log_scale)); logdet = P sum log_scale, "
                     "P the positions per channel (H W)."),
         section="3.4", references=REFERENCES,
-        bench_case=None if inverse else _bench_case, bench_sizes=() if inverse else ((256, 1024),),
+        bench_case=functools.partial(_bench_case, data=data), bench_sizes=((256, 1024),),
+        bench_anchor=Anchor("definition"),
     ))
 
 
@@ -137,4 +144,6 @@ INIT = register(Op(
                "samples and positions, std with ddof (defaults nflows': ddof=1, eps=0; normflows "
                "eps=1e-6; Glow ddof=0, eps=1e-6).",
     section="3.4", references=REFERENCES,
+    bench_case=_init_bench_case, bench_sizes=((256, 1024),),
+    bench_anchor=Anchor("definition"),
 ))

@@ -11,6 +11,8 @@ logit ``beta^T f(x')`` is 0, and ``f(x') - f(x)`` is parallel to ``beta``.
 
 from __future__ import annotations
 
+import functools
+
 import autograd.numpy as anp
 import numpy as np
 from hypothesis import assume
@@ -19,9 +21,10 @@ from hypothesis import strategies as st
 from refimpl.flows import counterfactuals as cf
 
 from ...checks import Err, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import flows, rng
 from ._common import flow_reference, tree_autograd
+from .sequential import bench_flow
 
 REFERENCES = ("Course material: counterfactual explanations through invertible networks, "
               "f(x) = sigmoid(beta^T NN(x)) with NN invertible",)
@@ -53,6 +56,18 @@ def _remove_beta(np_, z, beta):
 def _counterfactual(np_, flow, beta, x):
     z, _ = flow_reference(np_, flow, x)
     return flow_reference(np_, flow, _remove_beta(np_, z, beta), inverse=True)[0]
+
+
+_NUMPY = functools.partial(_counterfactual, np)
+
+
+def _bench_case(size):
+    """``size = (n, d)``: :func:`~verify.ops.flows.sequential.bench_flow` on ``d`` features, a
+    Gaussian ``beta`` and ``n`` samples."""
+    n, d = size
+    gen = np.random.default_rng(0)
+    return Case({"flow": bench_flow(gen, d), "beta": gen.standard_normal(d),
+                 "x": gen.standard_normal((n, d))})
 
 
 def _representations(impl, case, ctx):
@@ -88,7 +103,7 @@ OP = register(Op(
     forward=cf.counterfactual, vjp=cf.counterfactual_vjp,
     primals=(Primal("flow", dtype="tree", differentiable=True), Primal("beta"), Primal("x")),
     cases=_cases,
-    reference=lambda flow, beta, x: _counterfactual(np, flow, beta, x),
+    reference=_NUMPY,
     naive=lambda flow, beta, x: _counterfactual(anp, flow, beta, x),
     properties=(
         Property("logit at the counterfactual is 0", _logit_is_zero,
@@ -99,6 +114,8 @@ OP = register(Op(
         tree_autograd("counterfactual", "flow"),
     ),
     tolerance=TOL, section="3.9", references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)),
+    bench_anchor=Anchor("definition"),
     convention="x' = f^{-1}(f(x) - (beta^T f(x) / ||beta||^2) beta) per sample for the classifier "
                "sigmoid(beta^T f(x)) with f an invertible flow; beta has the shape of one f(x)[n].",
 ))

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from refimpl.flows import SCALES, SPLITS, coupling
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import conditioner, coupling_masks, rng
 from ._common import LOGDET, coupling_reference, per_sample_points, tree_autograd
 
@@ -87,12 +87,14 @@ def _identity_part(name):
                     "out[:, ~mask] equals the input's (the conditioner's input is unchanged)")
 
 
-def _bench_case(size, affine=True):
+def _bench_case(size, affine=True, data="x"):
+    """``size = (n, d)``: ``n`` samples, the second half of the ``d`` features transformed by a
+    conditioner of width ``d``."""
     n, d = size
     gen = np.random.default_rng(0)
     mask = np.arange(d) >= d // 2
     m = int(mask.sum())
-    primals = {"x": gen.standard_normal((n, d)), "mask": mask,
+    primals = {data: gen.standard_normal((n, d)), "mask": mask,
                "conditioner": conditioner(gen, d - m, (2 if affine else 1) * m, d)}
     return Case(primals)
 
@@ -100,20 +102,21 @@ def _bench_case(size, affine=True):
 def _record(forward, vjp, affine, inverse_of=None):
     data = "z" if inverse_of else "x"
     reference = functools.partial(coupling_reference, affine=affine, inverse=inverse_of is not None)
+    numpy_reference = functools.partial(reference, np)
     return register(Op(
         forward=forward, vjp=vjp,
         primals=(Primal(data), Primal("mask", dtype="bool"),
                  Primal("conditioner", dtype="tree", differentiable=True)),
         outputs=(Output("x" if inverse_of else "z"), LOGDET),
         cases=functools.partial(_cases, affine, data),
-        reference=lambda *a, **p: reference(np, *a, **p),
+        reference=numpy_reference,
         naive=lambda *a, **p: reference(anp, *a, **p),
         properties=(_identity_part(forward.__name__), tree_autograd(forward.__name__, "conditioner")),
         tolerance=TOL, data=data, inverse_of=inverse_of,
         slogdet_of=forward.__name__, jacobian_points=per_sample_points(data),
         convention=CONVENTIONS[forward.__name__], section="3.2", references=REFERENCES,
-        bench_case=None if inverse_of else functools.partial(_bench_case, affine=affine),
-        bench_sizes=() if inverse_of else ((256, 64), (256, 1024)),
+        bench_case=functools.partial(_bench_case, affine=affine, data=data),
+        bench_sizes=((256, 64), (256, 1024)), bench_anchor=Anchor("definition"),
     ))
 
 

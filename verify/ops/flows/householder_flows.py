@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from refimpl.flows import householder_flows as hf
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import rng, rows_with_norms
 from ._common import LOGDET, householder_reference, per_sample_points
 
@@ -60,20 +60,22 @@ def _orthogonal(name):
                     "(per-sample V)")
 
 
-def _bench_case(size):
+def _bench_case(size, data="x"):
+    """``size = (n, d, k)``: ``n`` samples of ``d`` features, ``k`` shared reflectors."""
     n, d, k = size
     gen = np.random.default_rng(0)
-    return Case({"x": gen.standard_normal((n, d)), "V": gen.standard_normal((k, d))})
+    return Case({data: gen.standard_normal((n, d)), "V": gen.standard_normal((k, d))})
 
 
 def _record(forward, vjp, inverse_of=None):
     data = "z" if inverse_of else "x"
     inverse = inverse_of is not None
+    numpy_reference = functools.partial(householder_reference, np, inverse=inverse)
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data), Primal("V")),
         outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
-        reference=functools.partial(householder_reference, np, inverse=inverse),
+        reference=numpy_reference,
         naive=functools.partial(householder_reference, anp, inverse=inverse),
         properties=(_orthogonal(forward.__name__),),
         tolerance=TOL, data=data, inverse_of=inverse_of,
@@ -84,8 +86,8 @@ def _record(forward, vjp, inverse_of=None):
                     "with v_k row k of V (K, d), or of V[n] (n, K, d) per sample; U = "
                     "householder_product's; logdet = 0."),
         section="3.6", references=REFERENCES,
-        bench_case=None if inverse else _bench_case,
-        bench_sizes=() if inverse else ((256, 256, 16), (256, 1024, 16)),
+        bench_case=functools.partial(_bench_case, data=data),
+        bench_sizes=((256, 256, 16), (256, 1024, 16)), bench_anchor=Anchor("definition"),
     ))
 
 

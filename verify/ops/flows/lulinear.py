@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from refimpl.flows import glow_lu_weight, lulinear
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 from ._common import LOGDET, lu_reference, lu_weight, per_sample_points
 
@@ -75,10 +75,11 @@ def _condition(case):
     return float(np.linalg.cond(lu_weight(np, p["lower"], p["upper"], p["unconstrained_diag"])))
 
 
-def _bench_case(size):
+def _bench_case(size, data="x"):
+    """``size = (n, d)``: ``n`` samples and a well-conditioned LU weight (off-diagonals 0.1 N(0, 1))."""
     n, d = size
     gen = np.random.default_rng(0)
-    return Case({"x": gen.standard_normal((n, d)), "lower": 0.1 * gen.standard_normal((d, d)),
+    return Case({data: gen.standard_normal((n, d)), "lower": 0.1 * gen.standard_normal((d, d)),
                  "upper": 0.1 * gen.standard_normal((d, d)), "unconstrained_diag": gen.uniform(-1, 1, d),
                  "bias": gen.standard_normal(d)})
 
@@ -93,13 +94,14 @@ def _reference(np_, inverse):
 def _record(forward, vjp, properties=(), inverse_of=None):
     data = "z" if inverse_of else "x"
     inverse = inverse_of is not None
+    numpy_reference = _reference(np, inverse)
     return register(Op(
         forward=forward, vjp=vjp,
         primals=(Primal(data), Primal("lower"), Primal("upper"), Primal("unconstrained_diag"),
                  Primal("bias", optional=True)),
         outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
-        reference=_reference(np, inverse), naive=_reference(anp, inverse),
+        reference=numpy_reference, naive=_reference(anp, inverse),
         properties=tuple(properties), tolerance=TOL, data=data, inverse_of=inverse_of,
         condition=_condition if inverse else None,
         slogdet_of=forward.__name__, jacobian_points=per_sample_points(data),
@@ -109,7 +111,8 @@ def _record(forward, vjp, properties=(), inverse_of=None):
                     "diag(s)), s = softplus(unconstrained_diag) + eps, eps = 1e-3 (nflows' "
                     "LULinear); logdet = sum log s per sample."),
         section="3.5", references=REFERENCES,
-        bench_case=None if inverse else _bench_case, bench_sizes=() if inverse else ((256, 256),),
+        bench_case=functools.partial(_bench_case, data=data), bench_sizes=((256, 256),),
+        bench_anchor=Anchor("definition"),
     ))
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from refimpl.flows import permutations
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import rng
 from ._common import LOGDET, per_sample_points, permutation_reference
 
@@ -52,20 +52,22 @@ def _dense_permutation(name):
                     "out = P x per sample with P = I[perm] (P^T for the inverse), by einsum")
 
 
-def _bench_case(size):
+def _bench_case(size, data="x"):
+    """``size = (n, d)``: ``n`` samples, a random permutation of the ``d`` features."""
     n, d = size
     gen = np.random.default_rng(0)
-    return Case({"x": gen.standard_normal((n, d))}, {"perm": tuple(gen.permutation(d).tolist())})
+    return Case({data: gen.standard_normal((n, d))}, {"perm": tuple(gen.permutation(d).tolist())})
 
 
 def _record(forward, vjp, inverse_of=None):
     data = "z" if inverse_of else "x"
     inverse = inverse_of is not None
+    numpy_reference = functools.partial(permutation_reference, np, inverse=inverse)
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal(data),),
         outputs=(Output("x" if inverse else "z"), LOGDET),
         cases=functools.partial(_cases, data),
-        reference=lambda x, perm: permutation_reference(np, x, perm, inverse),
+        reference=numpy_reference,
         naive=lambda x, perm: permutation_reference(anp, x, perm, inverse),
         properties=(_dense_permutation(forward.__name__),),
         tolerance=TOL, data=data, inverse_of=inverse_of,
@@ -74,7 +76,8 @@ def _record(forward, vjp, inverse_of=None):
                     else "z[:, i] = x[:, perm[i]] along axis 1 of x (n, d, ...) (torch.index_select, "
                          "nflows' Permutation); logdet = 0; Reverse is perm = (d-1, ..., 0)."),
         section="3.3", references=REFERENCES,
-        bench_case=None if inverse else _bench_case, bench_sizes=() if inverse else ((256, 1024),),
+        bench_case=functools.partial(_bench_case, data=data), bench_sizes=((256, 1024),),
+        bench_anchor=Anchor("definition"),
     ))
 
 

@@ -32,7 +32,7 @@ from refimpl import flows as fl
 from refimpl.flows import sequential as sq
 
 from ...checks import rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import conditioner, flows
 from ._common import LOGDET, flow_reference, gaussian_logpdf, per_sample_points, tree_autograd
 
@@ -141,10 +141,20 @@ def bench_flow(gen, d):
                                 gen.uniform(-1, 1, d), gen.standard_normal(d))])
 
 
-def _bench_case(size):
+def _bench_case(size, data="x"):
+    """``size = (n, d)``: :func:`bench_flow` on ``d`` features and ``n`` samples."""
     n, d = size
     gen = np.random.default_rng(0)
-    return Case({"flow": bench_flow(gen, d), "x": gen.standard_normal((n, d))})
+    return Case({"flow": bench_flow(gen, d), data: gen.standard_normal((n, d))})
+
+
+BENCH_SIZES = ((256, 64), (256, 1024))
+
+
+def _bench(data="x"):
+    """The bench fields of a record: :func:`bench_flow` cases, the definition as the anchor."""
+    return {"bench_case": functools.partial(_bench_case, data=data), "bench_sizes": BENCH_SIZES,
+            "bench_anchor": Anchor("definition")}
 
 
 def _record(forward, vjp, reference, naive, outputs, data="x", properties=(), **fields):
@@ -156,8 +166,11 @@ def _record(forward, vjp, reference, naive, outputs, data="x", properties=(), **
     ))
 
 
+_NUMPY_FORWARD = functools.partial(flow_reference, np)
+_NUMPY_INVERSE = functools.partial(flow_reference, np, inverse=True)
+
 FORWARD = _record(
-    sq.flow_forward, sq.flow_forward_vjp, lambda flow, x: flow_reference(np, flow, x),
+    sq.flow_forward, sq.flow_forward_vjp, _NUMPY_FORWARD,
     lambda flow, x: flow_reference(anp, flow, x), (Output("z"), LOGDET),
     properties=[Property("log-dets add under composition", _logdets_add,
                          "z and logdet of a Sequential equal its layers' run one at a time, "
@@ -167,10 +180,11 @@ FORWARD = _record(
     convention="Any flow layer or Sequential (layers[0] first) on x (n, ...): z = f(x), logdet = "
                "sum of the layers' log|det dz_n/dx_n| (the normalizing direction, nflows' "
                "transform; normflows' and TFP's forward is the inverse).",
+    **_bench(),
 )
 INVERSE = _record(
     sq.flow_inverse, sq.flow_inverse_vjp,
-    lambda flow, z: flow_reference(np, flow, z, inverse=True),
+    _NUMPY_INVERSE,
     lambda flow, z: flow_reference(anp, flow, z, inverse=True), (Output("x"), LOGDET),
     properties=[Property("minus the forward's log-det at the image", _minus_forward_logdet,
                          "flow_inverse(f(y)).logdet = -log|det J_f(y)| (f(y) from the definition)")],
@@ -178,6 +192,7 @@ INVERSE = _record(
     jacobian_points=per_sample_points("z"),
     convention="x = f^{-1}(z) (the layers' inverses, last layer first), logdet = log|det dx_n/dz_n| "
                "= -flow_forward's logdet at x.",
+    **_bench(data="z"),
 )
 LOG_PROB = _record(
     sq.log_prob, sq.log_prob_vjp, _reference_log_prob, _naive_log_prob, (Output("out", scale=1.0),),
@@ -187,7 +202,7 @@ LOG_PROB = _record(
     convention="log p(x_n) = log N(f(x_n); 0, I) + log|det J_f(x_n)| (standard normal base on the "
                "normalizing direction), shape (n,); the VJP takes g (n,) (g = 1: the gradient of "
                "sum log p).",
-    bench_case=_bench_case, bench_sizes=((256, 64), (256, 1024)),
+    **_bench(),
 )
 SAMPLE = _record(
     sq.sample, sq.sample_vjp, _reference_sample, _naive_sample,
@@ -197,4 +212,5 @@ SAMPLE = _record(
                          "(on NumPy)")],
     convention="x = f^{-1}(z) for base draws z (an input), with log p(x_n) = log N(z_n; 0, I) - "
                "log|det dx_n/dz_n|; FlowSample(x, log_prob).",
+    **_bench(data="z"),
 )

@@ -28,7 +28,7 @@ from refimpl.flows import ENTROPIES, vae
 from refimpl.vi.advi import PARAMETRIZATIONS
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng, rows_with_norms
 from ..vi.advi import GaussianTarget, gaussian_target, target_of
 from ._common import householder_matrices
@@ -159,5 +159,5 @@ OP = register(Op(
                "(householder_flow, V (K, D)); bound = mean_s [log_lik(z_K) + log N(z_K; 0, I) - "
                "log q_0(z_0)] (entropy='sample'; 'exact': the entropy of q_0 in place of "
                "-mean log q_0); the decoder by keyword: log_lik(z) (S,), grad_log_lik(z) (S, D).",
-    bench_case=_bench_case, bench_sizes=((64, 256),),
+    bench_case=_bench_case, bench_sizes=((64, 256),), bench_anchor=Anchor("definition"),
 ))

@@ -35,7 +35,7 @@ from refimpl.nn.attention import (
 )
 
 from ...checks import CheckError, call_vjp, rel_error, run_outputs, worst
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
 
@@ -234,13 +234,22 @@ def _boolean_mask_vjp(impl, case, ctx):
     return worst(errors)
 
 
+def _sdpa_numpy(q, k, v, attn_mask=None, **params):
+    return attention_reference(np, q, k, v, attn_mask, **params)
+
+
+def _bench_case(size):
+    """``size = (n, L, E)``: queries, keys and values ``(n, L, E)``, no mask."""
+    gen = np.random.default_rng(0)
+    return Case({name: gen.standard_normal(size) for name in ("q", "k", "v")})
+
+
 SDPA = register(Op(
     forward=scaled_dot_product_attention,
     vjp=scaled_dot_product_attention_vjp,
     primals=(Primal("q"), Primal("k"), Primal("v"), Primal("attn_mask", optional=True)),
     cases=_sdpa_cases,
-    reference=lambda q, k, v, attn_mask=None, **params: attention_reference(
-        np, q, k, v, attn_mask, **params),
+    reference=_sdpa_numpy,
     naive=lambda q, k, v, attn_mask=None, **params: attention_reference(
         anp, q, k, v, attn_mask, **params),
     properties=(
@@ -273,6 +282,8 @@ SDPA = register(Op(
                "default, batch and head axes broadcast, a row without allowed keys gives 0.",
     section="4.9",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=((8, 128, 64), (8, 512, 64)),
+    bench_anchor=Anchor("definition"),
 ))
 
 
@@ -415,6 +426,22 @@ def _mha_naive(*args, **kwargs):
     return mha_reference(anp, *args, **kwargs)
 
 
+def _mha_numpy(*args, **kwargs):
+    return mha_reference(np, *args, **kwargs)
+
+
+def _mha_bench_case(size):
+    """``size = (n, L, E, heads)``: self-attention of ``n`` sequences of ``L`` tokens."""
+    n, L, E, heads = size
+    gen = np.random.default_rng(0)
+    x = gen.standard_normal((n, L, E))
+    return Case({"query": x, "key": x, "value": x,
+                 "in_proj_weight": gen.standard_normal((3 * E, E)) / math.sqrt(E),
+                 "in_proj_bias": gen.standard_normal(3 * E),
+                 "out_proj_weight": gen.standard_normal((E, E)) / math.sqrt(E),
+                 "out_proj_bias": gen.standard_normal(E)}, {"num_heads": heads})
+
+
 MHA = register(Op(
     forward=multi_head_attention,
     vjp=multi_head_attention_vjp,
@@ -424,7 +451,7 @@ MHA = register(Op(
              Primal("attn_mask", dtype="bool", optional=True)),
     outputs=(Output("attn_output"), Output("attn_output_weights")),
     cases=_mha_cases,
-    reference=lambda *args, **kwargs: mha_reference(np, *args, **kwargs),
+    reference=_mha_numpy,
     naive=_mha_naive,
     properties=(
         Property("one head with identity projections equals plain attention", _one_head_identity,
@@ -451,6 +478,8 @@ MHA = register(Op(
                "NaN).",
     section="4.9",
     references=REFERENCES,
+    bench_case=_mha_bench_case, bench_sizes=((8, 64, 64, 4), (8, 256, 256, 8)),
+    bench_anchor=Anchor("definition"),
 ))
 
 
@@ -461,6 +490,17 @@ def memory_reference(np_, u, q):
     """``sum_i alpha_i u_i`` with ``alpha = exp(<u_i, q>) / sum_j exp(<u_j, q>)``."""
     alpha = softmax_definition(np_, np_.sum(u * q[..., None, :], axis=-1))
     return np_.sum(alpha[..., None] * u, axis=-2)
+
+
+def _memory_numpy(u, q):
+    return memory_reference(np, u, q)
+
+
+def _memory_bench_case(size):
+    """``size = (b, n, d)``: ``b`` queries, each reading its own memory of ``n`` rows."""
+    b, n, d = size
+    gen = np.random.default_rng(0)
+    return Case({"u": gen.standard_normal((b, n, d)), "q": gen.standard_normal((b, d))})
 
 
 @st.composite
@@ -493,7 +533,7 @@ MEMORY = register(Op(
     vjp=memory_readout_vjp,
     primals=(Primal("u"), Primal("q")),
     cases=_memory_cases,
-    reference=lambda u, q: memory_reference(np, u, q),
+    reference=_memory_numpy,
     naive=lambda u, q: memory_reference(anp, u, q),
     properties=(
         Property("equals attention with keys = values = u", _as_sdpa,
@@ -508,4 +548,6 @@ MEMORY = register(Op(
     section="4.9",
     references=("Sukhbaatar et al. 2015, End-to-end memory networks (NeurIPS, "
                 "arXiv:1503.08895)",),
+    bench_case=_memory_bench_case, bench_sizes=((64, 256, 64), (64, 2048, 64)),
+    bench_anchor=Anchor("definition"),
 ))

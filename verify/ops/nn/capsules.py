@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from refimpl.nn.capsules import dynamic_routing, dynamic_routing_vjp, squash, squash_vjp
 
 from ...checks import rel_error, run_outputs, run_vjp, worst
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
 
@@ -82,12 +82,27 @@ def _at_zero(impl, case, ctx):
                   "cotangent at zero": rel_error(np.where(zero, ds, 0.0), 0 * ds, scale=1.0)})
 
 
+def _squash_numpy(s):
+    return squash_reference(np, s)
+
+
+def _routing_numpy(u_hat, n_iter=3):
+    return routing_reference(np, u_hat, n_iter)
+
+
+def _bench_case(shape):
+    """A Gaussian array of ``shape``: capsules ``(n, d)`` to squash, or predictions
+    ``(batch, n_in, n_out, d)`` to route (CapsNet's primary to digit capsules: 1152, 10, 16)."""
+    name = "s" if len(shape) == 2 else "u_hat"
+    return Case({name: np.random.default_rng(0).standard_normal(shape)})
+
+
 SQUASH = register(Op(
     forward=squash,
     vjp=squash_vjp,
     primals=(Primal("s"),),
     cases=_squash_cases,
-    reference=lambda s: squash_reference(np, s),
+    reference=_squash_numpy,
     naive=lambda s: squash_reference(anp, s),
     properties=(
         Property("no overflow at the float maximum", _huge,
@@ -102,6 +117,8 @@ SQUASH = register(Op(
                "zero Jacobian; finite for every finite s.",
     section="4.10",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=((4096, 16), (65536, 16)),
+    bench_anchor=Anchor("definition"),
 ))
 
 
@@ -138,7 +155,7 @@ ROUTING = register(Op(
     vjp=dynamic_routing_vjp,
     primals=(Primal("u_hat"),),
     cases=_routing_cases,
-    reference=lambda u_hat, n_iter=3: routing_reference(np, u_hat, n_iter),
+    reference=_routing_numpy,
     naive=lambda u_hat, n_iter=3: routing_reference(anp, u_hat, n_iter),
     properties=(
         Property("one iteration is the squash of the uniform average", _one_iteration,
@@ -154,4 +171,6 @@ ROUTING = register(Op(
                "iteration (the couplings are not detached).",
     section="4.10",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=((4, 1152, 10, 16), (32, 1152, 10, 16)),
+    bench_anchor=Anchor("definition"),
 ))

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from refimpl.nn.categorical import log_softmax, log_softmax_vjp, softmax, softmax_vjp
 
 from ...checks import mismatch, rel_error, run_outputs, worst
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
+from .activation import BENCH_SIZES, bench_case
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
 REFERENCES = ("PyTorch documentation, torch.softmax and torch.log_softmax",)
@@ -100,9 +101,13 @@ def _near_max_property(check, what):
 
 
 def _record(forward, vjp, reference, naive, properties, convention):
+    """The benchmark's anchor is ``reference``, SciPy's function, along the last axis."""
     return register(Op(forward=forward, vjp=vjp, primals=(Primal("x"),), cases=_cases,
                        reference=reference, naive=naive, properties=properties, tolerance=TOL,
-                       convention=convention, section="4.8", references=REFERENCES))
+                       convention=convention, section="4.8", references=REFERENCES,
+                       bench_case=bench_case, bench_sizes=BENCH_SIZES,
+                       bench_anchor=Anchor(f"scipy_{forward.__name__}",
+                                           lambda case: lambda: reference(case.primals["x"]))))
 
 
 SOFTMAX = _record(

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from refimpl.nn.convolution import conv2d, conv2d_vjp
 
-from ...registry import Case, Op, Primal, register
+from ... import anchors
+from ...registry import Anchor, Case, Op, Primal, register
 from ...strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
@@ -86,6 +87,20 @@ def _cases(draw):
     return Case(primals, {"stride": stride, "padding": padding})
 
 
+def _bench_case(size):
+    """``size = (n, c, side, o)``: 3x3 kernels, stride 1, padding 1 (the output keeps the side)."""
+    n, c, side, o = size
+    gen = np.random.default_rng(0)
+    return Case({"x": gen.standard_normal((n, c, side, side)),
+                 "weight": gen.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c),
+                 "bias": gen.standard_normal(o)}, {"stride": 1, "padding": 1})
+
+
+def _im2col(case):
+    p = case.primals
+    return anchors.im2col_conv2d(p["x"], p["weight"], **case.params)
+
+
 OP = register(Op(
     forward=conv2d,
     vjp=conv2d_vjp,
@@ -101,4 +116,7 @@ OP = register(Op(
                "pairs; y has Ho = (H + 2 p_h - kh) // s_h + 1 rows.",
     section="4.2",
     references=REFERENCES,
+    bench_case=_bench_case,
+    bench_sizes=((8, 8, 16, 16), (16, 16, 32, 32)),
+    bench_anchor=Anchor("im2col_gemm", _im2col),
 ))

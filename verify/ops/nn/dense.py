@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from refimpl.nn.dense import linear, linear_vjp
 
-from ...registry import Case, Op, Primal, register
+from ... import anchors
+from ...registry import Anchor, Case, Op, Primal, register
 from ...strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
@@ -36,6 +37,14 @@ def _cases(draw):
     return Case(primals)
 
 
+def _bench_case(size):
+    """``size = (n, in, out)``: a batch of ``n`` inputs, a weight and a bias."""
+    n, i, o = size
+    gen = np.random.default_rng(0)
+    return Case({"x": gen.standard_normal((n, i)), "weight": gen.standard_normal((o, i)),
+                 "bias": gen.standard_normal(o)})
+
+
 OP = register(Op(
     forward=linear,
     vjp=linear_vjp,
@@ -49,4 +58,8 @@ OP = register(Op(
                "over them.",
     section="4.1",
     references=REFERENCES,
+    bench_case=_bench_case,
+    bench_sizes=((64, 256, 256), (256, 1024, 1024)),
+    bench_anchor=Anchor("gemm", lambda case: anchors.gemm(case.primals["x"].shape,
+                                                          case.primals["weight"].T.shape)),
 ))

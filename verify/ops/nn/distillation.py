@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from refimpl.nn.distillation import distillation_loss, distillation_loss_vjp
 
 from ...checks import rel_error, run_outputs, run_vjp, worst
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
 
@@ -96,13 +96,26 @@ def _high_temperature(impl, case, ctx):
     return rel_error(d_student, (z_s - z_t) / z_s.size)
 
 
+def _numpy(s, t, labels=None, **params):
+    return distillation_reference(np, s, t, labels, **params)
+
+
+def _bench_case(size):
+    """``size = (n, c)``: student and teacher logits ``N(0, 2^2)`` and labels."""
+    gen = np.random.default_rng(0)
+    return Case({"student_logits": 2.0 * gen.standard_normal(size),
+                 "teacher_logits": 2.0 * gen.standard_normal(size),
+                 "labels": gen.integers(0, size[1], size[0])},
+                {"temperature": 4.0, "alpha": 0.5})
+
+
 OP = register(Op(
     forward=distillation_loss,
     vjp=distillation_loss_vjp,
     primals=(Primal("student_logits"), Primal("teacher_logits"),
              Primal("labels", dtype="int64", optional=True)),
     cases=_cases,
-    reference=lambda s, t, labels=None, **params: distillation_reference(np, s, t, labels, **params),
+    reference=_numpy,
     naive=lambda s, t, labels=None, **params: distillation_reference(anp, s, t, labels, **params),
     properties=(
         Property("soft term vanishes at equal logits", _equal_logits,
@@ -121,4 +134,6 @@ OP = register(Op(
                "without labels; the teacher's cotangent is the mathematical one (not detached).",
     section="4.11",
     references=REFERENCES,
+    bench_case=_bench_case, bench_sizes=((256, 10), (4096, 1000)),
+    bench_anchor=Anchor("definition"),
 ))

@@ -14,6 +14,8 @@ reference network with the BatchNorms.
 
 from __future__ import annotations
 
+import functools
+
 import autograd.numpy as anp
 import numpy as np
 
@@ -33,7 +35,7 @@ from refimpl.nn import (
 from refimpl.nn.network import sequential, sequential_vjp
 
 from ...checks import rel_error, run_outputs
-from ...registry import Case, Op, Primal, Property, register
+from ...registry import Anchor, Case, Op, Primal, Property, register
 from ...strategies import networks
 from .convolution import conv2d_reference
 from .dense import linear_reference
@@ -96,12 +98,28 @@ def _merge_cases():
     return networks(batchnorm=True).map(_case)
 
 
+def _bench_case(size):
+    """``size = (n, d)``: ``n`` inputs through Linear(d, d), ReLU, Linear(d, d), Tanh,
+    Linear(d, 10)."""
+    n, d = size
+    gen = np.random.default_rng(0)
+
+    def linear(fan_in, fan_out):
+        return Linear(gen.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in),
+                      gen.standard_normal(fan_out))
+
+    layers = [linear(d, d), ReLU(), linear(d, d), Tanh(), linear(d, 10)]
+    return Case({"layers": layers, "x": gen.standard_normal((n, d))})
+
+
+_NUMPY = functools.partial(network_reference, np)
+
 OP = register(Op(
     forward=sequential,
     vjp=sequential_vjp,
     primals=(Primal("layers", dtype="tree", differentiable=True), Primal("x")),
     cases=_cases,
-    reference=lambda layers, x: network_reference(np, layers, x),
+    reference=_NUMPY,
     naive=lambda layers, x: network_reference(anp, layers, x),
     properties=(Property(
         "merge_batchnorm preserves outputs", _merge_preserves_outputs,
@@ -118,4 +136,6 @@ OP = register(Op(
                "fields' cotangents in field order (refimpl: layers of the same type).",
     section="4.7",
     references=("PyTorch documentation, torch.nn.Sequential",),
+    bench_case=_bench_case, bench_sizes=((64, 256), (256, 1024)),
+    bench_anchor=Anchor("definition"),
 ))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from refimpl.nn.normalization import batch_norm, batch_norm_vjp
 
-from ...registry import Case, Op, Primal, register
+from ...registry import Anchor, Case, Op, Primal, register
 from ...strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
@@ -51,6 +51,15 @@ def _cases(draw):
     return Case(primals, {"eps": draw(st.sampled_from([1e-5, 1e-3, 0.1]))})
 
 
+def _bench_case(size):
+    """``size = (n, c, side)``: a batch of ``n`` images of ``c`` channels, ``side x side``."""
+    n, c, side = size
+    gen = np.random.default_rng(0)
+    return Case({"x": gen.standard_normal((n, c, side, side)), "weight": gen.uniform(0.5, 2.0, c),
+                 "bias": gen.standard_normal(c), "running_mean": gen.standard_normal(c),
+                 "running_var": gen.uniform(0.5, 2.0, c)})
+
+
 OP = register(Op(
     forward=batch_norm,
     vjp=batch_norm_vjp,
@@ -64,4 +73,8 @@ OP = register(Op(
                "default; every primal, running statistics included, gets a cotangent.",
     section="4.5",
     references=REFERENCES,
+    bench_case=_bench_case,
+    bench_sizes=((32, 16, 16), (32, 64, 32)),
+    # The definition broadcast over the channels: what a NumPy user writes.
+    bench_anchor=Anchor("numpy", lambda case: lambda: batch_norm_reference(np, **case.primals)),
 ))

@@ -11,6 +11,7 @@ up to two more than the input size (bins then overlap).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import autograd.numpy as anp
@@ -26,7 +27,8 @@ from refimpl.nn.pooling import (
     max_pool2d_vjp,
 )
 
-from ...registry import Case, Op, Primal, register
+from ... import anchors
+from ...registry import Anchor, Case, Op, Primal, register
 from ...strategies import rng
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
@@ -111,23 +113,49 @@ def _adaptive_cases(draw):
     return Case({"x": x}, {"output_size": draw(st.sampled_from([size, size[0]]))})
 
 
-def _record(forward, vjp, cases, reference, convention, **relations):
+BENCH_SIZES = ((16, 16, 32), (32, 32, 64))  # (n, c, side): a batch of n images, c channels
+BENCH_KERNEL = 2  # 2x2 windows, stride 2 (the adaptive pooling: side / 4 bins of 4)
+
+
+def _bench_case(size, adaptive=False):
+    n, c, side = size
+    x = np.random.default_rng(0).standard_normal((n, c, side, side))
+    if adaptive:
+        return Case({"x": x}, {"output_size": side // 4})
+    return Case({"x": x}, {"kernel_size": BENCH_KERNEL, "stride": BENCH_KERNEL})
+
+
+def _windows_anchor(name, reduce):
+    """``window_<name>``: NumPy's ``reduce`` over strided window views (bins of 4 for the adaptive case, which
+    divides the side exactly: the same windows)."""
+    def build(case):
+        x = case.primals["x"]
+        k = x.shape[-1] // case.params["output_size"] if "output_size" in case.params \
+            else case.params["kernel_size"]
+        return anchors.pooling(x, k, k, reduce)
+
+    return Anchor(f"window_{name}", build)
+
+
+def _record(forward, vjp, cases, reference, convention, anchor, **relations):
     return register(Op(
         forward=forward, vjp=vjp, primals=(Primal("x"),), cases=cases,
         reference=lambda x, **params: reference(np, x, **params),
         naive=lambda x, **params: reference(anp, x, **params),
-        tolerance=TOL, convention=convention, section="4.3", references=REFERENCES, **relations,
+        tolerance=TOL, convention=convention, section="4.3", references=REFERENCES,
+        bench_case=functools.partial(_bench_case, adaptive=cases is _adaptive_cases),
+        bench_sizes=BENCH_SIZES, bench_anchor=_windows_anchor(*anchor), **relations,
     ))
 
 
 _WINDOWS = ("x (N, C, H, W), kernel_size and stride ints or pairs, stride defaulting to the "
             "kernel, no padding")
 _record(avg_pool2d, avg_pool2d_vjp, _window_cases, avg_pool_reference,
-        f"Mean over kh x kw windows: {_WINDOWS}.", linear_in=("x",))
+        f"Mean over kh x kw windows: {_WINDOWS}.", ("mean", np.mean), linear_in=("x",))
 _record(max_pool2d, max_pool2d_vjp, _window_cases, max_pool_reference,
         f"Maximum over kh x kw windows: {_WINDOWS}; the cotangent goes to the first maximum of "
-        "each window in row-major order (PyTorch).")
+        "each window in row-major order (PyTorch).", ("max", np.max))
 _record(adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, _adaptive_cases, adaptive_reference,
         "Mean over PyTorch's adaptive bins [floor(i H / Ho), ceil((i + 1) H / Ho)) (and the same "
         "in W); output_size an int or a pair, larger than the input allowed (bins overlap).",
-        linear_in=("x",))
+        ("mean", np.mean), linear_in=("x",))

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from refimpl.nn.reshape import flatten, flatten_vjp
 
-from ...registry import Case, Op, Primal, register
+from ...registry import Anchor, Case, Op, Primal, register
 from ...strategies import rng
+from .activation import bench_case
 
 
 @st.composite
@@ -36,4 +37,9 @@ OP = register(Op(
                "(PyTorch nn.Flatten()); the cotangent is reshaped back.",
     section="4.6",
     references=("PyTorch documentation, torch.nn.Flatten",),
+    # A view either way: the ratio is the op's fixed cost (checks, namespace) over NumPy's.
+    bench_case=bench_case,
+    bench_sizes=((32, 16, 16, 16),),
+    bench_anchor=Anchor("reshape", lambda case: lambda: np.reshape(
+        case.primals["x"], (case.primals["x"].shape[0], -1))),
 ))

@@ -31,7 +31,7 @@ from refimpl.backend import get_namespace
 from refimpl.vi.advi import PARAMETRIZATIONS, advi_elbo, advi_elbo_grad, advi_elbo_vjp, advi_fit
 
 from ...checks import Err, rel_error, run_outputs, run_vjp
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 CONVENTION = (
@@ -357,6 +357,7 @@ ELBO = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 10), (1024, 100)),
+    bench_anchor=Anchor("definition"),
 ))
 
 GRAD = register(Op(
@@ -385,6 +386,7 @@ GRAD = register(Op(
     references=REFERENCES,
     bench_case=_bench_case,
     bench_sizes=((256, 10), (1024, 100)),
+    bench_anchor=Anchor("autograd"),
 ))
 
 
@@ -420,6 +422,12 @@ def _fresh_noise_of_equal_draws(impl, case, ctx):
     return max(Err(rel_error(tiled[k], once[k]), k) for k in once)
 
 
+def _fit_bench_case(size):
+    """:func:`_bench_case` and 20 steps of 0.05."""
+    case = _bench_case(size)
+    return Case(case.primals, {**case.params, "step_size": 0.05, "n_steps": 20})
+
+
 FIT = register(Op(
     forward=advi_fit,
     primals=(Primal("mu"), Primal("omega"), Primal("eps")),
@@ -444,4 +452,5 @@ FIT = register(Op(
                "default T); elbo holds the estimate before each step.",
     section="6.3",
     references=REFERENCES,
+    bench_case=_fit_bench_case, bench_sizes=((64, 10),), bench_anchor=Anchor("autograd"),
 ))

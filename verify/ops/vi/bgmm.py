@@ -49,7 +49,7 @@ from refimpl.vi.bgmm import (
 )
 
 from ...checks import Err, mismatch, rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, get_op, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, get_op, register
 from ...strategies import rng
 
 CONVENTION = (
@@ -414,6 +414,29 @@ def _stops_with_sklearn(impl, case, ctx):
                    mismatch(got["converged"], model.converged_)), "n_iter, converged")
 
 
+def _fit_bench_case(size):
+    """``size = (n, d, K)``: three clusters, ``K`` components from random responsibilities,
+    full covariances, 20 iterations."""
+    n, d, K = size
+    gen = np.random.default_rng(0)
+    resp = gen.uniform(0.05, 1.0, size=(n, K))
+    return Case({"X": _mixture(gen, n, d), "resp_init": resp / resp.sum(axis=1, keepdims=True)},
+                {"covariance_type": "full", "tol": 0.0, "max_iter": 20})
+
+
+def _fitted_bench_case(size):
+    """refimpl's fit of :func:`_fit_bench_case` (the input, set up outside the timing), its data
+    and its responsibilities."""
+    case = _fit_bench_case(size)
+    result = bgmm_cavi(*case.primals.values(), **case.params)
+    return Case({"result": result, "X": case.primals["X"]})
+
+
+def _elbo_bench_case(size):
+    case = _fitted_bench_case(size)
+    return Case({**case.primals, "resp": case.primals["result"].resp})
+
+
 CAVI = register(Op(
     forward=bgmm_cavi,
     primals=(Primal("X"), Primal("resp_init", differentiable=False),
@@ -453,6 +476,7 @@ CAVI = register(Op(
     convention=CONVENTION,
     section="6.2",
     references=REFERENCES,
+    bench_case=_fit_bench_case, bench_sizes=((500, 5, 4),), bench_anchor=Anchor("sklearn"),
 ))
 
 
@@ -500,6 +524,9 @@ def _maximal_at_the_final_e_step(impl, case, ctx):
     return Err(max(0.0, max(gains)) / abs(top), "gain off the E-step")
 
 
+
+
+
 ELBO = register(Op(
     forward=bgmm_elbo,
     primals=(Primal("result", dtype="tree"), Primal("X"), Primal("resp", differentiable=False)),
@@ -517,6 +544,7 @@ ELBO = register(Op(
                "q(pi, mu, Lambda) and prior of result (its public fields).",
     section="6.2",
     references=REFERENCES,
+    bench_case=_elbo_bench_case, bench_sizes=((500, 5, 4),), bench_anchor=Anchor("definition"),
 ))
 
 
@@ -531,6 +559,9 @@ def _fit_data_gives_the_final_e_step(impl, case, ctx):
     n = result.resp.shape[0]
     resp = run_outputs(PROBA, impl, Case({"result": result, "X": case.primals["X"][:n]}), ctx)["out"]
     return Err(rel_error(resp, ctx.rounded(result.resp)), "out")
+
+
+
 
 
 PROBA = register(Op(
@@ -550,11 +581,16 @@ PROBA = register(Op(
                "- D/(2 beta_k) - nu_k/2 (x_n - m_k)^T W_k (x_n - m_k)), W_k = precisions_k / nu_k.",
     section="6.2",
     references=REFERENCES,
+    bench_case=_fitted_bench_case, bench_sizes=((500, 5, 4),),
+    bench_anchor=Anchor("definition"),
 ))
 
 
 def _reference_labels(result, X):
     return np.argmax(expected_log_joint(fitted_q(result), X), axis=1)
+
+
+
 
 
 register(Op(
@@ -572,4 +608,6 @@ register(Op(
                "cases keep rows whose best log-probability leads by at least 0.05.",
     section="6.2",
     references=REFERENCES,
+    bench_case=_fitted_bench_case, bench_sizes=((500, 5, 4),),
+    bench_anchor=Anchor("definition"),
 ))

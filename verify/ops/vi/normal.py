@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from refimpl.vi.normal import normal_cavi, normal_elbo
 
 from ...checks import Err, rel_error, run_outputs
-from ...registry import Case, Op, Output, Primal, Property, register
+from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 
 CONVENTION_CAVI = (
@@ -185,6 +185,10 @@ def _below_the_log_evidence(impl, case, ctx):
     return Err(max(0.0, float(trace[-1]) - evidence) / abs(evidence), "elbo[-1]")
 
 
+def _bench_data(size):
+    return Case({"x": 2.0 + 1.5 * np.random.default_rng(0).standard_normal(size)})
+
+
 CAVI = register(Op(
     forward=normal_cavi,
     primals=(Primal("x"),),
@@ -211,6 +215,7 @@ CAVI = register(Op(
     convention=CONVENTION_CAVI,
     section="6.1",
     references=REFERENCES,
+    bench_case=_bench_data, bench_sizes=((10**4,), (10**6,)), bench_anchor=Anchor("definition"),
 ))
 
 
@@ -255,6 +260,14 @@ def _maximal_at_the_coordinate_optima(impl, case, ctx):
     return max(Err(g / scale, f"gain moving {k}") for k, g in gains.items())
 
 
+def _elbo_bench_case(size):
+    """:func:`_bench_data` and a factorised posterior near its fit."""
+    x = _bench_data(size).primals["x"]
+    q = {"mean": np.mean(x), "var": np.var(x) / x.size, "shape": x.size / 2,
+         "rate": x.size * np.var(x) / 2}
+    return Case({"x": x, **{k: np.asarray(v) for k, v in q.items()}})
+
+
 ELBO = register(Op(
     forward=normal_elbo,
     primals=(Primal("x"), Primal("mean"), Primal("var"), Primal("shape"), Primal("rate")),
@@ -269,4 +282,6 @@ ELBO = register(Op(
     convention=CONVENTION_ELBO,
     section="6.1",
     references=REFERENCES,
+    bench_case=_elbo_bench_case, bench_sizes=((10**4,), (10**6,)),
+    bench_anchor=Anchor("definition"),
 ))
