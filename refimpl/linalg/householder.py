@@ -97,6 +97,9 @@ def _check_reflectors(V, tau, check_finite, others=()):
     xp, _ = get_namespace(*(arr for _, arr in named))
     require_same_dtype(**{name: arr for name, arr in named})
     require_ndim("V", V, 2, "(..., n, d)")
+    if V.shape[-2] == 0 or V.shape[-1] == 0:
+        # The WY blocks are built from at least one reflector of at least one entry.
+        raise ValueError(f"V must have n >= 1 reflectors of d >= 1 entries, got shape {tuple(V.shape)}")
     if tau is not None and tuple(tau.shape) != tuple(V.shape[:-1]):
         raise ValueError(
             f"tau must have shape V.shape[:-1] = {tuple(V.shape[:-1])}, got {tuple(tau.shape)}"
