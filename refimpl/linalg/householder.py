@@ -203,10 +203,10 @@ def _stacked_grams(xp, V, k):
     """``V_b V_b^T`` of each block of ``k`` rows, stacked as ``(..., n_b, k, k)``.
 
     Each is one symmetric rank-``k`` update (``syrk`` where the library
-    detects it), ``d k^2`` flops; the diagonals hold the squared norms. The
-    last block may be shorter: its Gram matrix is padded with zeros, and the
-    padded rows get ``tau = 0`` (identities), which keeps the stack's ``T``
-    block diagonal with the real block's ``T`` in the leading corner.
+    detects it), ``d k^2`` flops. The last block may be shorter: its Gram
+    matrix is padded with zeros, and the padded rows get ``tau = 0``
+    (identities), which keeps the stack's ``T`` block diagonal with the real
+    block's ``T`` in the leading corner.
     """
     n = V.shape[-2]
     grams = []
