@@ -127,11 +127,11 @@ def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=Non
     batch = _batch_shape(Vu, s, Vv, data, data_name)
     if G is not None:
         _require_shape("G", G, batch + (Vu.shape[-1], data.shape[-1]))
+    require_finite_arrays(check_finite, **{name: named.get(name) for name in ("s", data_name, "G")})
     if not factors:
         # The reflectors are not read, but a NaN or infinite one makes W so.
-        require_finite_arrays(check_finite, Vu=Vu, s=s, Vv=Vv)
+        require_finite_arrays(check_finite, Vu=Vu, Vv=Vv)
         return _Layer(xp, None, None, s, batch)
-    require_finite_arrays(check_finite, **{name: named.get(name) for name in ("s", data_name, "G")})
     m = Vu.shape[-1] if data is None else data.shape[-1]  # the dense matrix applies W to I
     U = _factor("Vu", Vu, block_size, m, check_finite)
     V = U if Vv is None else _factor("Vv", Vv, block_size, m, check_finite)
@@ -367,8 +367,13 @@ class PreparedSVDLinear:
     check_finite: bool
 
     def _data(self, data, name, G=None) -> _Layer:
-        return _prepare(self.Vu, self.s, self.Vv, data, data_name=name, G=G,
-                        check_finite=self.check_finite, factors=False)
+        # Shapes and dtypes against the layer's; finiteness of the new arrays only: the
+        # layer's own were checked by svd_linear_prepare, and a pass over Vu and Vv per
+        # call would add O(d (n_u + n_v)) to every product.
+        lay = _prepare(self.Vu, self.s, self.Vv, data, data_name=name, G=G, check_finite=False,
+                       factors=False)
+        require_finite_arrays(self.check_finite, **{name: data, "G": G})
+        return lay
 
     def _inverse_data(self, data, G=None) -> _Layer:
         lay = self._data(data, "Y", G)

@@ -202,6 +202,10 @@ def test_prepared_layer_checks_its_data():
         layer.vjp(X, np.ones((4, 3)))
     with pytest.raises(TypeError, match="share one dtype"):
         layer.inverse(X.astype(np.float32))
+    with pytest.raises(ValueError, match="X must not contain infs or NaNs"):
+        layer.forward(np.where(X > 0, np.nan, X))
+    with pytest.raises(ValueError, match="G must not contain infs or NaNs"):
+        layer.inverse_vjp(X, np.full((4, 2), np.inf))
     with pytest.raises(ValueError, match=r"s\[0\] = 0.0: singular values must be finite and nonzero"):
         svd.svd_linear_prepare(Vu, 0 * s, Vv).inverse(X)
     with pytest.raises(ValueError, match="Vv has a zero row"):
