@@ -41,6 +41,17 @@ def test_lapack_tau_zero_is_identity(V, X):
     np.testing.assert_allclose(dtau, [-np.sum(np.outer(v, v) @ X) for v in V], rtol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["wy", "sequential", "dense"])
+def test_no_reflectors_is_the_identity(X, method):
+    # The empty product U = I (the WY build has no block to make), with explicit tau too.
+    V, G = np.zeros((0, 5)), np.random.default_rng(3).standard_normal((5, 3))
+    np.testing.assert_array_equal(hh.householder_product(V, X, method=method), X)
+    dV, dX, dtau = hh.householder_product_vjp(V, X, G, tau=np.zeros(0), method=method)
+    assert dV.shape == (0, 5) and dtau.shape == (0,)
+    np.testing.assert_array_equal(dX, G)
+    np.testing.assert_array_equal(hh.householder_matrix(V), np.eye(5))
+
+
 def test_batch_axes_broadcast_and_cotangents_unbroadcast(V, X):
     Vb = np.stack([V, 2 * V])
     Xb = np.stack([X, X, X])[:, None]  # (3, 1, 5, 3) against (2, 4, 5)
