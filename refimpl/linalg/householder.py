@@ -94,7 +94,9 @@ class _Rows:
     when some squared norm ``||v||^2`` would overflow or lose digits to
     underflow, else the given rows themselves (``scale`` is ``None``); ``tau``
     goes with these rows (``tau_given * scale^2``, or ``2 / ||V_i||^2`` by
-    default), so ``I - tau v v^T`` is the given reflector exactly.
+    default), so ``I - tau v v^T`` is the given reflector exactly. ``grams``
+    are the Gram matrices of these rows' WY blocks when the norms were read off
+    their diagonals (:func:`_stacked_grams`), for the build to reuse, else ``None``.
     """
 
     xp: object
@@ -102,6 +104,7 @@ class _Rows:
     tau: object
     default_tau: bool
     scale: object = None
+    grams: object = None
 
 
 def _safe_squared_norms(xp, sq, dtype) -> bool:
@@ -111,14 +114,9 @@ def _safe_squared_norms(xp, sq, dtype) -> bool:
     return bool(xp.all((sq >= info.smallest_normal / info.eps) & (sq <= info.max)))
 
 
-def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
-    """Validate ``V`` (called ``name``) and ``tau`` (and ``others``); fill in ``tau = 2 / ||v||^2``.
-
-    ``||v||^2`` is computed once, and doubles as ``V``'s finiteness check
-    when it lies in the safe range; rows of extreme scale are divided by a
-    power of two first (``H(c v) = H(v)``), so a zero row is reported only
-    when it is zero.
-    """
+def _check_reflectors(V, tau, check_finite, others=(), name="V"):
+    """Validate ``V`` (called ``name``), ``tau`` and the ``(name, array)`` pairs ``others``;
+    return ``xp``. ``V``'s finiteness is checked by :func:`_rows`, through its norms."""
     named = {name: V, "tau": tau, **dict(others)}
     xp, _ = require_arrays(**named)
     require_ndim(name, V, 2, "(..., n, d)")
@@ -126,25 +124,41 @@ def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
         raise ValueError(f"tau must have shape {name}.shape[:-1] = {tuple(V.shape[:-1])}, "
                          f"got {tuple(tau.shape)}")
     require_finite_arrays(check_finite, **{k: v for k, v in named.items() if k != name})
-    sq, scale = xp.vecdot(V, V), None
+    return xp
+
+
+def _rows(xp, V, tau, check_finite, name="V", k=None) -> _Rows:
+    """The rows the products use, with ``tau = 2 / ||v||^2`` filled in.
+
+    ``||v||^2`` is computed once: with a block size ``k``, from the diagonals
+    of the WY blocks' Gram matrices, which the build then reuses (no pass over
+    ``V`` of its own); without, one ``vecdot``. It doubles as ``V``'s
+    finiteness check when it lies in the safe range; rows of extreme scale are
+    divided by a power of two first (``H(c v) = H(v)``), so a zero row is
+    reported only when it is zero.
+    """
+    n = V.shape[-2]
+    grams = _stacked_grams(xp, V, k) if k is not None and n else None
+    sq = xp.vecdot(V, V) if grams is None else _gram_diagonals(xp, grams, n)
+    scale = None
     if not _safe_squared_norms(xp, sq, V.dtype):
         require_finite_arrays(check_finite, **{name: V})
         scale = power_of_two_scales(xp, V)
         V = V / scale[..., None]
-        sq = xp.vecdot(V, V)
+        sq, grams = xp.vecdot(V, V), None  # the build makes the rescaled rows' Gram matrices
     if tau is None:
         if not bool(xp.all(sq > 0)):
             raise ValueError(
                 f"{name} has a zero row: a zero reflector is undefined with the default "
                 "tau = 2 / ||v||^2 (pass an explicit tau, with tau = 0 for the identity)"
             )
-        return _Rows(xp, V, 2.0 / sq, True, scale)
+        return _Rows(xp, V, 2.0 / sq, True, scale, grams)
     if scale is not None:
         tau = tau * scale * scale
         if check_finite and not all_finite(xp, tau):
             raise ValueError(f"tau * ||v||^2 overflows for some row of {name}: the reflector "
                              "I - tau v v^T has entries beyond the floating-point range")
-    return _Rows(xp, V, tau, False, scale)
+    return _Rows(xp, V, tau, False, scale, grams)
 
 
 def _check_rhs(name, V, X):
@@ -203,7 +217,8 @@ def _stacked_grams(xp, V, k):
     """``V_b V_b^T`` of each block of ``k`` rows, stacked as ``(..., n_b, k, k)``.
 
     Each is one symmetric rank-``k`` update (``syrk`` where the library
-    detects it), ``d k^2`` flops. The last block may be shorter: its Gram
+    detects it), ``d k^2`` flops; the diagonals hold the squared norms
+    (read by :func:`_rows`). The last block may be shorter: its Gram
     matrix is padded with zeros, and the padded rows get ``tau = 0``
     (identities), which keeps the stack's ``T`` block diagonal with the real
     block's ``T`` in the leading corner.
@@ -223,8 +238,15 @@ def _stacked_grams(xp, V, k):
     return xp.stack(grams, axis=-3)
 
 
-def _wy_blocks(xp, V, tau, k) -> tuple:
-    """The WY blocks of the rows ``V`` with their ``tau``, in row order (none for ``n = 0``).
+def _gram_diagonals(xp, grams, n):
+    """The squared norms ``||v_i||^2``, ``(..., n)``, from the stacked Gram matrices."""
+    nb, k = grams.shape[-3], grams.shape[-1]
+    return xp.reshape(xp.linalg.diagonal(grams), grams.shape[:-3] + (nb * k,))[..., :n]
+
+
+def _wy_blocks(xp, V, tau, k, grams=None) -> tuple:
+    """The WY blocks of the rows ``V`` with their ``tau``, in row order (none for ``n = 0``);
+    ``grams``: their :func:`_stacked_grams` for ``k``, when already made.
 
     The ``k x k`` work is batched over the blocks: one scaling, the unit
     triangular inverses (:func:`refimpl.backend.inv_triangular`, which reads
@@ -234,7 +256,8 @@ def _wy_blocks(xp, V, tau, k) -> tuple:
     n = V.shape[-2]
     if n == 0:
         return ()
-    grams = _stacked_grams(xp, V, k)
+    if grams is None or grams.shape[-1] != k:
+        grams = _stacked_grams(xp, V, k)
     nb = grams.shape[-3]
     padded = tau
     if nb * k > n:
@@ -277,7 +300,7 @@ class HouseholderWY:
 
 def _build(rows: _Rows, k) -> HouseholderWY:
     return HouseholderWY(rows.xp, rows.V, rows.tau, rows.default_tau,
-                         _wy_blocks(rows.xp, rows.V, rows.tau, k), k, rows.scale)
+                         _wy_blocks(rows.xp, rows.V, rows.tau, k, rows.grams), k, rows.scale)
 
 
 def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> HouseholderWY:
@@ -302,8 +325,9 @@ def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> Househ
     reflectors are the same, and the product is representable whenever the
     result is.
     """
-    rows = _reflectors(V, tau, check_finite)
-    return _build(rows, _check_method("wy", block_size, V.shape[-2]))
+    xp = _check_reflectors(V, tau, check_finite)
+    k = _check_method("wy", block_size, V.shape[-2])
+    return _build(_rows(xp, V, tau, check_finite, k=k), k)
 
 
 def _block_order(blocks, transpose):
@@ -409,8 +433,9 @@ def householder_matrix(V, tau=None, *, check_finite=True):
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
     """
-    rows = _reflectors(V, tau, check_finite)
-    return _dense_matrix(_build(rows, max(V.shape[-2], 1)))
+    xp = _check_reflectors(V, tau, check_finite)
+    k = max(V.shape[-2], 1)
+    return _dense_matrix(_build(_rows(xp, V, tau, check_finite, k=k), k))
 
 
 def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
@@ -419,11 +444,10 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     :func:`householder_product_vjp` with ``X = I`` (``U = U I``), the
     cotangent of ``X`` dropped; ``tau`` is ``None`` when no ``tau`` was given.
     """
-    xp = _reflectors(V, tau, check_finite, (("G", G),)).xp
+    xp = _check_reflectors(V, tau, False, (("G", G),))  # for I; the VJP checks the values
     d = V.shape[-1]
-    require_shape("G", G, tuple(V.shape[:-2]) + (d, d))
     eye = xp.eye(d, dtype=V.dtype, device=device(V))
-    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=False)
+    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
     return HouseholderMatrixCotangents(dV, dtau)
 
 
@@ -476,13 +500,13 @@ def householder_product(
     >>> bool(np.allclose(householder_product(V, X), householder_matrix(V) @ X))
     True
     """
-    rows = _reflectors(V, tau, check_finite, (("X", X),))
-    xp = rows.xp
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
     out_shape = _check_rhs("X", V, X)
     k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
     if method == "sequential":
+        rows = _rows(xp, V, tau, check_finite)
         return _sequential(xp, rows.V, rows.tau, X, transpose)[0]
-    wy = _build(rows, k)
+    wy = _build(_rows(xp, V, tau, check_finite, k=k), k)
     if method == "dense":
         U = _dense_matrix(wy)
         return (xp.matrix_transpose(U) if transpose else U) @ X
@@ -526,10 +550,11 @@ def householder_product_fwd(
     if method == "sequential":
         raise ValueError("householder_product_fwd supports method 'wy' or 'dense'; "
                          "the sequential reference VJP is householder_product_vjp(method='sequential')")
-    rows = _reflectors(V, tau, check_finite, (("X", X),))
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
     out_shape = _check_rhs("X", V, X)
     k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
-    return _forward_with_residuals(_build(rows, k), X, transpose, out_shape)
+    return _forward_with_residuals(_build(_rows(xp, V, tau, check_finite, k=k), k), X, transpose,
+                                   out_shape)
 
 
 def _default_tau_chain(tau, dtau):
@@ -668,10 +693,11 @@ def householder_product_vjp(
     G : (..., d, m) array
         Cotangent of the output, of the output's shape.
     """
-    rows = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
+    xp = _check_reflectors(V, tau, check_finite, (("X", X), ("G", G)))
     out_shape = _check_rhs("X", V, X)
     require_shape("G", G, out_shape)
     k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
+    rows = _rows(xp, V, tau, check_finite, k=None if method == "sequential" else k)
     if method != "sequential" or V.shape[-2] == 0:  # no reflectors: U = I, no blocks to walk
         _, res = _forward_with_residuals(_build(rows, k), X, transpose, out_shape)
         return _finish_cotangents(rows, X, *_backward(res, G))

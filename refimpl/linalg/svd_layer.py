@@ -58,7 +58,8 @@ from .householder import (
     _check_method,
     _finish_cotangents,
     _forward_with_residuals,
-    _reflectors,
+    _check_reflectors,
+    _rows,
 )
 
 __all__ = [
@@ -108,8 +109,9 @@ class _Layer:
 def _factor(name, V, block_size, m, check_finite) -> HouseholderWY:
     """Householder's own checks of the reflectors ``V`` (named ``name`` in its errors), and
     their WY blocks."""
-    rows = _reflectors(V, None, check_finite, name=name)
-    return _build(rows, _check_method("wy", block_size, V.shape[-2], m))
+    xp = _check_reflectors(V, None, check_finite, name=name)
+    k = _check_method("wy", block_size, V.shape[-2], m)
+    return _build(_rows(xp, V, None, check_finite, name, k), k)
 
 
 def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=None,
