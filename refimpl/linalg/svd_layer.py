@@ -56,9 +56,9 @@ from .householder import (
     _backward,
     _build,
     _check_method,
+    _check_reflectors,
     _finish_cotangents,
     _forward_with_residuals,
-    _check_reflectors,
     _rows,
 )
 
