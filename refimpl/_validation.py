@@ -12,7 +12,17 @@ _FLOATING = ("float32", "float64")
 
 def dtype_name(x) -> str:
     """The dtype of ``x`` as a plain string (``"float64"``), for any namespace."""
-    return str(x.dtype).rsplit(".", 1)[-1]
+    # str(dtype) costs microseconds (NumPy formats it anew each time), and the ops
+    # whose math is O(d) check every argument's dtype. The key starts with the type,
+    # so that dtypes of two libraries are never compared with each other.
+    key = (type(x.dtype), x.dtype)
+    name = _NAMES.get(key)
+    if name is None:
+        name = _NAMES[key] = str(x.dtype).rsplit(".", 1)[-1]
+    return name
+
+
+_NAMES: dict = {}
 
 
 def require_real_floating(name: str, x) -> None:

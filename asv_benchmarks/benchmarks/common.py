@@ -58,3 +58,24 @@ def ratio(fn, baseline, min_seconds=0.05, repeat=7) -> float:
         for i, (timer, number) in enumerate(timers):
             best[i] = min(best[i], timer.timeit(number) / number)
     return best[0] / best[1]
+
+
+def import_torch():
+    """PyTorch pinned to one thread, as the BLAS above; ``None`` when it is not installed.
+
+    The benchmarks that compare with PyTorch raise ``NotImplementedError`` in
+    their ``setup`` then, which asv reports as skipped.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def require_torch():
+    torch = import_torch()
+    if torch is None:
+        raise NotImplementedError("PyTorch is not installed: peer skipped")
+    return torch

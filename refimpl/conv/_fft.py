@@ -2,7 +2,9 @@ r"""FFT helpers shared by the convolution members: real and complex paths, Hermi
 
 Convention (docs/conventions.rst, section 2). DFTs are unnormalised forward
 and ``1/N`` inverse (``norm="backward"``); every n-d FFT gets both ``s`` and
-``axes``.
+``axes``. The transforms come from :func:`refimpl.backend.fft_namespace`:
+``scipy.fft`` for NumPy arrays (faster than ``numpy.fft``, one thread unless
+``scipy.fft.set_workers`` says otherwise), ``xp.fft`` elsewhere.
 
 **Real FFTs.** ``method="rfft"`` (default) keeps the half spectrum along the
 last grid axis. Sums over frequencies then carry the multiplicity weights
@@ -16,6 +18,7 @@ and gives the same numbers to rounding.
 from __future__ import annotations
 
 from .._validation import dtype_name
+from ..backend import fft_namespace
 
 METHODS = ("rfft", "complex")
 _EPS = {"float32": 2.0**-23, "float64": 2.0**-52}
@@ -27,9 +30,10 @@ def _complex_dtype(xp, x):
 
 def _fft(xp, x, grid, axes, real):
     """Unnormalised DFT over ``axes`` (half spectrum along the last one if ``real``)."""
+    fft = fft_namespace(xp)
     if real:
-        return xp.fft.rfftn(x, s=grid, axes=axes)
-    return xp.fft.fftn(xp.astype(x, _complex_dtype(xp, x)), s=grid, axes=axes)
+        return fft.rfftn(x, s=grid, axes=axes)
+    return fft.fftn(xp.astype(x, _complex_dtype(xp, x)), s=grid, axes=axes)
 
 
 def _self_conjugate(grid, axes, ndim):
@@ -51,11 +55,12 @@ def _ifft(xp, y, grid, axes, real):
     zeroed in place (a no-op mathematically, and for pocketfft, but not for
     every backend's ``irfftn``).
     """
+    fft = fft_namespace(xp)
     if not real:
-        return xp.real(xp.fft.ifftn(y, s=grid, axes=axes))
+        return xp.real(fft.ifftn(y, s=grid, axes=axes))
     index = _self_conjugate(grid, axes, y.ndim)
     y[index] = xp.astype(xp.real(y[index]), y.dtype)
-    return xp.fft.irfftn(y, s=grid, axes=axes)
+    return fft.irfftn(y, s=grid, axes=axes)
 
 
 def _weighted_sum(xp, values, grid, axes, real):

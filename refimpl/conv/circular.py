@@ -54,9 +54,12 @@ class _Circular:
     K_hat: Any  # spectrum broadcast against X's spectrum
 
 
-def _circular_inputs(X, K, axes, method, data_name="X", **cotangents) -> _Circular:
+def _circular_inputs(X, K, axes, method, data_name="X", bounds=False, **cotangents) -> _Circular:
     """Validate the data ``X`` (called ``data_name``; and a cotangent of its shape) and ``K`` or
-    its spectrum."""
+    its spectrum.
+
+    ``bounds``: a spectrum computed here gets the bounds of the singularity test.
+    """
     xp, spectrum = _data_and_kernel(X, K, method, cotangents, data_name)
     require_ndim(data_name, X, 1, "(..., N_1, ..., N_d)")
     axes = _normalize_axes(axes, X.ndim, data_name)
@@ -72,7 +75,7 @@ def _circular_inputs(X, K, axes, method, data_name="X", **cotangents) -> _Circul
         if tuple(K.shape) != grid:
             raise ValueError(f"K must have the shape of {data_name} along axes {axes}, {grid}, "
                              f"got {tuple(K.shape)}")
-        spectrum = _circular_spectrum(xp, K, _check_method(method))
+        spectrum = _circular_spectrum(xp, K, _check_method(method), bounds)
     elif spectrum.channels is not None or spectrum.grid != grid:
         raise ValueError(
             f"K is a spectrum for grid {spectrum.grid} (channels {spectrum.channels}); "
@@ -187,7 +190,7 @@ def circular_conv_inverse(Z, K, axes=None, *, method=None):
     is about ``cond(C(K)) eps`` with ``cond = max |K_hat| / min |K_hat|``.
     Arguments as :func:`circular_conv`, with ``Z`` in place of ``X``.
     """
-    c = _circular_inputs(Z, K, axes, method, "Z")
+    c = _circular_inputs(Z, K, axes, method, "Z", bounds=True)
     _require_invertible(c.xp, c.spec)
     Z_hat = _fft(c.xp, Z, c.spec.grid, c.axes, c.spec.real)
     return _ifft(c.xp, Z_hat / c.K_hat, c.spec.grid, c.axes, c.spec.real)
@@ -201,7 +204,7 @@ def circular_conv_inverse_vjp(Z, K, G, axes=None, *, method=None):
     .. math::  \overline Z = C(K)^{-T} G = \mathcal F^{-1}(\hat G / \overline{\hat K}),\qquad
                \overline K = -\sum_{\text{batch}} \mathcal F^{-1}(\hat{\overline Z}\,\overline{\hat X}).
     """
-    c = _circular_inputs(Z, K, axes, method, "Z", G=G)
+    c = _circular_inputs(Z, K, axes, method, "Z", bounds=True, G=G)
     xp, grid, real = c.xp, c.spec.grid, c.spec.real
     _require_invertible(xp, c.spec)
     X_hat = _fft(xp, Z, grid, c.axes, real) / c.K_hat

@@ -40,9 +40,10 @@ class KernelSpectrum:
         Half spectrum (``rfftn``) or full spectrum (``fftn``).
     channels : tuple of int or None
         ``(c_out, c_in)`` for a periodic-convolution kernel, else ``None``.
-    norm : array
+    norm : array or None
         0-d upper bound of the operator's 2-norm: ``max |K_hat|``, or
-        ``max_f ||K_hat(f)||_F``; the scale of the singularity test.
+        ``max_f ||K_hat(f)||_F``; the scale of the singularity test
+        (``None`` in the spectra that the forward ops compute for themselves).
     smallest : array or None
         0-d ``min |K_hat|`` (circular case: the smallest singular value, so
         the inverse's singularity test costs nothing per call), else ``None``.
@@ -77,9 +78,13 @@ def kernel_spectrum(K, *, method="rfft"):
     return _circular_spectrum(xp, K, _check_method(method))
 
 
-def _circular_spectrum(xp, K, real):
+def _circular_spectrum(xp, K, real, bounds=True):
+    """The spectrum of ``K``; ``bounds=False`` skips ``norm`` and ``smallest`` (two passes
+    over the spectrum that only the inverse's singularity test reads)."""
     grid, axes = tuple(K.shape), tuple(range(K.ndim))
     values = _fft(xp, K, grid, axes, real)
+    if not bounds:
+        return KernelSpectrum(values, grid, real, None, None, None, dtype_name(K))
     mags = xp.abs(values)
     return KernelSpectrum(values, grid, real, None, xp.max(mags), xp.min(mags), dtype_name(K))
 

@@ -40,7 +40,7 @@ from .._validation import (
     require_shape,
     sum_to_shape,
 )
-from ..backend import device
+from ..backend import device, inv_triangular, matmul_update
 
 __all__ = [
     "HouseholderResiduals",
@@ -63,15 +63,22 @@ HouseholderMatrixCotangents = cotangent_type("HouseholderMatrixCotangents", "V",
 
 
 def default_block_size(n: int, m: int | None = None) -> int:
-    """Block size used when ``block_size=None``: 32, or 64 when ``m > 64`` columns.
+    """Block size used when ``block_size=None``: 32; for ``m > 64`` columns 64, or 128 from ``n = 512``.
 
-    A block of ``k`` reflectors costs ``2 d k^2`` flops to build (``V_b V_b^T``)
-    and ``4 d k m`` to apply, and GEMMs with a dimension ``k`` run faster for
-    larger ``k``; FastH takes ``k = m``. Measured (float64, one BLAS thread,
-    ``asv_benchmarks``): 32 is best or within a few percent for ``m <= 64``, 64
-    for ``m = 256``. See ``docs/blocks/linalg.rst`` for the figures.
+    A block of ``k`` reflectors costs ``d k^2`` flops to build (``V_b V_b^T``)
+    and ``4 d k m + 2 k^2 m`` to apply (``T A`` adds ``k / (2 d)``), GEMMs
+    with a dimension ``k`` run faster for larger ``k``, and the VJP keeps
+    ``n / k`` copies of ``X``; FastH takes ``k = m``. Measured (float64, one
+    BLAS thread, ``d = n``; ``docs/performance.rst``): 32 is best or within
+    a few percent for ``m <= 64``; at ``m = 256``, 64 for ``d = 256`` (128
+    pays 25% more flops in ``T A``) and 128 from ``d = 512`` (the VJP 10-30%
+    faster than with 64, the forward as fast).
     """
-    return max(1, min(n, 64 if m is not None and m > 64 else 32))
+    if m is None or m <= 64:
+        k = 32
+    else:
+        k = 128 if n >= 512 else 64
+    return max(1, min(n, k))
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +94,9 @@ class _Rows:
     when some squared norm ``||v||^2`` would overflow or lose digits to
     underflow, else the given rows themselves (``scale`` is ``None``); ``tau``
     goes with these rows (``tau_given * scale^2``, or ``2 / ||V_i||^2`` by
-    default), so ``I - tau v v^T`` is the given reflector exactly.
+    default), so ``I - tau v v^T`` is the given reflector exactly. ``grams``
+    are the Gram matrices of these rows' WY blocks when the norms were read off
+    their diagonals (:func:`_stacked_grams`), for the build to reuse, else ``None``.
     """
 
     xp: object
@@ -95,6 +104,7 @@ class _Rows:
     tau: object
     default_tau: bool
     scale: object = None
+    grams: object = None
 
 
 def _safe_squared_norms(xp, sq, dtype) -> bool:
@@ -104,14 +114,9 @@ def _safe_squared_norms(xp, sq, dtype) -> bool:
     return bool(xp.all((sq >= info.smallest_normal / info.eps) & (sq <= info.max)))
 
 
-def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
-    """Validate ``V`` (called ``name``) and ``tau`` (and ``others``); fill in ``tau = 2 / ||v||^2``.
-
-    ``||v||^2`` is computed once, and doubles as ``V``'s finiteness check
-    when it lies in the safe range; rows of extreme scale are divided by a
-    power of two first (``H(c v) = H(v)``), so a zero row is reported only
-    when it is zero.
-    """
+def _check_reflectors(V, tau, check_finite, others=(), name="V"):
+    """Validate ``V`` (called ``name``), ``tau`` and the ``(name, array)`` pairs ``others``;
+    return ``xp``. ``V``'s finiteness is checked by :func:`_rows`, through its norms."""
     named = {name: V, "tau": tau, **dict(others)}
     xp, _ = require_arrays(**named)
     require_ndim(name, V, 2, "(..., n, d)")
@@ -119,30 +124,41 @@ def _reflectors(V, tau, check_finite, others=(), name="V") -> _Rows:
         raise ValueError(f"tau must have shape {name}.shape[:-1] = {tuple(V.shape[:-1])}, "
                          f"got {tuple(tau.shape)}")
     require_finite_arrays(check_finite, **{k: v for k, v in named.items() if k != name})
-    sq, scale = xp.vecdot(V, V), None
+    return xp
+
+
+def _rows(xp, V, tau, check_finite, name="V", k=None) -> _Rows:
+    """The rows the products use, with ``tau = 2 / ||v||^2`` filled in.
+
+    ``||v||^2`` is computed once: with a block size ``k``, from the diagonals
+    of the WY blocks' Gram matrices, which the build then reuses (no pass over
+    ``V`` of its own); without, one ``vecdot``. It doubles as ``V``'s
+    finiteness check when it lies in the safe range; rows of extreme scale are
+    divided by a power of two first (``H(c v) = H(v)``), so a zero row is
+    reported only when it is zero.
+    """
+    n = V.shape[-2]
+    grams = _stacked_grams(xp, V, k) if k is not None and n else None
+    sq = xp.vecdot(V, V) if grams is None else _gram_diagonals(xp, grams, n)
+    scale = None
     if not _safe_squared_norms(xp, sq, V.dtype):
         require_finite_arrays(check_finite, **{name: V})
         scale = power_of_two_scales(xp, V)
         V = V / scale[..., None]
-        sq = xp.vecdot(V, V)
+        sq, grams = xp.vecdot(V, V), None  # the build makes the rescaled rows' Gram matrices
     if tau is None:
         if not bool(xp.all(sq > 0)):
             raise ValueError(
                 f"{name} has a zero row: a zero reflector is undefined with the default "
                 "tau = 2 / ||v||^2 (pass an explicit tau, with tau = 0 for the identity)"
             )
-        return _Rows(xp, V, 2.0 / sq, True, scale)
+        return _Rows(xp, V, 2.0 / sq, True, scale, grams)
     if scale is not None:
         tau = tau * scale * scale
         if check_finite and not all_finite(xp, tau):
             raise ValueError(f"tau * ||v||^2 overflows for some row of {name}: the reflector "
                              "I - tau v v^T has entries beyond the floating-point range")
-    return _Rows(xp, V, tau, False, scale)
-
-
-def _given_rows_cotangent(rows: _Rows, dV):
-    """The cotangent of the given rows from that of the rows used (``V_used = V / scale``)."""
-    return dV if rows.scale is None else dV / rows.scale[..., None]
+    return _Rows(xp, V, tau, False, scale, grams)
 
 
 def _check_rhs(name, V, X):
@@ -180,38 +196,83 @@ def _check_method(method, block_size, n, m=None):
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Factors:
-    """Reflectors cut into ``nb`` blocks of ``k`` rows, with their WY factors.
+@dataclass(frozen=True)
+class _Block:
+    """Reflectors ``rows`` in compact WY form, ``B = I - V^T T V``.
 
-    ``V`` is ``(..., nb, k, d)`` and ``tau`` ``(..., nb, k)``: the last block is
-    padded with zero rows and ``tau = 0``, which are identities and leave every
-    product unchanged. ``S = striu(V V^T)``, ``Minv = (I + D S)^{-1}``,
-    ``T = Minv D``.
+    ``V`` (``(..., k, d)``) is a view of the reflectors, ``gram = V V^T``,
+    ``Minv = (I + D S)^{-1}`` with ``S = striu(gram)``, ``D = diag(tau)``,
+    and ``T = Minv D``.
     """
 
+    rows: slice
     V: object
     tau: object
-    S: object
+    gram: object
     Minv: object
     T: object
 
 
-def _wy_factors(xp, V, tau, k) -> _Factors:
-    n, d = V.shape[-2], V.shape[-1]
-    nb = -(-n // k)
-    pad = nb * k - n
+def _stacked_grams(xp, V, k):
+    """``V_b V_b^T`` of each block of ``k`` rows, stacked as ``(..., n_b, k, k)``.
+
+    Each is one symmetric rank-``k`` update (``syrk`` where the library
+    detects it), ``d k^2`` flops; the diagonals hold the squared norms
+    (read by :func:`_rows`). The last block may be shorter: its Gram
+    matrix is padded with zeros, and the padded rows get ``tau = 0``
+    (identities), which keeps the stack's ``T`` block diagonal with the real
+    block's ``T`` in the leading corner.
+    """
+    n = V.shape[-2]
+    grams = []
+    for start in range(0, n, k):
+        Vb = V[..., start : min(start + k, n), :]
+        grams.append(Vb @ xp.matrix_transpose(Vb))
+    pad = k - grams[-1].shape[-1]
     if pad:
-        dev = device(V)
-        V = xp.concat([V, xp.zeros(V.shape[:-2] + (pad, d), dtype=V.dtype, device=dev)], axis=-2)
-        tau = xp.concat([tau, xp.zeros(tau.shape[:-1] + (pad,), dtype=tau.dtype, device=dev)], axis=-1)
-    Vb = xp.reshape(V, V.shape[:-2] + (nb, k, d))
-    taub = xp.reshape(tau, tau.shape[:-1] + (nb, k))
-    S = xp.triu(Vb @ xp.matrix_transpose(Vb), k=1)
-    eye = xp.eye(k, dtype=V.dtype, device=device(V))
-    # I + D S is unit upper triangular: LU without pivoting is back substitution.
-    Minv = xp.linalg.solve(eye + taub[..., :, None] * S, xp.broadcast_to(eye, S.shape))
-    return _Factors(Vb, taub, S, Minv, Minv * taub[..., None, :])
+        last = grams[-1]
+        last = xp.concat([last, xp.zeros(last.shape[:-1] + (pad,), dtype=V.dtype, device=device(V))],
+                         axis=-1)
+        grams[-1] = xp.concat([last, xp.zeros(last.shape[:-2] + (pad, k), dtype=V.dtype,
+                                              device=device(V))], axis=-2)
+    return xp.stack(grams, axis=-3)
+
+
+def _gram_diagonals(xp, grams, n):
+    """The squared norms ``||v_i||^2``, ``(..., n)``, from the stacked Gram matrices."""
+    nb, k = grams.shape[-3], grams.shape[-1]
+    return xp.reshape(xp.linalg.diagonal(grams), grams.shape[:-3] + (nb * k,))[..., :n]
+
+
+def _wy_blocks(xp, V, tau, k, grams=None) -> tuple:
+    """The WY blocks of the rows ``V`` with their ``tau``, in row order (none for ``n = 0``);
+    ``grams``: their :func:`_stacked_grams` for ``k``, when already made.
+
+    The ``k x k`` work is batched over the blocks: one scaling, the unit
+    triangular inverses (:func:`refimpl.backend.inv_triangular`, which reads
+    ``D S``'s strict upper triangle only, so ``S`` is never formed here) and
+    one scaling for ``T = Minv D``.
+    """
+    n = V.shape[-2]
+    if n == 0:
+        return ()
+    if grams is None or grams.shape[-1] != k:
+        grams = _stacked_grams(xp, V, k)
+    nb = grams.shape[-3]
+    padded = tau
+    if nb * k > n:
+        padded = xp.concat([tau, xp.zeros(tau.shape[:-1] + (nb * k - n,), dtype=tau.dtype,
+                                          device=device(tau))], axis=-1)
+    taub = xp.reshape(padded, padded.shape[:-1] + (nb, k))
+    Minv = inv_triangular(taub[..., :, None] * grams, unit_diagonal=True)
+    T = Minv * taub[..., None, :]
+    blocks = []
+    for j, start in enumerate(range(0, n, k)):
+        rows = slice(start, min(start + k, n))
+        kb = rows.stop - start
+        blocks.append(_Block(rows, V[..., rows, :], tau[..., rows], grams[..., j, :kb, :kb],
+                             Minv[..., j, :kb, :kb], T[..., j, :kb, :kb]))
+    return tuple(blocks)
 
 
 @dataclass
@@ -219,20 +280,27 @@ class HouseholderWY:
     """Compact WY representation of ``U = H(v_1) ... H(v_n)``, built once, applied often.
 
     Made by :func:`householder_wy`; applied by :func:`householder_wy_apply`.
-    Building costs about ``2 d n k`` flops (the ``V_b V_b^T`` of each block),
-    applying ``4 d n m``.
+    Building costs about ``d n k`` flops (the ``V_b V_b^T`` of each block),
+    applying ``4 d n m + 2 n k m`` (two GEMMs with the data per block, and
+    ``T A``).
     """
 
     xp: object
     V: object  # the reflectors, (..., n, d): the given ones divided by ``scale`` when it is set
     tau: object  # (..., n), for these rows; the default 2 / ||v||^2 filled in
     default_tau: bool
-    factors: _Factors
+    blocks: tuple  # of _Block, in row order
+    block_size: int
     scale: object = None  # (..., n) powers of two, or None: see householder_wy
 
     @property
-    def block_size(self) -> int:
-        return self.factors.V.shape[-2]
+    def rows(self) -> _Rows:
+        return _Rows(self.xp, self.V, self.tau, self.default_tau, self.scale)
+
+
+def _build(rows: _Rows, k) -> HouseholderWY:
+    return HouseholderWY(rows.xp, rows.V, rows.tau, rows.default_tau,
+                         _wy_blocks(rows.xp, rows.V, rows.tau, k, rows.grams), k, rows.scale)
 
 
 def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> HouseholderWY:
@@ -257,36 +325,55 @@ def householder_wy(V, *, tau=None, block_size=None, check_finite=True) -> Househ
     reflectors are the same, and the product is representable whenever the
     result is.
     """
-    rows = _reflectors(V, tau, check_finite)
-    return _wy(rows, _check_method("wy", block_size, V.shape[-2]))
+    xp = _check_reflectors(V, tau, check_finite)
+    k = _check_method("wy", block_size, V.shape[-2])
+    return _build(_rows(xp, V, tau, check_finite, k=k), k)
 
 
-def _wy(rows: _Rows, k) -> HouseholderWY:
-    return HouseholderWY(rows.xp, rows.V, rows.tau, rows.default_tau,
-                         _wy_factors(rows.xp, rows.V, rows.tau, k), rows.scale)
-
-
-def _block(f: _Factors, j):
-    return f.V[..., j, :, :], f.T[..., j, :, :]
-
-
-def _block_order(nb, transpose):
+def _block_order(blocks, transpose):
     # U X applies the last block first; U^T X = B_nb^T ... B_1^T X applies the first first.
-    return range(nb) if transpose else range(nb - 1, -1, -1)
+    return blocks if transpose else blocks[::-1]
 
 
-def _apply_blocks(xp, f: _Factors, X, transpose, keep_inputs=False):
-    """Apply all blocks to X; optionally return each block's input and ``V_b X``."""
-    nb = f.V.shape[-3]
+def _empty(xp, like, shape):
+    return xp.empty(shape, dtype=like.dtype, device=device(like))
+
+
+def _into(buffer, A, B):
+    """``A @ B`` written into ``buffer`` (NumPy, CuPy); returns the product."""
+    return matmul_update(buffer, A, B, alpha=1.0, beta=0.0)
+
+
+def _apply_blocks(wy: HouseholderWY, X, transpose, out_shape, keep_inputs=False, copy=True):
+    """``U X`` (or ``U^T X``) of shape ``out_shape``; optionally each block's input.
+
+    ``X`` is copied once (with ``copy=False`` the caller lets ``X`` be
+    overwritten, which it is when it has the output's shape); every block
+    then updates the copy in place,
+    ``Y <- Y - V_b^T (T A)`` with ``A = V_b Y`` in a preallocated buffer (the
+    update is one GEMM with ``beta = 1``: :func:`refimpl.backend.matmul_update`).
+    With ``keep_inputs`` the list of ``(block, X_in, A)`` in application order
+    is returned too; each ``X_in`` after the first is a copy.
+    """
+    xp, mT = wy.xp, wy.xp.matrix_transpose
+    batch, (n, m) = out_shape[:-2], (wy.V.shape[-2], out_shape[-1])
+    k = wy.block_size
+    copy = copy or tuple(X.shape) != tuple(out_shape)
+    Y = xp.asarray(xp.broadcast_to(X, out_shape), copy=True) if copy else X
+    A_all = _empty(xp, Y, batch + ((n if keep_inputs else k), m))
+    TA = _empty(xp, Y, batch + (k, m))
     inputs = []
-    for j in _block_order(nb, transpose):
-        Vj, Tj = _block(f, j)
-        A = Vj @ X
-        if keep_inputs:
-            inputs.append((j, X, A))
-        Tj = xp.matrix_transpose(Tj) if transpose else Tj
-        X = X - xp.matrix_transpose(Vj) @ (Tj @ A)
-    return X, inputs
+    for blk in _block_order(wy.blocks, transpose):
+        kb = blk.V.shape[-2]
+        A = _into(A_all[..., blk.rows if keep_inputs else slice(0, kb), :], blk.V, Y)
+        C = _into(TA[..., :kb, :], mT(blk.T) if transpose else blk.T, A)
+        if keep_inputs and (inputs or not copy):  # keep this block's input, update a copy
+            inputs.append((blk, Y, A))
+            Y = xp.asarray(Y, copy=True)
+        elif keep_inputs:  # the first block's input is X, left intact
+            inputs.append((blk, X, A))
+        Y = matmul_update(Y, mT(blk.V), C)
+    return Y, inputs
 
 
 def householder_wy_apply(wy: HouseholderWY, X, *, transpose=False, check_finite=True):
@@ -294,8 +381,7 @@ def householder_wy_apply(wy: HouseholderWY, X, *, transpose=False, check_finite=
     if not isinstance(wy, HouseholderWY):
         raise TypeError(f"wy must come from householder_wy, got {type(wy).__name__}")
     _check_operand("X", wy.V, X, check_finite)
-    _check_rhs("X", wy.V, X)
-    return _apply_blocks(wy.xp, wy.factors, X, transpose)[0]
+    return _apply_blocks(wy, X, transpose, _check_rhs("X", wy.V, X))[0]
 
 
 # ---------------------------------------------------------------------------
@@ -315,13 +401,20 @@ def _sequential(xp, V, tau, X, transpose, keep_inputs=False):
     return X, inputs
 
 
-def _dense_matrix(xp, V, tau):
-    """``U = I - V^T T V`` with all reflectors in one block (``I`` for no reflectors)."""
-    eye = xp.eye(V.shape[-1], dtype=V.dtype, device=device(V))
-    if V.shape[-2] == 0:
-        return xp.broadcast_to(eye, V.shape[:-2] + tuple(eye.shape))
-    V1, T1 = _block(_wy_factors(xp, V, tau, V.shape[-2]), 0)
-    return eye - xp.matrix_transpose(V1) @ (T1 @ V1)
+def _dense_matrix(wy: HouseholderWY):
+    """``U = I - V^T T V`` from a single WY block (``I`` for no reflectors)."""
+    xp = wy.xp
+    eye = xp.eye(wy.V.shape[-1], dtype=wy.V.dtype, device=device(wy.V))
+    if not wy.blocks:
+        return xp.broadcast_to(eye, wy.V.shape[:-2] + tuple(eye.shape))
+    (blk,) = wy.blocks
+    return eye - xp.matrix_transpose(blk.V) @ (blk.T @ blk.V)
+
+
+def _block_size_for(method, block_size, n, m) -> int:
+    """The validated block size of ``method``: all reflectors in one block for ``"dense"``."""
+    k = _check_method(method, block_size, n, m)
+    return max(n, 1) if method == "dense" else k
 
 
 def householder_matrix(V, tau=None, *, check_finite=True):
@@ -340,8 +433,9 @@ def householder_matrix(V, tau=None, *, check_finite=True):
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity.
     """
-    rows = _reflectors(V, tau, check_finite)
-    return _dense_matrix(rows.xp, rows.V, rows.tau)
+    xp = _check_reflectors(V, tau, check_finite)
+    k = max(V.shape[-2], 1)
+    return _dense_matrix(_build(_rows(xp, V, tau, check_finite, k=k), k))
 
 
 def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
@@ -350,11 +444,10 @@ def householder_matrix_vjp(V, G, tau=None, *, check_finite=True):
     :func:`householder_product_vjp` with ``X = I`` (``U = U I``), the
     cotangent of ``X`` dropped; ``tau`` is ``None`` when no ``tau`` was given.
     """
-    xp = _reflectors(V, tau, check_finite, (("G", G),)).xp
+    xp = _check_reflectors(V, tau, False, (("G", G),))  # for I; the VJP checks the values
     d = V.shape[-1]
-    require_shape("G", G, tuple(V.shape[:-2]) + (d, d))
     eye = xp.eye(d, dtype=V.dtype, device=device(V))
-    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=False)
+    dV, _, dtau = householder_product_vjp(V, eye, G, tau=tau, check_finite=check_finite)
     return HouseholderMatrixCotangents(dV, dtau)
 
 
@@ -407,16 +500,17 @@ def householder_product(
     >>> bool(np.allclose(householder_product(V, X), householder_matrix(V) @ X))
     True
     """
-    rows = _reflectors(V, tau, check_finite, (("X", X),))
-    xp = rows.xp
-    _check_rhs("X", V, X)
-    k = _check_method(method, block_size, V.shape[-2], X.shape[-1])
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
+    out_shape = _check_rhs("X", V, X)
+    k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
     if method == "sequential":
+        rows = _rows(xp, V, tau, check_finite)
         return _sequential(xp, rows.V, rows.tau, X, transpose)[0]
+    wy = _build(_rows(xp, V, tau, check_finite, k=k), k)
     if method == "dense":
-        U = _dense_matrix(xp, rows.V, rows.tau)
+        U = _dense_matrix(wy)
         return (xp.matrix_transpose(U) if transpose else U) @ X
-    return _apply_blocks(xp, _wy_factors(xp, rows.V, rows.tau, k), X, transpose)[0]
+    return _apply_blocks(wy, X, transpose, out_shape)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -435,8 +529,13 @@ class HouseholderResiduals:
     wy: HouseholderWY
     X: object
     transpose: bool
-    inputs: list
+    inputs: list  # (block, X_j, V_b X_j) in application order
     out_shape: tuple
+
+
+def _forward_with_residuals(wy: HouseholderWY, X, transpose, out_shape):
+    Y, inputs = _apply_blocks(wy, X, transpose, out_shape, keep_inputs=True)
+    return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
 
 
 def householder_product_fwd(
@@ -451,109 +550,109 @@ def householder_product_fwd(
     if method == "sequential":
         raise ValueError("householder_product_fwd supports method 'wy' or 'dense'; "
                          "the sequential reference VJP is householder_product_vjp(method='sequential')")
-    rows = _reflectors(V, tau, check_finite, (("X", X),))
-    return _forward_with_residuals(rows, X, transpose, method, block_size)
+    xp = _check_reflectors(V, tau, check_finite, (("X", X),))
+    out_shape = _check_rhs("X", V, X)
+    k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
+    return _forward_with_residuals(_build(_rows(xp, V, tau, check_finite, k=k), k), X, transpose,
+                                   out_shape)
 
 
-def _forward_with_residuals(rows: _Rows, X, transpose, method, block_size):
-    out_shape = _check_rhs("X", rows.V, X)
-    n = rows.V.shape[-2]
-    k = max(n, 1) if method == "dense" else _check_method(method, block_size, n, X.shape[-1])
-    wy = _wy(rows, k)
-    Y, inputs = _apply_blocks(wy.xp, wy.factors, X, transpose, keep_inputs=True)
-    return Y, HouseholderResiduals(wy, X, transpose, inputs, out_shape)
+def _default_tau_chain(tau, dtau):
+    """``c`` with ``dV_i += c_i v_i``: ``tau = 2 / ||v||^2`` gives ``d tau / d v = -tau^2 v``."""
+    return -(tau * tau * dtau)
 
 
-def _propagate(xp, f: _Factors, res, G):
-    """Sequential part of the backward: ``G`` through each block, in reverse.
+def _block_backward(xp, blk, X_in, A, G, transpose, default_tau):
+    r"""``(F, first, second, dtau)`` of one block from ``X_in``, ``A = V X_in`` and ``G``.
 
-    Returns ``G = dL/dX`` and, stacked over blocks in block order, each block's
-    output cotangent ``G_j``, ``P_j`` and ``M_j^{-T} P_j`` (see :func:`_block_cotangents`).
+    ``X_in`` is the block's input and ``G`` the cotangent of its output.
+
+    For ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``, with ``G_v = V G``:
+    ``(P, Q) = (G_v, A)`` for ``B`` and ``(A, G_v)`` for ``B^T``; ``W = M^{-T} P``,
+    ``P~ = D W = T^T P``, ``Q~ = T Q``, ``E = striu(P~ Q~^T)``. Then
+    (docs/blocks/linalg.rst)
+
+    * ``dV = F V - first G^T - second X_in^T`` with ``F = E + E^T`` and
+      ``(first, second) = (Q~, P~)`` for ``B``, ``(P~, Q~)`` for ``B^T``;
+    * ``dtau_i = W_i . (S Q~ - Q)_i`` (row-wise dot products); with the
+      default tau its chain term is folded into ``F``'s diagonal and ``dtau``
+      is ``None``;
+    * ``dX = G - V^T second``.
     """
     mT = xp.matrix_transpose
-    nb = f.V.shape[-3]
-    outs, Ps, Ws = [None] * nb, [None] * nb, [None] * nb
-    for j, X_in, A in reversed(res.inputs):
-        Vj = f.V[..., j, :, :]
-        Gv = Vj @ G
-        P = A if res.transpose else Gv
-        W = mT(f.Minv[..., j, :, :]) @ P
-        # dX of this block: G - V^T T^T P (B) or G - V^T T Gv (B^T)
-        step = f.T[..., j, :, :] @ Gv if res.transpose else f.tau[..., j, :, None] * W
-        outs[j], Ps[j], Ws[j] = G, P, W
-        G = G - mT(Vj) @ step
-    return G, xp.stack(outs, axis=-3), xp.stack(Ps, axis=-3), xp.stack(Ws, axis=-3)
-
-
-def _block_cotangents(xp, f: _Factors, X_in, A, G_out, P, W, transpose):
-    r"""``dV`` and ``dtau`` of all blocks at once (batched over the block axis).
-
-    For one block ``Y = B X`` (or ``B^T X``), ``B = I - V^T T V``, with
-    ``A = V X`` and ``G_v = V G``: ``(P, Q) = (G_v, A)`` for ``B`` and
-    ``(A, G_v)`` for ``B^T``; ``W = M^{-T} P``, ``P~ = D W = T^T P``,
-    ``Q~ = T Q``, ``E = striu(P~ Q~^T)``. Then (docs/blocks/linalg.rst)
-
-    * ``dV = (E + E^T) V - Q~ G^T - P~ X^T`` for ``B``; ``P~`` and ``Q~`` swap for ``B^T``,
-    * ``dtau_i = W_i . (S Q~ - Q)_i`` (row-wise dot products),
-    * ``dX = G - V^T P~`` for ``B``, ``G - V^T Q~`` for ``B^T`` (in :func:`_propagate`).
-    """
-    mT = xp.matrix_transpose
-    Q = (f.V @ G_out) if transpose else A
-    Pt = f.tau[..., :, None] * W
-    Qt = f.T @ Q
+    Gv = blk.V @ G
+    P, Q = (A, Gv) if transpose else (Gv, A)
+    W = mT(blk.Minv) @ P
+    Pt = blk.tau[..., :, None] * W
+    Qt = blk.T @ Q
     E = xp.triu(Pt @ mT(Qt), k=1)
+    F = E + mT(E)
+    dtau = xp.sum(W * (xp.triu(blk.gram, k=1) @ Qt - Q), axis=-1)
+    if default_tau:
+        eye = xp.eye(F.shape[-1], dtype=F.dtype, device=device(F))
+        F = F + _default_tau_chain(blk.tau, dtau)[..., :, None] * eye
+        dtau = None
     first, second = (Pt, Qt) if transpose else (Qt, Pt)
-    dV = (E + mT(E)) @ f.V - first @ mT(G_out) - second @ mT(X_in)
-    dtau = xp.sum(W * (f.S @ Qt - Q), axis=-1)
-    return dV, dtau
+    return F, first, second, dtau
+
+
+def _backward(res: HouseholderResiduals, G):
+    """``(dV, dX, dtau)`` with the output's batch shape; ``dtau`` is ``None`` for the default tau.
+
+    Walks the blocks in reverse. ``G`` is copied once and becomes ``dX`` in
+    place; each block's ``dV`` rows are accumulated in place in one
+    preallocated array (three GEMMs, the first with ``beta = 0``).
+    """
+    wy, xp = res.wy, res.wy.xp
+    mT = xp.matrix_transpose
+    n, d = wy.V.shape[-2], wy.V.shape[-1]
+    G = xp.asarray(G, copy=True)
+    dV = _empty(xp, G, res.out_shape[:-2] + (n, d))
+    dtau = None if wy.default_tau else _empty(xp, G, res.out_shape[:-2] + (n,))
+    for blk, X_in, A in reversed(res.inputs):
+        F, first, second, dtau_b = _block_backward(xp, blk, X_in, A, G, res.transpose,
+                                                    wy.default_tau)
+        rows = dV[..., blk.rows, :]
+        dV_b = _into(rows, F, blk.V)
+        dV_b = matmul_update(dV_b, first, mT(G))
+        dV_b = matmul_update(dV_b, second, mT(X_in))
+        if dV_b is not rows:  # a namespace that returned a new array
+            dV[..., blk.rows, :] = dV_b
+        G = matmul_update(G, mT(blk.V), second)
+        if dtau is not None:
+            dtau[..., blk.rows] = dtau_b
+    return dV, G, dtau
 
 
 def householder_product_bwd(res: HouseholderResiduals, G, *, check_finite=True):
     """Cotangents ``(V, X, tau)`` from residuals (``tau`` is ``None`` for the default tau).
 
-    Walks the blocks in reverse for ``dX`` (three GEMMs per block), then forms
-    ``dV`` and ``dtau`` of all blocks in batched products: about ``8 d n m``
-    flops in all. See :func:`householder_product_vjp` for the conventions.
+    Walks the blocks in reverse: per block four GEMMs of ``2 d k m`` flops
+    (``V_b G``, two for ``dV_b``, one for ``dX``) and ``F V_b`` (``2 k^2 d``),
+    ``8 d n m + 2 d n k`` flops in all. See :func:`householder_product_vjp`
+    for the conventions.
     """
     if not isinstance(res, HouseholderResiduals):
         raise TypeError(f"res must come from householder_product_fwd, got {type(res).__name__}")
     _check_operand("G", res.wy.V, G, check_finite)
     require_shape("G", G, res.out_shape)
-    return _backward(res, G)
+    return _finish_cotangents(res.wy.rows, res.X, *_backward(res, G))
 
 
-def _backward(res: HouseholderResiduals, G):
-    wy, xp = res.wy, res.wy.xp
-    rows = _Rows(xp, wy.V, wy.tau, wy.default_tau, wy.scale)
-    if not res.inputs:  # no reflectors: U = I
-        return _finish_cotangents(rows, res.X, xp.zeros_like(wy.V), xp.zeros_like(wy.tau), G)
-    f = wy.factors
-    dX, G_out, P, W = _propagate(xp, f, res, G)
-    order = sorted(range(len(res.inputs)), key=lambda i: res.inputs[i][0])
-    # The first block's input is X itself, whose batch may be narrower than the output's.
-    X_in = xp.stack([xp.broadcast_to(res.inputs[i][1], res.out_shape) for i in order], axis=-3)
-    A = xp.stack([res.inputs[i][2] for i in order], axis=-3)
-    dV, dtau = _block_cotangents(xp, f, X_in, A, G_out, P, W, res.transpose)
-    n, d = wy.V.shape[-2], wy.V.shape[-1]
-    dV = xp.reshape(dV, dV.shape[:-3] + (-1, d))[..., :n, :]
-    dtau = xp.reshape(dtau, dtau.shape[:-2] + (-1,))[..., :n]
-    return _finish_cotangents(rows, res.X, dV, dtau, dX)
-
-
-def _finish_cotangents(rows: _Rows, X, dV, dtau, dX):
-    """Sum broadcast batch axes; with the default tau, chain ``dtau`` into ``dV``; then back
-    from the rows used to the given ones (``V_used = V / scale``, ``tau_used = tau scale^2``)."""
-    xp, V, tau = rows.xp, rows.V, rows.tau
+def _finish_cotangents(rows: _Rows, X, dV, dX, dtau):
+    """Sum the batch axes that broadcasting added; then back from the rows used to the given
+    ones (``V_used = V / scale``, ``tau_used = tau scale^2``). ``dtau = None`` stays ``None``."""
+    xp, V = rows.xp, rows.V
     dV = sum_to_shape(xp, dV, tuple(V.shape))
-    dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
     dX = sum_to_shape(xp, dX, tuple(X.shape))
-    if rows.default_tau:
-        # tau = 2 / ||v||^2 gives d tau / d v = -tau^2 v.
-        dV = dV - (tau * tau * dtau)[..., None] * V
-        return HouseholderProductCotangents(_given_rows_cotangent(rows, dV), dX)
+    if rows.scale is not None:
+        dV = dV / rows.scale[..., None]
+    if dtau is None:
+        return HouseholderProductCotangents(dV, dX)
+    dtau = sum_to_shape(xp, dtau, tuple(V.shape[:-1]))
     if rows.scale is not None:
         dtau = dtau * rows.scale * rows.scale
-    return HouseholderProductCotangents(_given_rows_cotangent(rows, dV), dX, dtau)
+    return HouseholderProductCotangents(dV, dX, dtau)
 
 
 def _sequential_vjp(xp, V, tau, X, G, transpose):
@@ -594,12 +693,15 @@ def householder_product_vjp(
     G : (..., d, m) array
         Cotangent of the output, of the output's shape.
     """
-    rows = _reflectors(V, tau, check_finite, (("X", X), ("G", G)))
+    xp = _check_reflectors(V, tau, check_finite, (("X", X), ("G", G)))
     out_shape = _check_rhs("X", V, X)
     require_shape("G", G, out_shape)
-    if method != "sequential":
-        return _backward(_forward_with_residuals(rows, X, transpose, method, block_size)[1], G)
-    if V.shape[-2] == 0:  # no reflectors: U = I
-        return _finish_cotangents(rows, X, rows.xp.zeros_like(V), rows.xp.zeros_like(rows.tau), G)
+    k = _block_size_for(method, block_size, V.shape[-2], X.shape[-1])
+    rows = _rows(xp, V, tau, check_finite, k=None if method == "sequential" else k)
+    if method != "sequential" or V.shape[-2] == 0:  # no reflectors: U = I, no blocks to walk
+        _, res = _forward_with_residuals(_build(rows, k), X, transpose, out_shape)
+        return _finish_cotangents(rows, X, *_backward(res, G))
     dV, dtau, dX = _sequential_vjp(rows.xp, rows.V, rows.tau, X, G, transpose)
-    return _finish_cotangents(rows, X, dV, dtau, dX)
+    if rows.default_tau:
+        dV, dtau = dV + _default_tau_chain(rows.tau, dtau)[..., None] * rows.V, None
+    return _finish_cotangents(rows, X, dV, dX, dtau)

@@ -51,16 +51,19 @@ from .._validation import (
 )
 from ..backend import device, get_namespace
 from .householder import (
+    HouseholderWY,
     _apply_blocks,
+    _backward,
+    _build,
     _check_method,
-    _reflectors,
-    _Rows,
-    _wy_factors,
-    default_block_size,
-    householder_product_vjp,
+    _check_reflectors,
+    _finish_cotangents,
+    _forward_with_residuals,
+    _rows,
 )
 
 __all__ = [
+    "PreparedSVDLinear",
     "SlogdetResult",
     "condition_number",
     "condition_number_vjp",
@@ -73,6 +76,7 @@ __all__ = [
     "svd_linear_inverse_vjp",
     "svd_linear_matrix",
     "svd_linear_matrix_vjp",
+    "svd_linear_prepare",
     "svd_linear_slogdet",
     "svd_linear_slogdet_vjp",
     "svd_linear_vjp",
@@ -94,45 +98,20 @@ SymmetricCotangents = cotangent_type("SymmetricCotangents", "Vu s X")
 
 
 @dataclass(frozen=True)
-class _Factor:
-    """One orthogonal factor: its reflector rows as given (``V``, for the VJPs), the rows the
-    products use (``rows``: rescaled where their norms would overflow or underflow) and the WY
-    block size."""
-
-    V: object
-    rows: _Rows
-    k: int
-
-    def blocks(self, xp):
-        return _wy_factors(xp, self.rows.V, self.rows.tau, self.k)
-
-
-@dataclass(frozen=True)
 class _Layer:
     xp: object
-    U: _Factor | None  # None for the ops that read s only
-    V: _Factor | None  # U itself for the symmetric construction W = U diag(s) U^T
+    U: HouseholderWY | None  # None for the ops that read s only
+    V: HouseholderWY | None  # U itself for the symmetric construction W = U diag(s) U^T
     s: object
     batch: tuple  # broadcast batch shape of all arguments
 
 
-def _default_block_size(n, m) -> int:
-    """Householder's default for wide batches; 16 below ``m = 64``.
-
-    A product costs ``2 d n k`` flops to build its WY blocks and ``4 d n m``
-    to apply them; for narrow batches the build dominates, and halving ``k``
-    saved 20-30% of the inverse's time at d = 256 and 1024 with m <= 32 (one
-    BLAS thread, ``asv_benchmarks/benchmarks/bench_svd_layer.py``).
-    """
-    return min(max(n, 1), 16) if m < 64 else default_block_size(n)
-
-
-def _factor(name, V, block_size, m, check_finite) -> _Factor:
-    """Householder's own checks of the reflectors ``V``, and their ``tau``."""
-    rows = _reflectors(V, None, check_finite, name=name)
-    n = V.shape[-2]
-    k = _check_method("wy", _default_block_size(n, m) if block_size is None else block_size, n)
-    return _Factor(V, rows, k)
+def _factor(name, V, block_size, m, check_finite) -> HouseholderWY:
+    """Householder's own checks of the reflectors ``V`` (named ``name`` in its errors), and
+    their WY blocks."""
+    xp = _check_reflectors(V, None, check_finite, name=name)
+    k = _check_method("wy", block_size, V.shape[-2], m)
+    return _build(_rows(xp, V, None, check_finite, name, k), k)
 
 
 def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=None,
@@ -150,11 +129,11 @@ def _prepare(Vu, s, Vv=None, data=None, *, data_name="X", G=None, block_size=Non
     batch = _batch_shape(Vu, s, Vv, data, data_name)
     if G is not None:
         _require_shape("G", G, batch + (Vu.shape[-1], data.shape[-1]))
+    require_finite_arrays(check_finite, **{name: named.get(name) for name in ("s", data_name, "G")})
     if not factors:
         # The reflectors are not read, but a NaN or infinite one makes W so.
-        require_finite_arrays(check_finite, Vu=Vu, s=s, Vv=Vv)
+        require_finite_arrays(check_finite, Vu=Vu, Vv=Vv)
         return _Layer(xp, None, None, s, batch)
-    require_finite_arrays(check_finite, **{name: named.get(name) for name in ("s", data_name, "G")})
     m = Vu.shape[-1] if data is None else data.shape[-1]  # the dense matrix applies W to I
     U = _factor("Vu", Vu, block_size, m, check_finite)
     V = U if Vv is None else _factor("Vv", Vv, block_size, m, check_finite)
@@ -214,35 +193,37 @@ def _require_invertible(xp, s, finite=True):
 # ---------------------------------------------------------------------------
 
 
-def _product(xp, blocks, X, transpose):
-    return _apply_blocks(xp, blocks, X, transpose)[0]
+def _out_shape(wy: HouseholderWY, X) -> tuple:
+    """Shape of the product of ``wy``'s orthogonal matrix with ``X`` (batch axes broadcast)."""
+    return broadcast_batch(V=wy.V.shape[:-2], X=X.shape[:-2]) + tuple(X.shape[-2:])
 
 
 def _scale_rows(c, A):
     return c[..., :, None] * A
 
 
-def _sandwich(xp, left: _Factor, c, right: _Factor, X):
-    r"""``L (c * (R^T X))``; the WY blocks are built once when ``L`` is ``R``."""
-    right_blocks = right.blocks(xp)
-    left_blocks = right_blocks if left is right else left.blocks(xp)
-    return _product(xp, left_blocks, _scale_rows(c, _product(xp, right_blocks, X, True)), False)
+def _sandwich(left: HouseholderWY, c, right: HouseholderWY, X):
+    r"""``L (c * (R^T X))``; the middle array is the left product's, updated in place."""
+    A = _apply_blocks(right, X, True, _out_shape(right, X))[0]
+    B = _scale_rows(c, A)
+    return _apply_blocks(left, B, False, _out_shape(left, B), copy=False)[0]
 
 
-def _sandwich_vjp(xp, left: _Factor, c, right: _Factor, X, G):
+def _sandwich_vjp(xp, left: HouseholderWY, c, right: HouseholderWY, X, G):
     r"""Cotangents ``(dL, dc, dR, dX)`` of ``Y = L B``, ``B = c * A``, ``A = R^T X``.
 
-    ``G_B = L^T G`` and ``dL`` come from the product backward with input ``B``;
-    ``dc = sum_m G_B * A``; ``G_A = c * G_B``; ``dR`` and ``dX = R G_A`` come
-    from the *transposed*-product backward with input ``X``.
+    The right product runs once, keeping its residuals (``A`` is its output).
+    ``G_B = L^T G`` and ``dL`` come from the product backward with input
+    ``B``; ``dc = sum_m G_B * A``; ``G_A = c * G_B``; ``dR`` and ``dX = R G_A``
+    come from the *transposed*-product backward with input ``X``.
     """
-    A = _product(xp, right.blocks(xp), X, True)
-    dL, G_B, _ = householder_product_vjp(
-        left.V, _scale_rows(c, A), G, block_size=left.k, check_finite=False)
+    A, right_res = _forward_with_residuals(right, X, True, _out_shape(right, X))
+    B = _scale_rows(c, A)
+    _, left_res = _forward_with_residuals(left, B, False, _out_shape(left, B))
+    dL, G_B, _ = _finish_cotangents(left.rows, B, *_backward(left_res, G))
     dc = sum_to_shape(xp, xp.sum(G_B * A, axis=-1), tuple(c.shape))
     G_A = sum_to_shape(xp, _scale_rows(c, G_B), tuple(A.shape))
-    dR, dX, _ = householder_product_vjp(
-        right.V, X, G_A, transpose=True, block_size=right.k, check_finite=False)
+    dR, dX, _ = _finish_cotangents(right.rows, X, *_backward(right_res, G_A))
     return dL, dc, dR, dX
 
 
@@ -268,9 +249,9 @@ def svd_linear(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     X : (..., d, m) array
         Right-hand side. All leading axes are batch axes and broadcast.
     block_size : int, optional
-        Reflectors per compact WY block. Default: 16 for ``m < 64``, else
-        :func:`refimpl.linalg.default_block_size`. Results do not depend
-        on it beyond rounding.
+        Reflectors per compact WY block. Default:
+        :func:`refimpl.linalg.default_block_size` of ``n`` and ``m``. Results
+        do not depend on it beyond rounding.
     check_finite : bool
         Raise ``ValueError`` on NaN or infinity in the inputs.
 
@@ -290,7 +271,7 @@ def svd_linear(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     True
     """
     lay = _prepare(Vu, s, Vv, X, block_size=block_size, check_finite=check_finite)
-    return _sandwich(lay.xp, lay.U, s, lay.V, X)
+    return _sandwich(lay.U, s, lay.V, X)
 
 
 def svd_linear_vjp(Vu, s, Vv, X, G, *, block_size=None, check_finite=True):
@@ -336,7 +317,7 @@ def svd_linear_inverse(Vu, s, Vv, Y, *, block_size=None, check_finite=True):
     """
     lay = _prepare(Vu, s, Vv, Y, data_name="Y", block_size=block_size, check_finite=check_finite)
     _require_invertible(lay.xp, s, finite=check_finite)
-    return _sandwich(lay.xp, lay.V, 1.0 / s, lay.U, Y)
+    return _sandwich(lay.V, 1.0 / s, lay.U, Y)
 
 
 def svd_linear_inverse_vjp(Vu, s, Vv, Y, G, *, block_size=None, check_finite=True):
@@ -349,8 +330,114 @@ def svd_linear_inverse_vjp(Vu, s, Vv, Y, G, *, block_size=None, check_finite=Tru
     lay = _prepare(Vu, s, Vv, Y, data_name="Y", G=G, block_size=block_size,
                    check_finite=check_finite)
     _require_invertible(lay.xp, s, finite=check_finite)
-    dVv, dc, dVu, dY = _sandwich_vjp(lay.xp, lay.V, 1.0 / s, lay.U, Y, G)
+    return _inverse_cotangents(lay, lay.U, lay.V, Y, G)
+
+
+def _inverse_cotangents(lay, U: HouseholderWY, V: HouseholderWY, Y, G):
+    """The sandwich cotangents of ``V ((1 / s) * (U^T Y))``, with ``ds = -dc / s^2``."""
+    s = lay.s
+    dVv, dc, dVu, dY = _sandwich_vjp(lay.xp, V, 1.0 / s, U, Y, G)
     return InverseCotangents(dVu, -dc / (s * s), dVv, dY)
+
+
+# ---------------------------------------------------------------------------
+# The prepared layer: WY blocks built once
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedSVDLinear:
+    r"""The layer ``W = U diag(s) V^T`` with the WY blocks of ``U`` and ``V`` built once.
+
+    Made by :func:`svd_linear_prepare`, for a model whose weights stay fixed
+    over many batches: the build (``d (n_u + n_v) k`` flops) is paid once
+    and every call costs the two products alone, ``4 d (n_u + n_v) m``. The
+    methods compute what the plain ops compute, with the same conventions
+    and checks of their data:
+
+    * ``forward(X)``: :func:`svd_linear`;
+    * ``inverse(Y)``: :func:`svd_linear_inverse`;
+    * ``vjp(X, G)``: :func:`svd_linear_vjp`, ``LayerCotangents(Vu, s, Vv, X)``;
+    * ``inverse_vjp(Y, G)``: :func:`svd_linear_inverse_vjp`.
+    """
+
+    Vu: object
+    s: object
+    Vv: object
+    U: HouseholderWY
+    V: HouseholderWY
+    check_finite: bool
+
+    def _data(self, data, name, G=None) -> _Layer:
+        # Shapes and dtypes against the layer's; finiteness of the new arrays only: the
+        # layer's own were checked by svd_linear_prepare, and a pass over Vu and Vv per
+        # call would add O(d (n_u + n_v)) to every product.
+        lay = _prepare(self.Vu, self.s, self.Vv, data, data_name=name, G=G, check_finite=False,
+                       factors=False)
+        require_finite_arrays(self.check_finite, **{name: data, "G": G})
+        return lay
+
+    def _inverse_data(self, data, G=None) -> _Layer:
+        lay = self._data(data, "Y", G)
+        _require_invertible(lay.xp, self.s, finite=self.check_finite)
+        return lay
+
+    def forward(self, X):
+        """``W X = U (s * (V^T X))``."""
+        self._data(X, "X")
+        return _sandwich(self.U, self.s, self.V, X)
+
+    def inverse(self, Y):
+        """``W^{-1} Y = V ((U^T Y) / s)``."""
+        self._inverse_data(Y)
+        return _sandwich(self.V, 1.0 / self.s, self.U, Y)
+
+    def vjp(self, X, G):
+        """Cotangents ``(Vu, s, Vv, X)`` of :meth:`forward` for ``G``."""
+        lay = self._data(X, "X", G)
+        return LayerCotangents(*_sandwich_vjp(lay.xp, self.U, self.s, self.V, X, G))
+
+    def inverse_vjp(self, Y, G):
+        """Cotangents ``(Vu, s, Vv, Y)`` of :meth:`inverse` for ``G``."""
+        lay = self._inverse_data(Y, G)
+        return _inverse_cotangents(lay, self.U, self.V, Y, G)
+
+
+def svd_linear_prepare(Vu, s, Vv, *, block_size=None, check_finite=True) -> PreparedSVDLinear:
+    r"""Build the WY blocks of both factors of ``W = U diag(s) V^T`` once, for many calls.
+
+    Parameters
+    ----------
+    Vu, s, Vv, check_finite
+        As :func:`svd_linear`.
+    block_size : int, optional
+        Reflectors per compact WY block. Default:
+        :func:`refimpl.linalg.default_block_size` for narrow batches (32),
+        which applies about as fast as any for wider ones (figures in
+        ``docs/performance.rst``).
+
+    Returns
+    -------
+    PreparedSVDLinear
+        With ``forward``, ``inverse``, ``vjp`` and ``inverse_vjp``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refimpl.linalg import svd_linear, svd_linear_prepare
+    >>> rng = np.random.default_rng(0)
+    >>> Vu, Vv = rng.standard_normal((2, 6, 6))
+    >>> s, X = rng.uniform(0.5, 2.0, 6), rng.standard_normal((6, 3))
+    >>> layer = svd_linear_prepare(Vu, s, Vv)
+    >>> bool(np.allclose(layer.forward(X), svd_linear(Vu, s, Vv, X)))
+    True
+    >>> bool(np.allclose(layer.inverse(layer.forward(X)), X))
+    True
+    """
+    _prepare(Vu, s, Vv, check_finite=check_finite, factors=False)  # the checks across arguments
+    U = _factor("Vu", Vu, block_size, None, check_finite)
+    V = _factor("Vv", Vv, block_size, None, check_finite)
+    return PreparedSVDLinear(Vu, s, Vv, U, V, check_finite)
 
 
 def _eye_like(lay):
@@ -365,7 +452,7 @@ def svd_linear_matrix(Vu, s, Vv, *, block_size=None, check_finite=True):
     Computed as :func:`svd_linear` applied to the identity, ``O(d^2 (n_u + n_v))``.
     """
     lay = _prepare(Vu, s, Vv, block_size=block_size, check_finite=check_finite)
-    return _sandwich(lay.xp, lay.U, s, lay.V, _eye_like(lay))
+    return _sandwich(lay.U, s, lay.V, _eye_like(lay))
 
 
 def svd_linear_matrix_vjp(Vu, s, Vv, G, *, block_size=None, check_finite=True):
@@ -423,10 +510,22 @@ def svd_linear_slogdet(Vu, s, Vv, *, check_finite=True):
     total = logabsdet if logabsdet.ndim == 0 else xp.sum(logabsdet)
     if not math.isfinite(float(total)):
         _require_invertible(xp, s)
-    # (-1)^(n_u + n_v + number of negative s_i), by a count: cheaper than prod(sign(s)).
-    negatives = xp.count_nonzero(s < 0, axis=-1) + _reflector_count(Vu, Vv)
-    sign = 1.0 - 2.0 * xp.astype(negatives % 2, s.dtype)
+    sign = _determinant_sign(xp, s, _reflector_count(Vu, Vv))
     return SlogdetResult(_broadcast(xp, sign, lay.batch), _broadcast(xp, logabsdet, lay.batch))
+
+
+def _determinant_sign(xp, s, reflectors):
+    """``(-1)^(reflectors + number of negative s_i)``, per batch entry.
+
+    One ``s`` counts its negative entries (a whole-array count, a
+    microsecond where counting along an axis costs ten); a batch multiplies
+    ``sign(s_i)``, exact since every factor is +-1.
+    """
+    if s.ndim == 1:
+        odd = (int(xp.count_nonzero(s < 0)) + reflectors) % 2
+        return xp.asarray(-1.0 if odd else 1.0, dtype=s.dtype, device=device(s))
+    sign = xp.prod(xp.sign(s), axis=-1)
+    return -sign if reflectors % 2 else sign
 
 
 def _reflector_count(Vu, Vv) -> int:
@@ -549,7 +648,7 @@ def spectral_normalize(Vu, s, Vv, X, *, block_size=None, check_finite=True):
     """
     lay = _prepare(Vu, s, Vv, X, block_size=block_size, check_finite=check_finite)
     c, _ = _normalized(lay.xp, s)
-    return _sandwich(lay.xp, lay.U, c, lay.V, X)
+    return _sandwich(lay.U, c, lay.V, X)
 
 
 def spectral_normalize_vjp(Vu, s, Vv, X, G, *, block_size=None, check_finite=True):
@@ -602,7 +701,7 @@ def sym_expm_apply(Vu, s, X, *, block_size=None, check_finite=True):
     eigenvalues of ``W``).
     """
     lay, c = _sym_apply(Vu, s, X, _exp, block_size, check_finite)
-    return _sandwich(lay.xp, lay.U, c, lay.U, X)
+    return _sandwich(lay.U, c, lay.U, X)
 
 
 def sym_expm_apply_vjp(Vu, s, X, G, *, block_size=None, check_finite=True):
@@ -634,7 +733,7 @@ def sym_cayley_apply(Vu, s, X, *, block_size=None, check_finite=True):
     """
     lay, c = _sym_apply(Vu, s, X, _cayley, block_size, check_finite,
                         require=_require_cayley_defined)
-    return _sandwich(lay.xp, lay.U, c, lay.U, X)
+    return _sandwich(lay.U, c, lay.U, X)
 
 
 def sym_cayley_apply_vjp(Vu, s, X, G, *, block_size=None, check_finite=True):

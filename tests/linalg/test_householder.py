@@ -1,5 +1,7 @@
 """Householder products: registered properties on every backend, plus bad input and teeth."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,17 @@ def test_lapack_tau_zero_is_identity(V, X):
     np.testing.assert_array_equal(dV, 0)
     # dL/dtau_i at tau = 0 is -<G, v_i v_i^T X>: well defined, no 1/tau anywhere.
     np.testing.assert_allclose(dtau, [-np.sum(np.outer(v, v) @ X) for v in V], rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["wy", "sequential", "dense"])
+def test_no_reflectors_is_the_identity(X, method):
+    # The empty product U = I (the WY build has no block to make), with explicit tau too.
+    V, G = np.zeros((0, 5)), np.random.default_rng(3).standard_normal((5, 3))
+    np.testing.assert_array_equal(hh.householder_product(V, X, method=method), X)
+    dV, dX, dtau = hh.householder_product_vjp(V, X, G, tau=np.zeros(0), method=method)
+    assert dV.shape == (0, 5) and dtau.shape == (0,)
+    np.testing.assert_array_equal(dX, G)
+    np.testing.assert_array_equal(hh.householder_matrix(V), np.eye(5))
 
 
 def test_batch_axes_broadcast_and_cotangents_unbroadcast(V, X):
@@ -148,27 +161,28 @@ def test_non_finite_allowed_when_unchecked(V, X):
 @pytest.fixture
 def wrong_sign_in_T(monkeypatch):
     """Plant a bug in the WY build: the off-diagonal of T with the wrong sign."""
-    original = hh._wy_factors
+    original = hh._wy_blocks
 
-    def wrong_sign(xp, V, tau, k):
-        b = original(xp, V, tau, k)
-        return hh._Factors(b.V, b.tau, b.S, b.Minv, b.T - 2 * xp.triu(b.T, k=1))
+    def wrong_sign(xp, *args, **kwargs):
+        blocks = original(xp, *args, **kwargs)
+        return tuple(dataclasses.replace(b, T=b.T - 2 * xp.triu(b.T, k=1)) for b in blocks)
 
-    monkeypatch.setattr(hh, "_wy_factors", wrong_sign)
+    monkeypatch.setattr(hh, "_wy_blocks", wrong_sign)
 
 
 def test_wrong_sign_in_T_is_caught(wrong_sign_in_T):
-    assert {"matches ground truth", "orthogonality", "methods agree"} <= failing_properties("householder_product")
+    failed = failing_properties("householder_product")
+    assert {"matches ground truth", "orthogonality", "methods agree"} <= failed
 
 
 def test_stale_gradient_term_is_caught(monkeypatch):
-    original = hh._block_cotangents
+    original = hh._block_backward
 
-    def stale_term(xp, f, *args):
-        dV, dtau = original(xp, f, *args)
-        return dV + 0.1 * (f.S @ f.V), dtau  # a spurious in-block triangle term
+    def stale_term(xp, blk, *args):
+        F, first, second, dtau = original(xp, blk, *args)
+        return F + 0.1 * xp.triu(blk.gram, k=1), first, second, dtau  # a spurious term in dV
 
-    monkeypatch.setattr(hh, "_block_cotangents", stale_term)
+    monkeypatch.setattr(hh, "_block_backward", stale_term)
     failed = failing_properties("householder_product")
     assert {"vjp: dot-product test", "vjp: autograd", "methods agree"} <= failed
 

@@ -1,10 +1,12 @@
 """SVD-parametrised linear layer: registered properties on every backend, bad input, teeth."""
 
+import dataclasses
 
 import numpy as np
 import pytest
 
 import array_api_strict as xps
+from refimpl.backend import available_backends, from_numpy, to_numpy
 from refimpl.linalg import householder_matrix
 from verify.testing import assert_property, failing_properties, property_cases
 
@@ -173,6 +175,43 @@ def test_slogdet_does_not_read_the_reflectors():
         svd.svd_linear_slogdet(np.full(Vu.shape, np.nan), s, Vv)
 
 
+# -- the prepared layer: the plain ops' results, checks and errors, on every backend -----
+
+
+@pytest.mark.parametrize("name", available_backends(devices=True))
+def test_prepared_layer_computes_the_plain_ops(name):
+    gen = np.random.default_rng(3)
+    Vu, Vv = gen.standard_normal((2, 7, 5)), gen.standard_normal((6, 5))  # Vu batched
+    s, X, G = gen.uniform(0.5, 2.0, 5), gen.standard_normal((5, 3)), gen.standard_normal((2, 5, 3))
+    Vu, Vv, s, X, G = (from_numpy(a, name) for a in (Vu, Vv, s, X, G))
+    layer = svd.svd_linear_prepare(Vu, s, Vv, block_size=2)
+    pairs = [(layer.forward(X), svd.svd_linear(Vu, s, Vv, X)),
+             (layer.inverse(G), svd.svd_linear_inverse(Vu, s, Vv, G))]
+    pairs += zip(layer.vjp(X, G), svd.svd_linear_vjp(Vu, s, Vv, X, G))
+    pairs += zip(layer.inverse_vjp(G, G), svd.svd_linear_inverse_vjp(Vu, s, Vv, G, G))
+    for prepared, plain in pairs:
+        np.testing.assert_allclose(to_numpy(prepared), to_numpy(plain), rtol=1e-12, atol=1e-13)
+
+
+def test_prepared_layer_checks_its_data():
+    Vu, s, Vv, X = _layer()
+    layer = svd.svd_linear_prepare(Vu, s, Vv)
+    with pytest.raises(ValueError, match=r"X must have shape \(\.\.\., d, m\)"):
+        layer.forward(np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"G must have the output's shape \(4, 2\)"):
+        layer.vjp(X, np.ones((4, 3)))
+    with pytest.raises(TypeError, match="share one dtype"):
+        layer.inverse(X.astype(np.float32))
+    with pytest.raises(ValueError, match="X must not contain infs or NaNs"):
+        layer.forward(np.where(X > 0, np.nan, X))
+    with pytest.raises(ValueError, match="G must not contain infs or NaNs"):
+        layer.inverse_vjp(X, np.full((4, 2), np.inf))
+    with pytest.raises(ValueError, match=r"s\[0\] = 0.0: singular values must be finite and nonzero"):
+        svd.svd_linear_prepare(Vu, 0 * s, Vv).inverse(X)
+    with pytest.raises(ValueError, match="Vv has a zero row"):
+        svd.svd_linear_prepare(Vu, s, np.zeros((2, 4)))
+
+
 # -- the checks have teeth: a planted bug must make the right properties fail --------------
 
 
@@ -183,24 +222,24 @@ def _failing(op_name, monkeypatch, target, replacement):
 
 
 def test_untransposed_right_factor_is_caught(monkeypatch):
-    original = svd._product
+    original = svd._apply_blocks
 
-    def no_transpose(xp, blocks, X, transpose):
-        return original(xp, blocks, X, False)
+    def no_transpose(wy, X, transpose, *args, **kwargs):
+        return original(wy, X, False, *args, **kwargs)
 
-    monkeypatch.setattr(svd, "_product", no_transpose)
+    monkeypatch.setattr(svd, "_apply_blocks", no_transpose)
     assert "matches ground truth" in failing_properties("svd_linear")
     assert {"matches ground truth", "round trip with svd_linear (error / cond)"} <= \
         failing_properties("svd_linear_inverse")
 
 
 def test_non_orthogonal_factor_is_caught(monkeypatch):
-    original = svd._wy_factors
+    original = svd._build
 
-    def half_tau(xp, V, tau, k):  # I - v v^T / ||v||^2 is a projection, not a reflection
-        return original(xp, V, tau / 2, k)
+    def half_tau(xp, V, tau, k, check_finite):  # I - v v^T / ||v||^2 projects, does not reflect
+        return original(xp, V, 1.0 / xp.vecdot(V, V), k, check_finite)
 
-    failed = _failing("svd_linear_matrix", monkeypatch, "_wy_factors", half_tau)
+    failed = _failing("svd_linear_matrix", monkeypatch, "_build", half_tau)
     assert {"matches ground truth", "singular values are abs(s)"} <= failed
 
 
@@ -210,14 +249,13 @@ def test_forgotten_reflector_parity_is_caught(monkeypatch):
 
 
 def test_wrong_transposed_backward_is_caught(monkeypatch):
-    original = svd.householder_product_vjp
+    original = svd._backward
 
-    def ignores_transpose(V, X, G, **kwargs):
-        kwargs["transpose"] = False
-        return original(V, X, G, **kwargs)
+    def ignores_transpose(res, G):
+        return original(dataclasses.replace(res, transpose=False), G)
 
     for name in ("svd_linear", "svd_linear_inverse", "sym_expm_apply"):
-        failed = _failing(name, monkeypatch, "householder_product_vjp", ignores_transpose)
+        failed = _failing(name, monkeypatch, "_backward", ignores_transpose)
         assert {"vjp: dot-product test", "vjp: autograd"} <= failed
         assert "matches ground truth" not in failed
 

@@ -29,6 +29,8 @@ NOT_OPS = {
     "householder_wy_apply": "takes prebuilt WY factors; its math is householder_product's",
     "householder_product_fwd": "the residual-keeping half of householder_product_vjp",
     "householder_product_bwd": "the backward half of householder_product_vjp",
+    "svd_linear_prepare": "returns a PreparedSVDLinear (WY blocks built once); its methods are "
+                          "svd_linear's, svd_linear_inverse's and their VJPs' math",
     "default_block_size": "a tuning choice (an int), not a mathematical function",
     "kernel_spectrum": "returns a KernelSpectrum (cached FFT), accepted by the circular ops",
     "periodic_kernel_spectrum": "returns a KernelSpectrum, accepted by the periodic ops",
