@@ -173,7 +173,7 @@ class Teeth:
     options: dict = field(default_factory=dict)
 
 
-def failing_properties(op, *, impl=None, among=None, profile="quick",
+def failing_properties(op, *, impl=None, among=None, profile="ci",
                        backend="numpy", dtype="float64") -> set:
     """Names of the properties of ``op`` (all, or those named in ``among``) that fail.
 

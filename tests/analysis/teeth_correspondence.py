@@ -109,6 +109,7 @@ class Correspondence:
             W = np.linalg.solve(ZA.T @ ZA / M + 0.1 * np.eye(ZA.shape[1]), ZA.T @ ZB / M)
         elif l1 is None:
             W = np.linalg.lstsq(ZA, ZB, rcond=None)[0]
+            W[~np.any(ZA != 0, axis=0)] = 0.0  # minimum norm: exactly 0 on a constant channel
         else:
             W = self._lasso(ZA, ZB, l1)
         residual = ZB - ZA @ W

