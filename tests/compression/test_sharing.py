@@ -249,7 +249,10 @@ def test_unscaled_tolerance_is_caught(monkeypatch):
         xp, x, c, m, 1e-4 if tol > 0 else 0.0, e))
     failed = failing_properties("kmeans_quantize", profile="ci",
                                 among={"matches ground truth", "affine equivariance"})
-    assert failed == {"matches ground truth", "affine equivariance"}
+    # Lloyd's steps run on power-of-two-scaled data (no overflow at any scale), so an
+    # absolute tolerance no longer breaks affine equivariance; scikit-learn's relative one
+    # still tells it apart
+    assert failed == {"matches ground truth"}
 
 
 def test_a_mean_for_the_centroid_gradient_is_caught(monkeypatch):
