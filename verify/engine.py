@@ -172,7 +172,7 @@ def run_property(
         if time_limit is not None and time.perf_counter() - start > time_limit:
             raise _OutOfTime
         try:
-            with absolute_floor(max(atol, _SUBNORMAL[dtype]) / tol), \
+            with absolute_floor(max(atol, _SUBNORMAL[dtype]) / tol if tol else 0.0), \
                     tolerance_factors({k: v / tol for k, v in own.items()}):
                 err = prop.check(impl, case, ctx)
         except NotProvided as exc:
