@@ -446,7 +446,7 @@ def test_structured_cases_still_catch_a_wrong_free_entry():
 
 
 def test_golden_vectors_in_lapack_form(tmp_path):
-    verify.export_vectors(tmp_path, [OP, "householder_matrix"], examples=2, cases="lapack")
+    verify.export_vectors(tmp_path, [OP, "householder_matrix"], examples=6, cases="lapack")
     vectors = verify.load_vectors(tmp_path)
     for v in vectors:
         V = v.inputs["V"]
