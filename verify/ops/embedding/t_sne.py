@@ -558,7 +558,9 @@ FIT = register(Op(
                  "Y0 -> -Y0[:, ::-1] gives embedding -> -embedding[:, ::-1] (at most 20 steps)",
                  cases=_short_fit_cases),
     ),
-    tolerance={"float64": 1e-9, "float32": 1e-3},
+    # float32's trajectory of the non-convex descent departs from float64's by a few 1e-3 on
+    # small, early-exaggerated embeddings
+    tolerance={"float64": 1e-9, "float32": 1e-2},
     convention="scikit-learn's exact t-SNE: exaggeration phase (alpha P, momentum 0.5), then "
                "momentum 0.8; gains +0.2 / *0.8 (min 0.01); checks every 50 steps "
                "(n_iter_without_progress, min_grad_norm); learning_rate 'auto' = "
