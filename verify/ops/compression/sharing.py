@@ -139,7 +139,9 @@ def _kmeans_cases(draw):
         span = x.max() - x.min()
         outside = draw(st.integers(min(2, k), k))  # two or more: at least one starts empty
         inside = gen.choice(x, k - outside, replace=False)
-        primals["init"] = np.concatenate([inside, x.min() - span * (1 + np.arange(outside))])
+        # Half a span below the data, not a whole one: there the lowest weight would be exactly
+        # as far from the first of them as from a centroid at the top, a tie left to rounding.
+        primals["init"] = np.concatenate([inside, x.min() - span * (0.5 + np.arange(outside))])
     if draw(st.booleans()) and (n + extra) % 2 == 0:
         primals = {key: (v.reshape(2, -1) if v.shape == w.shape else v)
                    for key, v in primals.items()}
