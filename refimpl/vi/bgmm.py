@@ -37,10 +37,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._special import LOG_2PI, digamma, lgamma
-from .._validation import require_finite, require_ndim, require_real_floating, require_same_dtype
+from .._validation import (
+    power_of_two_scale,
+    require_finite,
+    require_ndim,
+    require_real_floating,
+    require_same_dtype,
+)
 from ..backend import get_namespace
 
 __all__ = [
@@ -70,6 +76,10 @@ class BGMMPrior:
 
     ``covariance`` is the inverse Wishart scale ``W0^{-1}``: ``(D, D)`` for
     ``full`` and ``tied``, ``(D,)`` for ``diag``, 0-d for ``spherical``.
+    ``covariance_logdet`` is ``log |W0^{-1}|`` (``D log w`` for spherical),
+    found at the data's scale: it stays finite where the default
+    ``covariance`` (a sample covariance of data near 1e-300, say) underflows.
+    ``None`` (a prior built by hand): computed from ``covariance``.
     """
 
     weight_concentration: float
@@ -79,6 +89,7 @@ class BGMMPrior:
     covariance: Any
     covariance_type: str
     weight_concentration_prior_type: str
+    covariance_logdet: Any = None
 
 
 @dataclass
@@ -237,20 +248,37 @@ def _prior(xp, X, K, covariance_type, weight_type, weight_concentration_prior,
     layout = _layout(covariance_type)
     shape = {"full": (d, d), "diag": (d,), "spherical": ()}[layout]
     cov = _as_array(xp, X, "covariance_prior", covariance_prior, shape)
-    name = "covariance_prior"
-    if cov is None:
-        # Not passed: the error must blame the data (overflowing or degenerate at its scale).
-        name = "the default covariance_prior (the sample covariance of X)"
-        if n < 2:
-            raise ValueError("the default covariance_prior (the sample covariance) needs N >= 2")
-        Xc = X - xp.mean(X, axis=0)
-        cov = {
-            "full": lambda: xp.matmul(xp.matrix_transpose(Xc), Xc) / (n - 1),
-            "diag": lambda: xp.sum(Xc * Xc, axis=0) / (n - 1),
-            "spherical": lambda: xp.mean(xp.sum(Xc * Xc, axis=0) / (n - 1)),
-        }[layout]()
-    _check_covariance_prior(xp, cov, layout, name)
-    return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type)
+    if cov is not None:
+        _check_covariance_prior(xp, cov, layout)
+        return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type)
+    if n < 2:
+        raise ValueError("the default covariance_prior (the sample covariance) needs N >= 2")
+    # The sample covariance of X / s (s a power of two: exact), checked and its log-determinant
+    # taken at that scale; times s^2 it may underflow (X near 1e-300), its log-determinant not.
+    Xc = X - xp.mean(X, axis=0)
+    s = power_of_two_scale(xp, Xc)
+    Y = Xc / s
+    scaled = {
+        "full": lambda: xp.matmul(xp.matrix_transpose(Y), Y) / (n - 1),
+        "diag": lambda: xp.sum(Y * Y, axis=0) / (n - 1),
+        "spherical": lambda: xp.mean(xp.sum(Y * Y, axis=0) / (n - 1)),
+    }[layout]()
+    # Not passed: the error must blame the data (degenerate at its scale).
+    _check_covariance_prior(xp, scaled, layout,
+                            "the default covariance_prior (the sample covariance of X)")
+    # In Python floats (no overflow warning), against the data type's largest value.
+    if not float(xp.max(xp.abs(scaled))) * s * s <= float(xp.finfo(X.dtype).max):
+        raise ValueError("the default covariance_prior (the sample covariance of X) overflows: "
+                         "the exact covariance is beyond the float range; rescale X")
+    cov = _times_scale_squared(scaled, s)
+    logdet = _logdet(xp, scaled, layout, d) + 2.0 * d * math.log(s)
+    return BGMMPrior(alpha0, beta0, m0, nu0, cov, covariance_type, weight_type, logdet)
+
+
+def _times_scale_squared(v, s):
+    """``v s^2`` for a power of two ``s``, one factor at a time: ``s^2`` itself may be out of
+    range where the product is not (or is, and then rounds to 0 or infinity correctly)."""
+    return (v * s) * s
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +288,14 @@ def _prior(xp, X, K, covariance_type, weight_type, weight_concentration_prior,
 
 @dataclass
 class _Features:
-    """Shifted data and its features ``F = [1, Xc, O]`` (``N x (1 + D + T)``).
+    """Shifted data and its features ``F = [1, Y, O]`` (``N x (1 + D + T)``), ``Y = Xc / s``.
+
+    ``s`` (``scale``) is a power of two: dividing by it is exact, and it keeps
+    the products ``O`` of the features and the quadratic forms built on them
+    in range for data near 1e300 or 1e-300 (as LAPACK's ``dnrm2`` scales
+    before it squares). Moments and quadratic forms of ``Y`` are those of
+    ``Xc`` divided by ``s`` or ``s^2``, exactly in the normal range (so the
+    M-step's statistics are bit for bit those of the unscaled data).
 
     ``O`` holds the second-moment features: ``full`` (and ``tied``):
     ``Xc[:, i_t] Xc[:, j_t]`` over the pairs ``i <= j`` (``T = D (D + 1) / 2``);
@@ -273,6 +308,7 @@ class _Features:
 
     F: Any
     d: int
+    scale: float
     device: Any
     pairs: tuple  # (i_t, j_t) index arrays of the pairs (full only)
     flat: Any  # full: index of (i_t, j_t) in a flattened D x D matrix
@@ -280,15 +316,17 @@ class _Features:
     multiplicity: Any  # full: 1 on the diagonal pairs, 2 off it
 
 
-def _features(xp, device, Xc, layout) -> _Features:
-    """The feature matrix of shifted data ``Xc`` for a scale layout (see :class:`_Features`)."""
+def _features(xp, device, Xc, layout, scale) -> _Features:
+    """The feature matrix of shifted data ``Xc`` divided by the power of two ``scale``, for a
+    layout of the Wishart scales (see :class:`_Features`)."""
     n, d = Xc.shape
+    Xc = Xc / scale
     ones = xp.ones((n, 1), dtype=Xc.dtype, device=device)
     if layout != "full":
         O = Xc * Xc
         if layout == "spherical":
             O = xp.sum(O, axis=1, keepdims=True)
-        return _Features(xp.concat([ones, Xc, O], axis=1), d, device, (), None, None, None)
+        return _Features(xp.concat([ones, Xc, O], axis=1), d, scale, device, (), None, None, None)
     ii = [i for i in range(d) for j in range(i, d)]
     jj = [j for i in range(d) for j in range(i, d)]
     t_of = {(i, j): t for t, (i, j) in enumerate(zip(ii, jj))}
@@ -297,7 +335,7 @@ def _features(xp, device, Xc, layout) -> _Features:
     O = xp.take(Xc, I, axis=1) * xp.take(Xc, J, axis=1)
     unpack = index([t_of[(min(a, b), max(a, b))] for a in range(d) for b in range(d)])
     mult = xp.asarray([1.0 if i == j else 2.0 for i, j in zip(ii, jj)], dtype=Xc.dtype, device=device)
-    return _Features(xp.concat([ones, Xc, O], axis=1), d, device, (I, J),
+    return _Features(xp.concat([ones, Xc, O], axis=1), d, scale, device, (I, J),
                      index([i * d + j for i, j in zip(ii, jj)]), unpack, mult)
 
 
@@ -438,14 +476,18 @@ def _weights(xp, q):
 
 @dataclass
 class _Stats:
+    """Weighted statistics; means and scatter of the scaled features (``Xc / s``)."""
+
     counts: Any  # sum_n r_nk
     nk: Any  # counts + 10 eps (scikit-learn's guard against empty components)
-    xbar: Any  # weighted means, shifted coordinates
-    scatter: Any  # sum_n r_nk (x_n - xbar_k)(x_n - xbar_k)^T as pair features (K, T)
+    xbar: Any  # weighted means of Xc / s
+    scatter: Any  # sum_n r_nk (y_n - ybar_k)(y_n - ybar_k)^T as pair features (K, T), y = Xc / s
+    scale: float  # s, the features' scale
 
 
 def _statistics(xp, feats: _Features, resp_t, layout):
-    """``N_k``, ``xbar_k`` and the weighted scatter: one product ``r^T F`` (no ``reg_covar``).
+    """``N_k``, ``xbar_k / s`` and the weighted scatter ``/ s^2``: one product ``r^T F`` (no
+    ``reg_covar``).
 
     ``resp_t`` is ``r^T``, shape ``(K, N)``: components along the first axis
     keep the E-step's reductions over ``k`` fast (contiguous rows).
@@ -462,7 +504,7 @@ def _statistics(xp, feats: _Features, resp_t, layout):
         outer = xbar * xbar
         if layout == "spherical":
             outer = xp.sum(outer, axis=1, keepdims=True)
-    return _Stats(counts, nk, xbar, moments[:, 1 + d:] - nk[:, None] * outer)
+    return _Stats(counts, nk, xbar, moments[:, 1 + d:] - nk[:, None] * outer, feats.scale)
 
 
 def _unpacked(xp, feats: _Features, scatter, layout):
@@ -502,10 +544,11 @@ def _m_step(xp, feats: _Features, stats: _Stats, prior: BGMMPrior, m0c, reg_cova
         after = xp.concat([tail[1:], xp.zeros((1,), dtype=nk.dtype, device=feats.device)])
         concentration = xp.stack([1.0 + nk, prior.weight_concentration + after])
     beta = prior.mean_precision + nk
-    means = (prior.mean_precision * m0c + nk[:, None] * stats.xbar) / beta[:, None]
-    diff = stats.xbar - m0c
+    xbar = stats.xbar * stats.scale
+    means = (prior.mean_precision * m0c + nk[:, None] * xbar) / beta[:, None]
+    diff = xbar - m0c
     shrink = prior.mean_precision * nk / beta
-    scatter = _unpacked(xp, feats, stats.scatter, ct)
+    scatter = _times_scale_squared(_unpacked(xp, feats, stats.scatter, ct), stats.scale)
     if ct == "full":
         eye = xp.eye(d, dtype=nk.dtype, device=feats.device)
         scale_inv = (prior.covariance + scatter + reg_covar * nk[:, None, None] * eye
@@ -554,24 +597,43 @@ def _device(x):
     return get_namespace(x)[1]
 
 
-def _log_rho(xp, q: _Q, feats: _Features, mc):
-    r"""``log rho`` of the E-step, transposed (``(K, N)``), as one product ``B @ F^T``.
+class _LogRho(NamedTuple):
+    """``log rho^T = const + s^2 quadratic``: ``const`` (K, 1), ``quadratic`` (K, N)."""
+
+    const: Any
+    quadratic: Any
+    scale: float
+
+
+def _log_rho(xp, q: _Q, feats: _Features, mc) -> _LogRho:
+    r"""``log rho`` of the E-step, transposed (``(K, N)``), the data part as one product ``B @ F^T``.
 
     ``log rho_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k)
     - nu_k/2 (x_n - m_k)^T W_k (x_n - m_k)``, with the quadratic form expanded
-    (in shifted coordinates) into ``x^T W x - 2 m^T W x + m^T W m``.
+    (in shifted coordinates, divided by ``s^2``: ``y = x / s``) into
+    ``y^T W y - 2 mu^T W y + mu^T W mu``, ``mu = m / s``.
     """
     d = feats.d
-    wm = _times_w(xp, q, mc)
-    const = (q.e_log_pi + 0.5 * q.e_log_det - 0.5 * d * LOG_2PI - 0.5 * d / q.mean_precision
-             - 0.5 * q.dof * xp.sum(mc * wm, axis=-1))
-    B = xp.concat([const[:, None], q.dof[:, None] * wm, -0.5 * q.dof[:, None] * q.coef], axis=1)
-    return xp.matmul(B, xp.matrix_transpose(feats.F))
+    mu = mc / feats.scale
+    wm = _times_w(xp, q, mu)
+    const = q.e_log_pi + 0.5 * q.e_log_det - 0.5 * d * LOG_2PI - 0.5 * d / q.mean_precision
+    B = xp.concat([(-0.5 * q.dof * xp.sum(mu * wm, axis=-1))[:, None], q.dof[:, None] * wm,
+                   -0.5 * q.dof[:, None] * q.coef], axis=1)
+    return _LogRho(const[:, None], xp.matmul(B, xp.matrix_transpose(feats.F)), feats.scale)
 
 
-def _responsibilities(xp, log_rho_t, device):
-    """``(r^T, log r^T)``: the softmax over components (axis 0), sums as a vector-matrix product."""
-    a = log_rho_t - xp.max(log_rho_t, axis=0, keepdims=True)
+def _responsibilities(xp, log_rho: _LogRho, device):
+    """``(r^T, log r^T)``: the softmax over components (axis 0), sums as a vector-matrix product.
+
+    ``log rho = c + s^2 A`` enters as ``s^2 (A - max_k A) + c``: shifting each
+    column by ``s^2 max_k A`` changes no softmax, and what is left is
+    representable, or ``-inf`` (a responsibility of exactly 0) where the exact
+    difference is beyond the float range, with data near 1e300 (where
+    ``s^2 A`` alone would overflow, and ``c`` would be lost beside it).
+    """
+    A = log_rho.quadratic
+    z = _times_scale_squared(A - xp.max(A, axis=0, keepdims=True), log_rho.scale) + log_rho.const
+    a = z - xp.max(z, axis=0, keepdims=True)
     e = xp.exp(a)
     total = xp.matmul(xp.ones((1, e.shape[0]), dtype=e.dtype, device=device), e)
     return e / total, a - xp.log(total)
@@ -601,9 +663,11 @@ def _full_elbo(xp, q: _Q, stats: _Stats, prior: BGMMPrior, m0c, log_wishart, neg
     scikit-learn's normaliser (without ``log pi``), as in :func:`_sklearn_bound`.
     """
     nk, beta, nu, e_log_det = stats.nk, q.mean_precision, q.dof, q.e_log_det
+    # The quadratic terms at the features' scale, times s^2 last: -inf, not NaN, past the range.
     trace = xp.sum(q.coef * stats.scatter, axis=-1)
+    quad = trace + nk * _quad(xp, q, stats.xbar - q.means / stats.scale)
     data = 0.5 * xp.sum(nk * (e_log_det - d / beta - d * LOG_2PI)
-                        - nu * (trace + nk * _quad(xp, q, stats.xbar - q.means)))
+                        - nu * _times_scale_squared(quad, stats.scale))
     assignments = xp.sum(stats.counts * q.e_log_pi) - neg_entropy_z
     beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
     prior_mu_lam = xp.sum(
@@ -626,14 +690,18 @@ def _log_wishart_prior(xp, prior: BGMMPrior, d):
 
 
 def _logdet_w0(xp, prior: BGMMPrior, d):
-    """``log |W_0|`` from the prior's ``W0^{-1}``."""
-    cov = prior.covariance
-    if _layout(prior.covariance_type) == "full":
-        L = xp.linalg.cholesky(cov)
-        return -2.0 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-    if prior.covariance_type == "diag":
-        return -xp.sum(xp.log(cov))
-    return -d * xp.log(cov)
+    """``log |W_0|``: minus the prior's ``covariance_logdet``, or from its ``W0^{-1}``."""
+    if prior.covariance_logdet is not None:
+        return -prior.covariance_logdet
+    return -_logdet(xp, prior.covariance, _layout(prior.covariance_type), d)
+
+
+def _logdet(xp, cov, layout, d):
+    """``log |C|`` of covariances in a layout: full through the Cholesky factor, diagonal the sum
+    of the logarithms, spherical ``D log c``."""
+    if layout == "full":
+        return 2.0 * xp.sum(xp.log(xp.linalg.diagonal(xp.linalg.cholesky(cov))), axis=-1)
+    return xp.sum(xp.log(cov), axis=-1) if layout == "diag" else d * xp.log(cov)
 
 
 # ---------------------------------------------------------------------------
@@ -719,8 +787,9 @@ def bgmm_cavi(
                    degrees_of_freedom_prior, covariance_prior)
     shift = xp.mean(X, axis=0)  # work in shifted coordinates: less cancellation
     layout = _layout(covariance_type)
-    feats = _features(xp, device, X - shift, layout)
     m0c = prior.mean - shift
+    Xc = X - shift
+    feats = _features(xp, device, Xc, layout, _joint_scale(xp, Xc, m0c))
     start = _statistics(xp, feats, xp.matrix_transpose(resp_init), layout)
     q = _m_step(xp, feats, start, prior, m0c, reg_covar, d)
     elbo, bounds, converged, it = [], [], False, 0
@@ -778,8 +847,16 @@ def _check_result(result, X, name="X"):
 def _shifted(xp, device, result, X):
     """Features of ``X`` and the fitted ``q``, both in coordinates shifted by the mean of ``X``."""
     shift = xp.mean(X, axis=0)
-    feats = _features(xp, device, X - shift, _layout(result.prior.covariance_type))
+    Xc, mc = X - shift, result.means - shift
+    feats = _features(xp, device, Xc, _layout(result.prior.covariance_type),
+                      _joint_scale(xp, Xc, mc))
     return feats, _fitted_q(xp, result, feats, shift), shift
+
+
+def _joint_scale(xp, Xc, mc):
+    """The features' scale: a power of two for the data and the means together (the quadratic
+    forms in ``x - m`` stay in range for either far from the other)."""
+    return max(power_of_two_scale(xp, Xc), power_of_two_scale(xp, mc))
 
 
 def bgmm_predict_proba(result: BGMMResult, X, *, check_finite=True):

@@ -11,22 +11,7 @@ import verify
 from verify.errors import FAILURES, KINDS, check_errors, draw_case
 
 
-#: Ops that still break the contract, with what breaks: expected to fail (strictly, so that a
-#: fix must remove its entry). The Bayesian GMM's quadratic forms (x - m)^T W (x - m) are
-#: formed unscaled.
-OPEN = {
-    "bgmm_cavi": "X * 1e-300: the default covariance prior underflows to a singular matrix",
-    "bgmm_elbo": "X * 1e300: the ELBO overflows although it is representable",
-    "bgmm_predict_proba": "X * 1e300: NaN responsibilities (the quadratic forms overflow)",
-}
-
-
-def _ops():
-    return [pytest.param(op, marks=pytest.mark.xfail(strict=True, reason=OPEN[op.name]))
-            if op.name in OPEN else op for op in verify.list_ops()]
-
-
-@pytest.mark.parametrize("op", _ops(), ids=lambda op: op.name)
+@pytest.mark.parametrize("op", verify.list_ops(), ids=lambda op: op.name)
 def test_bad_input_gets_a_clear_error_or_a_correct_result(op):
     outcomes = check_errors(op, draw_case(op))
     floats = any(p.dtype == "float" for p in op.primals)

@@ -133,7 +133,7 @@ def test_result_shapes():
      "X and resp_init come from different array libraries"),
     (dict(reg_covar=float("inf")), ValueError, "reg_covar must be non-negative and finite"),
     (dict(X=np.random.default_rng(0).standard_normal((10, 2)) * 1e300), ValueError,
-     r"the default covariance_prior \(the sample covariance of X\) must be finite"),
+     r"the default covariance_prior \(the sample covariance of X\) overflows"),
 ])
 def test_bad_input(change, error, match):
     args = dict(X=np.random.default_rng(0).standard_normal((10, 2)), resp_init=np.full((10, 2), 0.5))
@@ -176,16 +176,21 @@ def test_wrong_stick_breaking_tail_is_caught(monkeypatch):
     assert failing_properties("bgmm_cavi", among={"matches ground truth"})
 
 
+def _plus(log_rho, term):
+    """``log rho`` with ``term`` (K,) added to every row's constant."""
+    return log_rho._replace(const=log_rho.const + term[:, None])
+
+
 def test_e_step_bugs_are_caught(monkeypatch):
     """Dropping -D/(2 beta_k), or E[log pi], from log rho: the independent E-step disagrees."""
     original = vb._log_rho
     among = {"final responsibilities are an E-step"}
-    monkeypatch.setattr(vb, "_log_rho", lambda xp, q, feats, mc: (
-        original(xp, q, feats, mc) + (0.5 * feats.d / q.mean_precision)[:, None]))
+    monkeypatch.setattr(vb, "_log_rho", lambda xp, q, feats, mc: _plus(
+        original(xp, q, feats, mc), 0.5 * feats.d / q.mean_precision))
     assert failing_properties("bgmm_cavi", among=among) == among
     assert "matches ground truth" in failing_properties("bgmm_predict_proba")
-    monkeypatch.setattr(vb, "_log_rho", lambda xp, q, feats, mc: (
-        original(xp, q, feats, mc) - q.e_log_pi[:, None]))
+    monkeypatch.setattr(vb, "_log_rho", lambda xp, q, feats, mc: _plus(
+        original(xp, q, feats, mc), -q.e_log_pi))
     assert failing_properties("bgmm_cavi", among=among) == among
     assert "maximal at the final E-step" in failing_properties(
         "bgmm_elbo", among={"maximal at the final E-step"})
@@ -226,7 +231,7 @@ def test_wrong_scatter_is_caught(monkeypatch):
 
     def inflated(xp, feats, resp, covariance_type):
         s = original(xp, feats, resp, covariance_type)
-        return vb._Stats(s.counts, s.nk, s.xbar, s.scatter * 1.05)
+        return vb._Stats(s.counts, s.nk, s.xbar, s.scatter * 1.05, s.scale)
 
     monkeypatch.setattr(vb, "_statistics", inflated)
     among = {"one component: ELBO is the log evidence", "one component: q is the Normal-Wishart posterior"}
