@@ -1,8 +1,9 @@
 """Every registered op with a bench case, read from the registry: times and ratios to anchors.
 
-``RegistryOps`` times the forward and the VJP of each op on its first (small)
-bench case (``Op.bench_case`` at ``Op.bench_sizes[0]``: at the large sizes a
-VJP takes seconds, and the full suite must run in minutes). For every op with an
+``RegistryOps`` times the forward of each op on its first (small) bench case
+(``Op.bench_case`` at ``Op.bench_sizes[0]``: at the large sizes a VJP takes
+seconds, and the full suite must run in minutes), ``RegistryVJPs`` the VJP of
+each op that has one. For every op with an
 anchor (``Op.bench_anchor``: a GEMM of matching size, the LAPACK or SciPy
 call that computes the same thing densely, a plain NumPy version) one class,
 named after the op, holds ``track_<op>_over_<anchor>``: the forward's best
@@ -19,6 +20,7 @@ benchmarks are missing on older commits, never an import error.
 import functools
 
 from . import common
+from .common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 
@@ -36,25 +38,42 @@ def _label(size):
     return "x".join(map(str, size))
 
 
-class RegistryOps:
-    params = [[f"{name}@{_label(size)}" for name, size in _CASES]]
+_KEYS = [f"{name}@{_label(size)}" for name, size in _CASES]
+
+
+class _RegistryCase:
+    """An op's first bench case, by the key ``op@size``."""
+
     param_names = ["op@size"]
 
     def setup(self, key):
-        name, size = _CASES[self.params[0].index(key)]
+        name, size = _CASES[_KEYS.index(key)]
         self.op = get_op(name)
         self.case = self.op.bench_case(size)
-        out = outputs_of(self.op, self.forward())
-        self.cotangents = [np.ones_like(np.asarray(out[o.name]))
-                           for o in self.op.differentiable_outputs]
-        if self.op.vjp is None:
-            self.time_vjp = None
 
     def forward(self):
         return call_forward(self.op, self.op.forward, self.case.primals, self.case.params, _identity)
 
+
+class RegistryOps(_RegistryCase):
+    """The forward of every op with a bench case."""
+
+    params = [_KEYS]
+
     def time_forward(self, key):
         self.forward()
+
+
+class RegistryVJPs(_RegistryCase):
+    """The VJP of every op with a bench case and a VJP, with cotangents of ones."""
+
+    params = [[key for key, (name, _) in zip(_KEYS, _CASES) if get_op(name).vjp is not None]]
+
+    def setup(self, key):
+        super().setup(key)
+        out = outputs_of(self.op, self.forward())
+        self.cotangents = [np.ones_like(np.asarray(out[o.name]))
+                           for o in self.op.differentiable_outputs]
 
     def time_vjp(self, key):
         call_vjp(self.op, self.op.vjp, self.case.primals, self.cotangents, self.case.params, _identity)

@@ -24,6 +24,14 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 threadpool_limits(1)
 
 
+#: asv's sampling of the ``time_`` benchmarks, which it reads from each benchmark's module
+#: (every module imports these two names): one round of at most five samples or 2 s. asv's
+#: default, two rounds of up to five samples or 10 s each, took the full suite to 20 minutes
+#: of CPU on 2 cores. The ``track_`` ratios sample themselves (:func:`ratio`).
+rounds = 1
+repeat = (1, 5, 2.0)
+
+
 def _timer(fn) -> timeit.Timer:
     return timeit.Timer(fn, timer=time.process_time)
 
@@ -46,7 +54,7 @@ def best_time(fn, min_seconds=0.05, repeat=5) -> float:
     return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
-def ratio(fn, baseline, min_seconds=0.05, repeat=7) -> float:
+def ratio(fn, baseline, min_seconds=0.05, repeat=5) -> float:
     """Best time of ``fn`` over best time of ``baseline``, their repeats alternating.
 
     Alternating keeps both sides in the same machine state (caches, clock,

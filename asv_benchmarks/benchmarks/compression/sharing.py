@@ -7,6 +7,7 @@ gradient against ``numpy.bincount``.
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import warnings
 

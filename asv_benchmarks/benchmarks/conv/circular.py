@@ -12,6 +12,7 @@ when PyTorch is installed. The ``track_*`` benchmarks report the ratios.
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 import scipy.fft

@@ -8,6 +8,7 @@ argument checks and of the norms kept for the singularity tests).
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 """ActNorm and its initialisation against plain NumPy broadcasting and ``numpy.std``, same run."""
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

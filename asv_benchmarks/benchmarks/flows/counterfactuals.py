@@ -1,6 +1,7 @@
 """Counterfactuals against the flow's forward and inverse they consist of, same run."""
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

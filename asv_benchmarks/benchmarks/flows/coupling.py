@@ -11,6 +11,7 @@ nflows' ``AffineCouplingTransform`` on the same weights (CPU, one thread).
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -9,6 +9,7 @@ forms ``W = P L~ (U~ + diag(s))`` on every call (``O(c^3)``, small next to
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

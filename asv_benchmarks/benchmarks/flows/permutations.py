@@ -1,6 +1,7 @@
 """Permutations against NumPy's fancy indexing ``x[:, perm]`` (the same gather), same run."""
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 """The Householder-flow VAE bound and its VJP against one call of the decoder's gradient, same run."""
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -15,6 +15,7 @@ Gaussian ``d x d`` matrix instead of materialising the layer (``O(d^3)``).
 """
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 import scipy.linalg

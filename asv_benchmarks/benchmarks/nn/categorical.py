@@ -1,6 +1,7 @@
 """Softmax and log-softmax on 1000 x 1000 logits (float64): forward and VJP, SciPy as baseline."""
 
 from .. import common
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 import scipy.special

@@ -1,6 +1,7 @@
 """2-D convolution (unfold and one GEMM): forward and VJP (float64, one thread)."""
 
 from .. import common  # noqa: F401  (one BLAS thread)
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 """Dense layer: forward and VJP, with the GEMM ``x @ W.T`` as baseline (float64, one thread)."""
 
 from .. import common  # noqa: F401  (one BLAS thread)
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 """Batch norm in inference mode: forward, VJP (all five cotangents) and merging into a Linear."""
 
 from .. import common  # noqa: F401  (one BLAS thread)
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 """Flatten: forward and VJP (reshapes; a floor for the layer overhead)."""
 
 from .. import common  # noqa: F401  (one BLAS thread)
+from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from the module)
 
 import numpy as np
 
