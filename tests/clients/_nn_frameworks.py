@@ -68,6 +68,19 @@ def map_layer_arrays(fn, layers):
             for layer in layers]
 
 
+def layer_arrays(value):
+    """What autodiff differentiates of a primal: a network's arrays as a pytree (one dict per
+    layer, ``layer.arrays()``), any other primal as it is."""
+    return [layer.arrays() for layer in value] if isinstance(value, list) else value
+
+
+def with_layer_arrays(value, arrays):
+    """``value`` with the part :func:`layer_arrays` returned replaced by ``arrays``."""
+    if isinstance(value, list):
+        return [dataclasses.replace(layer, **a) for layer, a in zip(value, arrays)]
+    return arrays
+
+
 def timed_check(candidate, op_name, **options):
     """:func:`verify.check` in the quick profile; the report and the seconds it took."""
     start = time.perf_counter()

@@ -26,11 +26,16 @@ from _frameworks import (
     assert_caught,
     assert_every_op_accounted_for,
     assert_passes,
+    coupling_scale,
+    coupling_split,
     few_shapes,
+    grid_axes,
+    kernel_on,
     jax_autodiff_vjp,
     jax_jit,
     lapack_matrix_cases,
     least_squares_cases,
+    pruned_count,
 )
 
 import verify
@@ -38,6 +43,7 @@ from verify.strategies import lapack_reflector_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)  # verify's float64 inputs stay float64
+from test_jax_nn import jax_network  # noqa: E402 (after the skip without JAX)
 jnp = jax.numpy
 lax = jax.lax
 jsp = jax.scipy
@@ -144,22 +150,10 @@ def sym_cayley_apply(Vu, s, X):
 # -- conv: circular convolutions by jnp.fft (section 2.2) ------------------------------------
 
 
-def _grid_axes(X, axes):
-    return tuple(range(X.ndim)) if axes is None else tuple(a % X.ndim for a in axes)
-
-
-def _kernel_on(K, X, axes):
-    """``K``'s grid axes placed at ``axes`` of ``X``, size 1 on the batch axes (broadcasting)."""
-    shape = [1] * X.ndim
-    for a, n in zip(axes, K.shape):
-        shape[a] = n
-    return K.reshape(shape)
-
-
 def _circular(X, K, axes, apply):
     """``irfftn(apply(rfftn(X), rfftn(K)))`` over the grid axes of ``X``."""
-    axes = _grid_axes(X, axes)
-    spectrum = apply(jnp.fft.rfftn(X, axes=axes), jnp.fft.rfftn(_kernel_on(K, X, axes), axes=axes))
+    axes = grid_axes(X, axes)
+    spectrum = apply(jnp.fft.rfftn(X, axes=axes), jnp.fft.rfftn(kernel_on(K, X, axes), axes=axes))
     return jnp.fft.irfftn(spectrum, s=[X.shape[a] for a in axes], axes=axes)
 
 
@@ -177,7 +171,7 @@ def _sign_of_product(phases, dims):
 
 
 def circular_conv_slogdet(K, *, axes=None):
-    axes = _grid_axes(K, axes)
+    axes = grid_axes(K, axes)
     dims = tuple(range(-len(axes), 0))
     spectrum = jnp.moveaxis(jnp.fft.fftn(K, axes=axes), axes, dims)
     magnitude = jnp.abs(spectrum)
@@ -253,6 +247,99 @@ def glow_conv1x1_slogdet(s, *, shape, perm=None):
     P = P if perm is None else P[jnp.asarray(perm)]
     sign = (jnp.linalg.det(P) * jnp.prod(jnp.sign(s))) ** pixels
     return sign, pixels * jnp.sum(jnp.log(jnp.abs(s)))
+
+
+# -- flows: coupling, permutation, ActNorm and LU layers (sections 3.2-3.5), nflows' layout ----
+# As for torch: data (n, d) or (n, c, H, W), features on axis 1, (output, logdet) with one
+# log-determinant per sample. A conditioner is a list of refimpl.nn layers holding JAX
+# arrays, applied by jax_network; layers are not JAX types, so the couplings run eagerly.
+
+
+def _channels(v, x):
+    """A per-channel vector shaped to broadcast over axis 1 of ``x``."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 2))
+
+
+def actnorm(x, log_scale, shift):
+    positions = math.prod(x.shape[2:])  # Glow: log|det| = H W sum log_scale
+    z = jnp.exp(_channels(log_scale, x)) * x + _channels(shift, x)
+    return z, jnp.full(x.shape[0], positions * jnp.sum(log_scale))
+
+
+def actnorm_inverse(z, log_scale, shift):
+    positions = math.prod(z.shape[2:])
+    x = (z - _channels(shift, z)) * jnp.exp(-_channels(log_scale, z))
+    return x, jnp.full(z.shape[0], -positions * jnp.sum(log_scale))
+
+
+def actnorm_init(x, *, ddof=1, eps=0.0):
+    values = jnp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])  # a channel's values in a column
+    std = jnp.std(values, axis=0, ddof=ddof) + eps
+    return -jnp.log(std), -jnp.mean(values, axis=0) / std
+
+
+def permutation(x, *, perm):
+    return jnp.take(x, jnp.asarray(perm), axis=1), jnp.zeros(x.shape[0], x.dtype)
+
+
+def permutation_inverse(z, *, perm):
+    return jnp.take(z, jnp.argsort(jnp.asarray(perm)), axis=1), jnp.zeros(z.shape[0], z.dtype)
+
+
+def _lu_linear_weight(lower, upper, unconstrained_diag):
+    """nflows' LULinear weight: Glow's LU with s = softplus(u) + 1e-3, and s."""
+    s = jax.nn.softplus(unconstrained_diag) + 1e-3
+    return glow_lu_weight(lower, upper, s), s
+
+
+def lu_linear(x, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    z = x @ W.T
+    return (z if bias is None else z + bias), jnp.full(x.shape[0], jnp.sum(jnp.log(s)))
+
+
+def lu_linear_inverse(z, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    y = z if bias is None else z - bias
+    return jnp.linalg.solve(W, y.T).T, jnp.full(z.shape[0], -jnp.sum(jnp.log(s)))
+
+
+def _coupling(x, mask, conditioner, transform):
+    """The features outside ``mask`` pass and condition the others,
+    ``transform(x[:, mask], conditioner(x[:, ~mask])) -> (out[:, mask], logdet)``."""
+    keep, change = np.flatnonzero(~np.asarray(mask)), np.flatnonzero(np.asarray(mask))
+    transformed, logdet = transform(x[:, change], jax_network(conditioner, x[:, keep]))
+    return x.at[:, change].set(transformed), logdet
+
+
+def additive_coupling(x, mask, conditioner):
+    return _coupling(x, mask, conditioner, lambda xb, t: (xb + t, jnp.zeros(x.shape[0], x.dtype)))
+
+
+def additive_coupling_inverse(z, mask, conditioner):
+    return _coupling(z, mask, conditioner, lambda zb, t: (zb - t, jnp.zeros(z.shape[0], z.dtype)))
+
+
+def _shift_and_scale(h, scale, split, clamp):
+    t, u = coupling_split(h, split)
+    return t, coupling_scale(u, scale, clamp, jnp, jax.nn.sigmoid)
+
+
+def affine_coupling(x, mask, conditioner, *, scale="nflows", split="shift_first", clamp=2.0):
+    def transform(xb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return xb * s + t, jnp.sum(jnp.log(s), axis=1)
+
+    return _coupling(x, mask, conditioner, transform)
+
+
+def affine_coupling_inverse(z, mask, conditioner, *, scale="nflows", split="shift_first",
+                            clamp=2.0):
+    def transform(zb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return (zb - t) / s, -jnp.sum(jnp.log(s), axis=1)
+
+    return _coupling(z, mask, conditioner, transform)
 
 
 # -- vi: ADVI (section 6.3) and the normal model's ELBO (section 6.1) -------------------------
@@ -390,11 +477,6 @@ def dissection_iou(activations, masks, *, quantile=0.005):
 # -- compression: pruning and weight sharing (sections 9.1, 9.2) -----------------------------
 
 
-def _pruned_count(n, sparsity, count):
-    """``round(s n)`` pruned (Python's round, half to even), or ``n - round((1 - s) n)``."""
-    return round(sparsity * n) if count == "pruned" else n - round((1.0 - sparsity) * n)
-
-
 def _smallest_first(a, ties):
     """Flat indices by increasing ``a``; equal values by index (``ties="high_index"``: reversed)."""
     if ties == "low_index":
@@ -404,7 +486,7 @@ def _smallest_first(a, ties):
 
 def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned"):
     a = jnp.abs(w).reshape(-1)
-    pruned = _smallest_first(a, ties)[:_pruned_count(a.shape[0], sparsity, count)]
+    pruned = _smallest_first(a, ties)[:pruned_count(a.shape[0], sparsity, count)]
     return jnp.ones(a.shape, dtype=bool).at[pruned].set(False).reshape(w.shape)
 
 
@@ -418,7 +500,7 @@ def dsd_masks(snapshots, sparsities, *, ties="prune_all", count="pruned"):
         if ties != "prune_all":
             masks.append(prune_magnitude(w, sparsity, ties=ties, count=count))
             continue
-        k = _pruned_count(w.size, sparsity, count)
+        k = pruned_count(w.size, sparsity, count)
         if k == 0:
             masks.append(jnp.ones(w.shape, dtype=bool))
         else:  # DSD's rule: lambda the k-th smallest magnitude, ties with it pruned too
@@ -447,12 +529,16 @@ JAX_HOUSEHOLDER_LEFT_OUT = {
 }
 
 
-def _client(forward, vjp=True, jit=True, cases=None, **fields):
-    """A jitted candidate (and jitted ``jax.vjp``), checked on cases of at most three shapes."""
+#: Candidates taking a network primal (a list of layers, not a JAX type): run without jax.jit.
+EAGER = (additive_coupling, additive_coupling_inverse, affine_coupling, affine_coupling_inverse)
+
+
+def _client(forward, vjp=True, jit=True, cases=None, shapes=3, **fields):
+    """A jitted candidate (and jitted ``jax.vjp``), checked on cases of at most ``shapes`` shapes."""
     op = forward.__name__
     return Client(op, jax_jit(forward) if jit else forward,
                   jax_autodiff_vjp(op, forward, jit) if vjp else None,
-                  cases=few_shapes(cases or verify.get_op(op).cases), **fields)
+                  cases=few_shapes(cases or verify.get_op(op).cases, shapes), **fields)
 
 
 CLIENTS = {c.op: c for c in [
@@ -467,6 +553,13 @@ CLIENTS = {c.op: c for c in [
     *map(_client, [circular_conv, circular_conv_inverse, circular_conv_slogdet, periodic_conv,
                    periodic_conv_inverse, periodic_conv_slogdet, embed_kernel]),
     *map(_client, [glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet, glow_lu_weight]),
+    *map(_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
+                   lu_linear, lu_linear_inverse]),
+    # A conditioner's layers are not JAX types: the couplings and their jax.vjp run eagerly,
+    # each primitive compiled per shape, so on one drawn shape and scale convention (two take
+    # 15-17 s a check, three 20-35 s); coupling_split and coupling_scale, shared with the
+    # torch suite, are checked there on every shape and convention.
+    *[_client(f, jit=False, shapes=1) for f in EAGER],
     _client(advi_elbo),
     _client(advi_elbo_grad, vjp=False),
     _client(advi_fit, vjp=False),
@@ -546,6 +639,14 @@ def _centroid_gradient_mean(grad, codes, *, n_clusters):
     return jax.ops.segment_sum(kept, ids, num_segments=n_clusters) / jnp.maximum(counts, 1.0)
 
 
+def _affine_coupling_logdet_of_s(x, mask, conditioner, **params):
+    """The log-determinant as sum s, the log of the scale forgotten (exact only at s = 1)."""
+    z, _ = affine_coupling(x, mask, conditioner, **params)
+    _, s = _shift_and_scale(jax_network(conditioner, x[:, ~np.asarray(mask)]), params["scale"],
+                            params["split"], params["clamp"])
+    return z, jnp.sum(s, axis=1)
+
+
 def _tsne_affinities_precision_lost(Y, *, dof=1.0):
     """The squared distances in float32 (an accumulation dtype left at JAX's default)."""
     return student_t_affinities(Y.astype(jnp.float32), dof=dof).astype(Y.dtype)
@@ -579,6 +680,9 @@ BUGS = [
     PlantedBug("centroid_gradient", "grouped mean for the grouped sum",
                ("matches ground truth", "is the VJP of the codebook expansion"),
                forward=_centroid_gradient_mean),
+    PlantedBug("affine_coupling", "log-determinant sum s, without the scale's log",
+               ("matches ground truth", "log-determinant of the Jacobian"),
+               forward=_affine_coupling_logdet_of_s),
     PlantedBug("student_t_affinities", "float32 accumulation inside a float64 op",
                ("matches ground truth", "matches refimpl forward"),
                forward=_tsne_affinities_precision_lost),
@@ -589,6 +693,8 @@ BUGS = [
 def test_jax_planted_bug_is_caught(bug):
     client = CLIENTS[bug.op]
     if bug.forward is not None:
-        vjp = jax_autodiff_vjp(bug.op, bug.forward) if client.vjp is not None else None
-        bug = dataclasses.replace(bug, forward=jax_jit(bug.forward), vjp=bug.vjp or vjp)
+        jit = bug.op not in {f.__name__ for f in EAGER}
+        vjp = jax_autodiff_vjp(bug.op, bug.forward, jit) if client.vjp is not None else None
+        forward = jax_jit(bug.forward) if jit else bug.forward
+        bug = dataclasses.replace(bug, forward=forward, vjp=bug.vjp or vjp)
     assert_caught(bug, client, FRAMEWORK)
