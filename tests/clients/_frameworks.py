@@ -25,7 +25,7 @@ from _nn_frameworks import layer_arrays, with_layer_arrays
 from hypothesis import strategies as st
 
 import verify
-from verify._tree import tree_leaves, tree_map
+from verify._tree import is_array, tree_leaves, tree_map
 from verify.candidate import candidate_properties
 from verify.engine import PROFILES
 from verify.registry import Op
@@ -63,10 +63,6 @@ WITHOUT_COUNTERPART = {
     "bgmm_predict_proba": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
     "bgmm_predict": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
     "normal_cavi": _NO_FRAMEWORK_OP.format("closed-form coordinate ascent"),
-    **dict.fromkeys(["householder_flow", "householder_flow_inverse", "flow_forward",
-                     "flow_inverse", "log_prob", "sample", "counterfactual",
-                     "householder_vae_bound"],
-                    "a flow of refimpl layers (a tree primal): not written yet"),
 }
 
 
@@ -146,9 +142,9 @@ def jax_autodiff_vjp(op_name: str, forward: Callable, jit: bool = True) -> Calla
     """The VJP of ``forward`` by ``jax.vjp``, in verify's calling convention.
 
     Under ``jax.jit``: one compilation per shape, dtype and set of params (static: axes,
-    callables, ...); else op by op (each primitive compiled once per shape). A network primal
-    (a list of layers, not a JAX type: ``jit=False`` only) is differentiated in its layers'
-    arrays (a pytree) and its cotangent is the same list of layers holding the gradients.
+    callables, ...); else op by op (each primitive compiled once per shape). A network or flow
+    primal (layers, not JAX types: ``jit=False`` only) is differentiated in its layers' arrays
+    (a list) and its cotangent is the same structure of layers holding the gradients.
     """
     import jax
 
@@ -167,8 +163,8 @@ def jax_autodiff_vjp(op_name: str, forward: Callable, jit: bool = True) -> Calla
     def vjp(*args, **kwargs):
         primals, cotangents, params = split_vjp_call(op, args, kwargs)
         wrt = tuple(differentiable_primals(op, primals))
-        # A network stays in fixed: its layers are rebuilt around the traced arrays.
-        fixed = {k: v for k, v in primals.items() if k not in wrt or isinstance(v, list)}
+        # A network or flow stays in fixed: its layers are rebuilt around the traced arrays.
+        fixed = {k: v for k, v in primals.items() if k not in wrt or not is_array(v)}
         grads = pullback(tuple(layer_arrays(primals[n]) for n in wrt), fixed, cotangents,
                          wrt=wrt, params=tuple(sorted(params.items())))
         return {n: with_layer_arrays(primals[n], g) for n, g in zip(wrt, grads)}
@@ -245,6 +241,86 @@ def coupling_scale(u, scale: str, clamp: float, xp, sigmoid: Callable):
     if scale == "tanh":  # FrEIA's soft clamp
         return xp.exp(clamp * xp.tanh(u))
     return xp.exp(clamp * 0.636 * xp.arctan(u))  # FrEIA's "ATAN" soft clamp
+
+
+# -- flows of refimpl layers (sections 3.6-3.8) ------------------------------------------------
+# A flow is a layer or a Sequential of layers, each read by its class name and fields and run
+# by the framework's candidate of its op: the client module ``ops`` holds them under the
+# records' names in torch and JAX alike; ``xp`` (torch or jnp) makes the per-sample zeros.
+
+
+def _layer_op(ops, name: str, inverse: bool) -> Callable:
+    return getattr(ops, f"{name}_inverse" if inverse else name)
+
+
+def _bijector_layer(ops, layer, x, inverse):
+    """``(output, logabsdet)`` of a layer wrapping another family's op (section 3.7): the op,
+    and its slogdet's ``logabsdet`` (the same for every sample)."""
+    kind = type(layer).__name__
+    if kind == "Glow1x1":
+        out = _layer_op(ops, "glow_conv1x1", inverse)(x, layer.L, layer.U, layer.s, perm=layer.perm)
+        return out, ops.glow_conv1x1_slogdet(layer.s, shape=tuple(x.shape[2:]), perm=layer.perm)[1]
+    if kind == "CircularConv":  # each sample convolved over all its axes
+        out = _layer_op(ops, "circular_conv", inverse)(x, layer.K, axes=tuple(range(1, x.ndim)))
+        return out, ops.circular_conv_slogdet(layer.K)[1]
+    if kind == "PeriodicConv":
+        return _layer_op(ops, "periodic_conv", inverse)(x, layer.K), ops.periodic_conv_slogdet(layer.K)[1]
+    # SVDLinear: z = x W^T, svd_linear on the samples as columns
+    factors = (layer.Vu, layer.s, layer.Vv)
+    return _layer_op(ops, "svd_linear", inverse)(*factors, x.T).T, ops.svd_linear_slogdet(*factors)[1]
+
+
+def flow_layer(ops, xp, layer, x, inverse: bool = False):
+    """``(output, logdet)`` of one refimpl flow layer by the framework's candidates."""
+    kind = type(layer).__name__
+    if kind in ("AdditiveCoupling", "AffineCoupling"):
+        settings = {k: getattr(layer, k) for k in ("scale", "split", "clamp") if hasattr(layer, k)}
+        op = _layer_op(ops, "additive_coupling" if kind == "AdditiveCoupling" else "affine_coupling",
+                       inverse)
+        return op(x, layer.mask, layer.conditioner, **settings)
+    if kind in ("Permutation", "Reverse"):
+        perm = layer.perm if kind == "Permutation" else tuple(range(x.shape[1] - 1, -1, -1))
+        return _layer_op(ops, "permutation", inverse)(x, perm=perm)
+    if kind == "ActNorm":
+        return _layer_op(ops, "actnorm", inverse)(x, layer.log_scale, layer.shift)
+    if kind == "LULinear":
+        return _layer_op(ops, "lu_linear", inverse)(x, layer.lower, layer.upper,
+                                                    layer.unconstrained_diag, layer.bias)
+    if kind == "HouseholderFlow":
+        return _layer_op(ops, "householder_flow", inverse)(x, layer.V)
+    out, logabsdet = _bijector_layer(ops, layer, x, inverse)
+    return out, xp.broadcast_to(-logabsdet if inverse else logabsdet, (x.shape[0],))
+
+
+def run_flow(ops, xp, flow, x, inverse: bool = False):
+    """``(output, logdet)`` of a layer or a Sequential (``layers[0]`` first, the inverse last
+    layer first), the layers' log-determinants summed."""
+    layers = list(flow.layers) if type(flow).__name__ == "Sequential" else [flow]
+    logdet = xp.zeros(x.shape[0], dtype=x.dtype)
+    for layer in reversed(layers) if inverse else layers:
+        x, layer_logdet = flow_layer(ops, xp, layer, x, inverse)
+        logdet = logdet + layer_logdet
+    return x, logdet
+
+
+def flow_candidates(ops, xp, base_log_prob: Callable) -> tuple:
+    """A framework's ``flow_forward``, ``flow_inverse``, ``log_prob`` and ``sample``:
+    :func:`run_flow` both ways and ``base_log_prob(z)``, its ``log N(z_n; 0, I)`` per sample."""
+    def flow_forward(flow, x):
+        return run_flow(ops, xp, flow, x)
+
+    def flow_inverse(flow, z):
+        return run_flow(ops, xp, flow, z, inverse=True)
+
+    def log_prob(flow, x):
+        z, logdet = flow_forward(flow, x)
+        return base_log_prob(z) + logdet
+
+    def sample(flow, z):
+        x, logdet = flow_inverse(flow, z)
+        return x, base_log_prob(z) - logdet
+
+    return flow_forward, flow_inverse, log_prob, sample
 
 
 # -- inputs a framework represents

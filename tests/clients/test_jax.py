@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from _frameworks import (
     coupling_scale,
     coupling_split,
     few_shapes,
+    flow_candidates,
     grid_axes,
     kernel_on,
     jax_autodiff_vjp,
@@ -342,6 +344,39 @@ def affine_coupling_inverse(z, mask, conditioner, *, scale="nflows", split="shif
     return _coupling(z, mask, conditioner, transform)
 
 
+# -- flows: the Householder flow (section 3.6), flows of layers, log_prob, sample (3.8) -------
+# As for torch: run_flow reads each layer by class name and runs the candidate of its op above,
+# jitted as its client is (LAYER_OPS); a flow is not a JAX type, so the flow ops run eagerly.
+
+
+def householder_flow(x, V):
+    # z_n = U^T x_n, U = H(v_1) ... H(v_K); per-sample reflectors V (n, K, d) give U (n, d, d).
+    return (x[:, None, :] @ _reflector_product(V))[:, 0], jnp.zeros(x.shape[0], x.dtype)
+
+
+def householder_flow_inverse(z, V):
+    U_T = jnp.swapaxes(_reflector_product(V), -1, -2)
+    return (z[:, None, :] @ U_T)[:, 0], jnp.zeros(z.shape[0], z.dtype)
+
+
+def _base_log_prob(z):
+    """``log N(z_n; 0, I)`` per sample."""
+    return jnp.sum(jsp.stats.norm.logpdf(z).reshape(z.shape[0], -1), axis=1)
+
+
+#: The layers' candidates the flows run, filled in below from the clients (each jitted as its
+#: client is: op by op a flow's check took 35-41 s).
+LAYER_OPS = types.SimpleNamespace()
+flow_forward, flow_inverse, log_prob, sample = flow_candidates(LAYER_OPS, jnp, _base_log_prob)
+
+
+def counterfactual(flow, beta, x):
+    z, _ = flow_forward(flow, x)
+    u = jnp.ravel(beta / jnp.max(jnp.abs(beta)))  # beta's direction, without overflow
+    flat = z.reshape(z.shape[0], -1)
+    return flow_inverse(flow, (flat - jnp.outer(flat @ u / (u @ u), u)).reshape(z.shape))[0]
+
+
 # -- vi: ADVI (section 6.3) and the normal model's ELBO (section 6.1) -------------------------
 
 HALF_LOG_2PI_E = 0.5 * (1.0 + math.log(2 * math.pi))
@@ -372,6 +407,17 @@ def advi_fit(mu, omega, eps, *, step_size, n_steps=None, **target):
     noise = eps if eps.ndim == 3 else jnp.broadcast_to(eps, (n_steps,) + eps.shape)
     (mu, omega), trace = lax.scan(step, (mu, omega), noise)
     return mu, omega, _sigma(omega, target["parametrization"]), trace
+
+
+def householder_vae_bound(mu, omega, V, eps, *, log_lik, grad_log_lik=None,
+                          parametrization="exp", entropy="sample"):
+    sigma = _sigma(omega, parametrization)
+    z0 = mu + sigma * eps
+    zK, _ = householder_flow(z0, V)
+    terms = log_lik(zK) + _base_log_prob(zK)
+    if entropy == "sample":  # Tomczak and Welling's estimator: -log q_0 at the draws
+        return jnp.mean(terms - jnp.sum(jsp.stats.norm.logpdf(z0, mu, sigma), axis=1))
+    return jnp.mean(terms) + jnp.sum(jnp.log(sigma)) + mu.shape[0] * HALF_LOG_2PI_E
 
 
 def _gamma_entropy(shape, rate):
@@ -531,6 +577,8 @@ JAX_HOUSEHOLDER_LEFT_OUT = {
 
 #: Candidates taking a network primal (a list of layers, not a JAX type): run without jax.jit.
 EAGER = (additive_coupling, additive_coupling_inverse, affine_coupling, affine_coupling_inverse)
+#: Candidates taking a flow primal, run eagerly too.
+FLOWS = (flow_forward, flow_inverse, log_prob, sample, counterfactual)
 
 
 def _client(forward, vjp=True, jit=True, cases=None, shapes=3, **fields):
@@ -560,6 +608,12 @@ CLIENTS = {c.op: c for c in [
     # 15-17 s a check, three 20-35 s); coupling_split and coupling_scale, shared with the
     # torch suite, are checked there on every shape and convention.
     *[_client(f, jit=False, shapes=1) for f in EAGER],
+    *map(_client, [householder_flow, householder_flow_inverse]),
+    # The vae bound on two decoders (static params: each compiles anew), 7-9 s a check (three:
+    # 15 s); a flow (up to three layers of any kind, its couplings eager) on one drawn flow,
+    # 2-10 s a check (two: 4-36 s); the layers are checked on every shape above.
+    _client(householder_vae_bound, shapes=2),
+    *[_client(f, jit=False, shapes=1) for f in FLOWS],
     _client(advi_elbo),
     _client(advi_elbo_grad, vjp=False),
     _client(advi_fit, vjp=False),
@@ -575,6 +629,9 @@ CLIENTS = {c.op: c for c in [
     _client(shared_weights),
     _client(centroid_gradient),
 ]}
+
+vars(LAYER_OPS).update({name: c.forward for name, c in CLIENTS.items()})
+
 
 def test_jax_clients_cover_every_op_of_the_families():
     assert_every_op_accounted_for(CLIENTS)

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import pathlib
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from _frameworks import (
     assert_passes,
     coupling_scale,
     coupling_split,
+    flow_candidates,
     lapack_matrix_cases,
     grid_axes,
     kernel_on,
@@ -288,6 +290,7 @@ def lu_linear_inverse(z, lower, upper, unconstrained_diag, bias=None):
 def _coupling(x, mask, conditioner, transform):
     """nflows' coupling: the features outside ``mask`` pass and condition the others,
     ``transform(x[:, mask], conditioner(x[:, ~mask])) -> (out[:, mask], logdet)``."""
+    mask = torch.as_tensor(mask)  # a flow layer keeps its mask as a tuple of bools
     identity = x[:, ~mask]
     transformed, logdet = transform(x[:, mask], torch_network(conditioner, identity))
     out = torch.empty_like(x)
@@ -325,6 +328,36 @@ def affine_coupling_inverse(z, mask, conditioner, *, scale="nflows", split="shif
     return _coupling(z, mask, conditioner, transform)
 
 
+# -- flows: the Householder flow (section 3.6), flows of layers, log_prob, sample (3.8) -------
+# A flow is a refimpl layer or Sequential; run_flow reads each layer by class name and runs the
+# candidate of its op above (this module's functions), the log-determinants summed.
+
+
+def householder_flow(x, V):
+    # z_n = U^T x_n, U = H(v_1) ... H(v_K); per-sample reflectors V (n, K, d) give U (n, d, d).
+    return (x[:, None, :] @ _reflector_product(V))[:, 0], x.new_zeros(x.shape[0])
+
+
+def householder_flow_inverse(z, V):
+    return (z[:, None, :] @ _reflector_product(V).mT)[:, 0], z.new_zeros(z.shape[0])
+
+
+def _base_log_prob(z):
+    """``log N(z_n; 0, I)`` per sample."""
+    return torch.distributions.Normal(0.0, 1.0).log_prob(z).flatten(1).sum(1)
+
+
+flow_forward, flow_inverse, log_prob, sample = flow_candidates(sys.modules[__name__], torch,
+                                                               _base_log_prob)
+
+
+def counterfactual(flow, beta, x):
+    z, _ = flow_forward(flow, x)
+    u = (beta / beta.abs().max()).flatten()  # beta's direction, without overflow
+    flat = z.flatten(1)
+    return flow_inverse(flow, (flat - (flat @ u / (u @ u))[:, None] * u).reshape(z.shape))[0]
+
+
 # -- vi: ADVI (section 6.3) and the normal model's ELBO (section 6.1) -------------------------
 
 
@@ -355,6 +388,18 @@ def advi_fit(mu, omega, eps, *, step_size, n_steps=None, **target):
         trace.append(elbo.detach())
     sigma = _sigma(omega, target["parametrization"])
     return mu.detach(), omega.detach(), sigma.detach(), torch.stack(trace)
+
+
+def householder_vae_bound(mu, omega, V, eps, *, log_lik, grad_log_lik=None,
+                          parametrization="exp", entropy="sample"):
+    sigma = _sigma(omega, parametrization)
+    q0 = torch.distributions.Normal(mu, sigma)
+    z0 = mu + sigma * eps
+    zK, _ = householder_flow(z0, V)
+    terms = log_lik(zK) + _base_log_prob(zK)
+    if entropy == "sample":  # Tomczak and Welling's estimator: -log q_0 at the draws
+        return (terms - q0.log_prob(z0).sum(1)).mean()
+    return terms.mean() + q0.entropy().sum()
 
 
 def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0):
@@ -517,6 +562,8 @@ CLIENTS = {c.op: c for c in [
     *map(_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
                    lu_linear, lu_linear_inverse, additive_coupling, additive_coupling_inverse,
                    affine_coupling, affine_coupling_inverse]),
+    *map(_client, [householder_flow, householder_flow_inverse, flow_forward, flow_inverse,
+                   log_prob, sample, counterfactual, householder_vae_bound]),
     _client(advi_elbo),
     _client(advi_elbo_grad, vjp=False),
     _client(advi_fit, vjp=False),
