@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
+from _nn_frameworks import layer_arrays, with_layer_arrays
 from hypothesis import strategies as st
 
 import verify
-from verify._tree import tree_leaves
+from verify._tree import is_array, tree_leaves, tree_map
 from verify.candidate import candidate_properties
 from verify.engine import PROFILES
 from verify.registry import Op
@@ -45,8 +46,6 @@ FAMILIES = ("linalg", "conv", "flows", "vi", "embedding", "analysis", "compressi
 # The ops of FAMILIES that the client suites do not check, and why (nn and attribution are
 # test_torch_nn.py's and test_jax_nn.py's).
 _NO_FRAMEWORK_OP = "no PyTorch or JAX counterpart: {}"
-_NFLOWS = ("nflows (PyTorch) checks it in tests/flows/test_nflows.py; a torch/JAX-only "
-           "client is not written yet")
 WITHOUT_COUNTERPART = {
     "bipartite_matching": _NO_FRAMEWORK_OP.format("an assignment problem (scipy's linear_sum_assignment)"),
     "ibd": _NO_FRAMEWORK_OP.format("interpretable basis decomposition is an algorithm, not an op"),
@@ -64,14 +63,6 @@ WITHOUT_COUNTERPART = {
     "bgmm_predict_proba": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
     "bgmm_predict": _NO_FRAMEWORK_OP.format("scikit-learn's BayesianGaussianMixture"),
     "normal_cavi": _NO_FRAMEWORK_OP.format("closed-form coordinate ascent"),
-    **dict.fromkeys(["actnorm", "actnorm_inverse", "actnorm_init", "permutation",
-                     "permutation_inverse", "lu_linear", "lu_linear_inverse",
-                     "additive_coupling", "additive_coupling_inverse", "affine_coupling",
-                     "affine_coupling_inverse"], _NFLOWS),
-    **dict.fromkeys(["householder_flow", "householder_flow_inverse", "flow_forward",
-                     "flow_inverse", "log_prob", "sample", "counterfactual",
-                     "householder_vae_bound"],
-                    "a flow of refimpl layers (a tree primal): not written yet"),
 }
 
 
@@ -122,7 +113,10 @@ def differentiable_primals(op: Op, primals: dict) -> list[str]:
 def torch_autograd_vjp(op_name: str, forward: Callable) -> Callable:
     """The VJP of ``forward`` by ``torch.autograd.grad``, in verify's calling convention.
 
-    Cotangents of primals the outputs do not depend on are zeros (``materialize_grads``).
+    A network primal (a list of layers) is differentiated in every array of every layer and
+    its cotangent is the same list of layers holding the gradients. Cotangents of primals the
+    outputs do not depend on are zeros (``materialize_grads``); an output autograd does not
+    track (a constant log-determinant, ``x.new_zeros(n)``) contributes nothing.
     """
     import torch
 
@@ -131,11 +125,14 @@ def torch_autograd_vjp(op_name: str, forward: Callable) -> Callable:
     def vjp(*args, **kwargs):
         primals, cotangents, params = split_vjp_call(op, args, kwargs)
         wrt = differentiable_primals(op, primals)
-        leaves = {**primals, **{n: primals[n].detach().requires_grad_() for n in wrt}}
+        leaves = {**primals, **{n: tree_map(lambda t: t.detach().requires_grad_(), primals[n])
+                                for n in wrt}}
         outputs = differentiable_outputs(op, call_forward(op, forward, leaves, params))
-        grads = torch.autograd.grad(outputs, [leaves[n] for n in wrt], cotangents,
-                                    allow_unused=True, materialize_grads=True)
-        return dict(zip(wrt, grads))
+        tracked = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+        inputs = [t for n in wrt for t in tree_leaves(leaves[n])]
+        grads = iter(torch.autograd.grad([o for o, _ in tracked], inputs, [c for _, c in tracked],
+                                         allow_unused=True, materialize_grads=True))
+        return {n: tree_map(lambda _: next(grads), leaves[n]) for n in wrt}
 
     vjp.__name__ = vjp.__qualname__ = f"{forward.__name__}_vjp"
     return vjp
@@ -145,17 +142,17 @@ def jax_autodiff_vjp(op_name: str, forward: Callable, jit: bool = True) -> Calla
     """The VJP of ``forward`` by ``jax.vjp``, in verify's calling convention.
 
     Under ``jax.jit``: one compilation per shape, dtype and set of params (static: axes,
-    callables, ...); else op by op (each primitive compiled once per shape).
+    callables, ...); else op by op (each primitive compiled once per shape). A network or flow
+    primal (layers, not JAX types: ``jit=False`` only) is differentiated in its layers' arrays
+    (a list) and its cotangent is the same structure of layers holding the gradients.
     """
-    import functools
-
     import jax
 
     op = verify.get_op(op_name)
 
     def pullback(values, fixed, cotangents, *, wrt, params):
         def outputs(*free):
-            primals = {**fixed, **dict(zip(wrt, free))}
+            primals = {**fixed, **{n: with_layer_arrays(fixed.get(n), f) for n, f in zip(wrt, free)}}
             return differentiable_outputs(op, call_forward(op, forward, primals, dict(params)))
 
         return jax.vjp(outputs, *values)[1](cotangents)
@@ -166,10 +163,11 @@ def jax_autodiff_vjp(op_name: str, forward: Callable, jit: bool = True) -> Calla
     def vjp(*args, **kwargs):
         primals, cotangents, params = split_vjp_call(op, args, kwargs)
         wrt = tuple(differentiable_primals(op, primals))
-        fixed = {k: v for k, v in primals.items() if k not in wrt}
-        grads = pullback(tuple(primals[n] for n in wrt), fixed, cotangents, wrt=wrt,
-                         params=tuple(sorted(params.items())))
-        return dict(zip(wrt, grads))
+        # A network or flow stays in fixed: its layers are rebuilt around the traced arrays.
+        fixed = {k: v for k, v in primals.items() if k not in wrt or not is_array(v)}
+        grads = pullback(tuple(layer_arrays(primals[n]) for n in wrt), fixed, cotangents,
+                         wrt=wrt, params=tuple(sorted(params.items())))
+        return {n: with_layer_arrays(primals[n], g) for n, g in zip(wrt, grads)}
 
     vjp.__name__ = vjp.__qualname__ = f"{forward.__name__}_vjp"
     return vjp
@@ -196,6 +194,133 @@ def jax_jit(fn: Callable) -> Callable:
         return compiled(args, tuple(arrays.values()), array_names=tuple(arrays), static=static)
 
     return call
+
+
+# -- conv and compression: index arithmetic that reads the same in torch and JAX --------------
+
+
+def grid_axes(X, axes) -> tuple:
+    """The grid axes of a convolution of ``X``, non-negative (all of them for ``axes=None``)."""
+    return tuple(range(X.ndim)) if axes is None else tuple(a % X.ndim for a in axes)
+
+
+def kernel_on(K, X, axes):
+    """``K``'s grid axes placed at ``axes`` of ``X``, size 1 on the batch axes (broadcasting)."""
+    shape = [1] * X.ndim
+    for a, n in zip(axes, K.shape):
+        shape[a] = n
+    return K.reshape(shape)
+
+
+def pruned_count(n: int, sparsity: float, count: str) -> int:
+    """``round(s n)`` pruned as ``torch.nn.utils.prune`` counts (Python's round, half to
+    even), or ``n - round((1 - s) n)`` (``count="kept"``: the kept ones rounded)."""
+    return round(sparsity * n) if count == "pruned" else n - round((1.0 - sparsity) * n)
+
+
+# -- flows: the affine coupling's conventions (docs/conventions.rst, section 3.2) ------------
+# Plain slicing and elementwise calls that read the same in torch and JAX: the framework
+# passes its namespace ``xp`` (exp, tanh, arctan) and its sigmoid.
+
+
+def coupling_split(h, split: str):
+    """``(t, u)``, the shift and the unconstrained scale, from the conditioner's ``h`` (n, 2m)."""
+    if split == "interleaved":  # Glow's: channels alternate
+        return h[:, 0::2], h[:, 1::2]
+    m = h.shape[1] // 2
+    first, second = h[:, :m], h[:, m:]
+    return (first, second) if split == "shift_first" else (second, first)
+
+
+def coupling_scale(u, scale: str, clamp: float, xp, sigmoid: Callable):
+    """``s`` of ``u`` in the record's ``scale`` convention, as each library writes it."""
+    if scale in ("nflows", "glow"):  # nflows adds a floor of 1e-3, Glow none
+        return sigmoid(u + 2.0) + (1e-3 if scale == "nflows" else 0.0)
+    if scale == "exp":  # Real NVP
+        return xp.exp(u)
+    if scale == "tanh":  # FrEIA's soft clamp
+        return xp.exp(clamp * xp.tanh(u))
+    return xp.exp(clamp * 0.636 * xp.arctan(u))  # FrEIA's "ATAN" soft clamp
+
+
+# -- flows of refimpl layers (sections 3.6-3.8) ------------------------------------------------
+# A flow is a layer or a Sequential of layers, each read by its class name and fields and run
+# by the framework's candidate of its op: the client module ``ops`` holds them under the
+# records' names in torch and JAX alike; ``xp`` (torch or jnp) makes the per-sample zeros.
+
+
+def _layer_op(ops, name: str, inverse: bool) -> Callable:
+    return getattr(ops, f"{name}_inverse" if inverse else name)
+
+
+def _bijector_layer(ops, layer, x, inverse):
+    """``(output, logabsdet)`` of a layer wrapping another family's op (section 3.7): the op,
+    and its slogdet's ``logabsdet`` (the same for every sample)."""
+    kind = type(layer).__name__
+    if kind == "Glow1x1":
+        out = _layer_op(ops, "glow_conv1x1", inverse)(x, layer.L, layer.U, layer.s, perm=layer.perm)
+        return out, ops.glow_conv1x1_slogdet(layer.s, shape=tuple(x.shape[2:]), perm=layer.perm)[1]
+    if kind == "CircularConv":  # each sample convolved over all its axes
+        out = _layer_op(ops, "circular_conv", inverse)(x, layer.K, axes=tuple(range(1, x.ndim)))
+        return out, ops.circular_conv_slogdet(layer.K)[1]
+    if kind == "PeriodicConv":
+        return _layer_op(ops, "periodic_conv", inverse)(x, layer.K), ops.periodic_conv_slogdet(layer.K)[1]
+    # SVDLinear: z = x W^T, svd_linear on the samples as columns
+    factors = (layer.Vu, layer.s, layer.Vv)
+    return _layer_op(ops, "svd_linear", inverse)(*factors, x.T).T, ops.svd_linear_slogdet(*factors)[1]
+
+
+def flow_layer(ops, xp, layer, x, inverse: bool = False):
+    """``(output, logdet)`` of one refimpl flow layer by the framework's candidates."""
+    kind = type(layer).__name__
+    if kind in ("AdditiveCoupling", "AffineCoupling"):
+        settings = {k: getattr(layer, k) for k in ("scale", "split", "clamp") if hasattr(layer, k)}
+        op = _layer_op(ops, "additive_coupling" if kind == "AdditiveCoupling" else "affine_coupling",
+                       inverse)
+        return op(x, layer.mask, layer.conditioner, **settings)
+    if kind in ("Permutation", "Reverse"):
+        perm = layer.perm if kind == "Permutation" else tuple(range(x.shape[1] - 1, -1, -1))
+        return _layer_op(ops, "permutation", inverse)(x, perm=perm)
+    if kind == "ActNorm":
+        return _layer_op(ops, "actnorm", inverse)(x, layer.log_scale, layer.shift)
+    if kind == "LULinear":
+        return _layer_op(ops, "lu_linear", inverse)(x, layer.lower, layer.upper,
+                                                    layer.unconstrained_diag, layer.bias)
+    if kind == "HouseholderFlow":
+        return _layer_op(ops, "householder_flow", inverse)(x, layer.V)
+    out, logabsdet = _bijector_layer(ops, layer, x, inverse)
+    return out, xp.broadcast_to(-logabsdet if inverse else logabsdet, (x.shape[0],))
+
+
+def run_flow(ops, xp, flow, x, inverse: bool = False):
+    """``(output, logdet)`` of a layer or a Sequential (``layers[0]`` first, the inverse last
+    layer first), the layers' log-determinants summed."""
+    layers = list(flow.layers) if type(flow).__name__ == "Sequential" else [flow]
+    logdet = xp.zeros(x.shape[0], dtype=x.dtype)
+    for layer in reversed(layers) if inverse else layers:
+        x, layer_logdet = flow_layer(ops, xp, layer, x, inverse)
+        logdet = logdet + layer_logdet
+    return x, logdet
+
+
+def flow_candidates(ops, xp, base_log_prob: Callable) -> tuple:
+    """A framework's ``flow_forward``, ``flow_inverse``, ``log_prob`` and ``sample``:
+    :func:`run_flow` both ways and ``base_log_prob(z)``, its ``log N(z_n; 0, I)`` per sample."""
+    def flow_forward(flow, x):
+        return run_flow(ops, xp, flow, x)
+
+    def flow_inverse(flow, z):
+        return run_flow(ops, xp, flow, z, inverse=True)
+
+    def log_prob(flow, x):
+        z, logdet = flow_forward(flow, x)
+        return base_log_prob(z) + logdet
+
+    def sample(flow, z):
+        x, logdet = flow_inverse(flow, z)
+        return x, base_log_prob(z) - logdet
+
+    return flow_forward, flow_inverse, log_prob, sample
 
 
 # -- inputs a framework represents

@@ -16,6 +16,7 @@ import dataclasses
 import time
 
 import verify
+from verify._tree import is_array, tree_leaves, tree_map
 
 QUICK = 8  # drawn inputs per property: the quick profile (verify.PROFILES["quick"])
 
@@ -66,6 +67,21 @@ def map_layer_arrays(fn, layers):
     """``layers`` with every array field ``a`` of every layer replaced by ``fn(a)``."""
     return [dataclasses.replace(layer, **{k: fn(v) for k, v in layer.arrays().items()})
             for layer in layers]
+
+
+def layer_arrays(value):
+    """What autodiff differentiates of a primal: the arrays of a network or a flow (every array
+    field of every layer, in :func:`verify._tree.tree_leaves` order, a list), any other primal
+    as it is."""
+    return value if value is None or is_array(value) else tree_leaves(value)
+
+
+def with_layer_arrays(value, arrays):
+    """``value`` with the part :func:`layer_arrays` returned replaced by ``arrays``."""
+    if value is None or is_array(value):
+        return arrays
+    leaves = iter(arrays)
+    return tree_map(lambda _: next(leaves), value)
 
 
 def timed_check(candidate, op_name, **options):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import pytest
@@ -26,11 +27,17 @@ from _frameworks import (
     assert_caught,
     assert_every_op_accounted_for,
     assert_passes,
+    coupling_scale,
+    coupling_split,
     few_shapes,
+    flow_candidates,
+    grid_axes,
+    kernel_on,
     jax_autodiff_vjp,
     jax_jit,
     lapack_matrix_cases,
     least_squares_cases,
+    pruned_count,
 )
 
 import verify
@@ -38,6 +45,7 @@ from verify.strategies import lapack_reflector_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)  # verify's float64 inputs stay float64
+from test_jax_nn import jax_network  # noqa: E402 (after the skip without JAX)
 jnp = jax.numpy
 lax = jax.lax
 jsp = jax.scipy
@@ -144,22 +152,10 @@ def sym_cayley_apply(Vu, s, X):
 # -- conv: circular convolutions by jnp.fft (section 2.2) ------------------------------------
 
 
-def _grid_axes(X, axes):
-    return tuple(range(X.ndim)) if axes is None else tuple(a % X.ndim for a in axes)
-
-
-def _kernel_on(K, X, axes):
-    """``K``'s grid axes placed at ``axes`` of ``X``, size 1 on the batch axes (broadcasting)."""
-    shape = [1] * X.ndim
-    for a, n in zip(axes, K.shape):
-        shape[a] = n
-    return K.reshape(shape)
-
-
 def _circular(X, K, axes, apply):
     """``irfftn(apply(rfftn(X), rfftn(K)))`` over the grid axes of ``X``."""
-    axes = _grid_axes(X, axes)
-    spectrum = apply(jnp.fft.rfftn(X, axes=axes), jnp.fft.rfftn(_kernel_on(K, X, axes), axes=axes))
+    axes = grid_axes(X, axes)
+    spectrum = apply(jnp.fft.rfftn(X, axes=axes), jnp.fft.rfftn(kernel_on(K, X, axes), axes=axes))
     return jnp.fft.irfftn(spectrum, s=[X.shape[a] for a in axes], axes=axes)
 
 
@@ -177,7 +173,7 @@ def _sign_of_product(phases, dims):
 
 
 def circular_conv_slogdet(K, *, axes=None):
-    axes = _grid_axes(K, axes)
+    axes = grid_axes(K, axes)
     dims = tuple(range(-len(axes), 0))
     spectrum = jnp.moveaxis(jnp.fft.fftn(K, axes=axes), axes, dims)
     magnitude = jnp.abs(spectrum)
@@ -255,6 +251,132 @@ def glow_conv1x1_slogdet(s, *, shape, perm=None):
     return sign, pixels * jnp.sum(jnp.log(jnp.abs(s)))
 
 
+# -- flows: coupling, permutation, ActNorm and LU layers (sections 3.2-3.5), nflows' layout ----
+# As for torch: data (n, d) or (n, c, H, W), features on axis 1, (output, logdet) with one
+# log-determinant per sample. A conditioner is a list of refimpl.nn layers holding JAX
+# arrays, applied by jax_network; layers are not JAX types, so the couplings run eagerly.
+
+
+def _channels(v, x):
+    """A per-channel vector shaped to broadcast over axis 1 of ``x``."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 2))
+
+
+def actnorm(x, log_scale, shift):
+    positions = math.prod(x.shape[2:])  # Glow: log|det| = H W sum log_scale
+    z = jnp.exp(_channels(log_scale, x)) * x + _channels(shift, x)
+    return z, jnp.full(x.shape[0], positions * jnp.sum(log_scale))
+
+
+def actnorm_inverse(z, log_scale, shift):
+    positions = math.prod(z.shape[2:])
+    x = (z - _channels(shift, z)) * jnp.exp(-_channels(log_scale, z))
+    return x, jnp.full(z.shape[0], -positions * jnp.sum(log_scale))
+
+
+def actnorm_init(x, *, ddof=1, eps=0.0):
+    values = jnp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])  # a channel's values in a column
+    std = jnp.std(values, axis=0, ddof=ddof) + eps
+    return -jnp.log(std), -jnp.mean(values, axis=0) / std
+
+
+def permutation(x, *, perm):
+    return jnp.take(x, jnp.asarray(perm), axis=1), jnp.zeros(x.shape[0], x.dtype)
+
+
+def permutation_inverse(z, *, perm):
+    return jnp.take(z, jnp.argsort(jnp.asarray(perm)), axis=1), jnp.zeros(z.shape[0], z.dtype)
+
+
+def _lu_linear_weight(lower, upper, unconstrained_diag):
+    """nflows' LULinear weight: Glow's LU with s = softplus(u) + 1e-3, and s."""
+    s = jax.nn.softplus(unconstrained_diag) + 1e-3
+    return glow_lu_weight(lower, upper, s), s
+
+
+def lu_linear(x, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    z = x @ W.T
+    return (z if bias is None else z + bias), jnp.full(x.shape[0], jnp.sum(jnp.log(s)))
+
+
+def lu_linear_inverse(z, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    y = z if bias is None else z - bias
+    return jnp.linalg.solve(W, y.T).T, jnp.full(z.shape[0], -jnp.sum(jnp.log(s)))
+
+
+def _coupling(x, mask, conditioner, transform):
+    """The features outside ``mask`` pass and condition the others,
+    ``transform(x[:, mask], conditioner(x[:, ~mask])) -> (out[:, mask], logdet)``."""
+    keep, change = np.flatnonzero(~np.asarray(mask)), np.flatnonzero(np.asarray(mask))
+    transformed, logdet = transform(x[:, change], jax_network(conditioner, x[:, keep]))
+    return x.at[:, change].set(transformed), logdet
+
+
+def additive_coupling(x, mask, conditioner):
+    return _coupling(x, mask, conditioner, lambda xb, t: (xb + t, jnp.zeros(x.shape[0], x.dtype)))
+
+
+def additive_coupling_inverse(z, mask, conditioner):
+    return _coupling(z, mask, conditioner, lambda zb, t: (zb - t, jnp.zeros(z.shape[0], z.dtype)))
+
+
+def _shift_and_scale(h, scale, split, clamp):
+    t, u = coupling_split(h, split)
+    return t, coupling_scale(u, scale, clamp, jnp, jax.nn.sigmoid)
+
+
+def affine_coupling(x, mask, conditioner, *, scale="nflows", split="shift_first", clamp=2.0):
+    def transform(xb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return xb * s + t, jnp.sum(jnp.log(s), axis=1)
+
+    return _coupling(x, mask, conditioner, transform)
+
+
+def affine_coupling_inverse(z, mask, conditioner, *, scale="nflows", split="shift_first",
+                            clamp=2.0):
+    def transform(zb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return (zb - t) / s, -jnp.sum(jnp.log(s), axis=1)
+
+    return _coupling(z, mask, conditioner, transform)
+
+
+# -- flows: the Householder flow (section 3.6), flows of layers, log_prob, sample (3.8) -------
+# As for torch: run_flow reads each layer by class name and runs the candidate of its op above,
+# jitted as its client is (LAYER_OPS); a flow is not a JAX type, so the flow ops run eagerly.
+
+
+def householder_flow(x, V):
+    # z_n = U^T x_n, U = H(v_1) ... H(v_K); per-sample reflectors V (n, K, d) give U (n, d, d).
+    return (x[:, None, :] @ _reflector_product(V))[:, 0], jnp.zeros(x.shape[0], x.dtype)
+
+
+def householder_flow_inverse(z, V):
+    U_T = jnp.swapaxes(_reflector_product(V), -1, -2)
+    return (z[:, None, :] @ U_T)[:, 0], jnp.zeros(z.shape[0], z.dtype)
+
+
+def _base_log_prob(z):
+    """``log N(z_n; 0, I)`` per sample."""
+    return jnp.sum(jsp.stats.norm.logpdf(z).reshape(z.shape[0], -1), axis=1)
+
+
+#: The layers' candidates the flows run, filled in below from the clients (each jitted as its
+#: client is: op by op a flow's check took 35-41 s).
+LAYER_OPS = types.SimpleNamespace()
+flow_forward, flow_inverse, log_prob, sample = flow_candidates(LAYER_OPS, jnp, _base_log_prob)
+
+
+def counterfactual(flow, beta, x):
+    z, _ = flow_forward(flow, x)
+    u = jnp.ravel(beta / jnp.max(jnp.abs(beta)))  # beta's direction, without overflow
+    flat = z.reshape(z.shape[0], -1)
+    return flow_inverse(flow, (flat - jnp.outer(flat @ u / (u @ u), u)).reshape(z.shape))[0]
+
+
 # -- vi: ADVI (section 6.3) and the normal model's ELBO (section 6.1) -------------------------
 
 HALF_LOG_2PI_E = 0.5 * (1.0 + math.log(2 * math.pi))
@@ -285,6 +407,17 @@ def advi_fit(mu, omega, eps, *, step_size, n_steps=None, **target):
     noise = eps if eps.ndim == 3 else jnp.broadcast_to(eps, (n_steps,) + eps.shape)
     (mu, omega), trace = lax.scan(step, (mu, omega), noise)
     return mu, omega, _sigma(omega, target["parametrization"]), trace
+
+
+def householder_vae_bound(mu, omega, V, eps, *, log_lik, grad_log_lik=None,
+                          parametrization="exp", entropy="sample"):
+    sigma = _sigma(omega, parametrization)
+    z0 = mu + sigma * eps
+    zK, _ = householder_flow(z0, V)
+    terms = log_lik(zK) + _base_log_prob(zK)
+    if entropy == "sample":  # Tomczak and Welling's estimator: -log q_0 at the draws
+        return jnp.mean(terms - jnp.sum(jsp.stats.norm.logpdf(z0, mu, sigma), axis=1))
+    return jnp.mean(terms) + jnp.sum(jnp.log(sigma)) + mu.shape[0] * HALF_LOG_2PI_E
 
 
 def _gamma_entropy(shape, rate):
@@ -390,11 +523,6 @@ def dissection_iou(activations, masks, *, quantile=0.005):
 # -- compression: pruning and weight sharing (sections 9.1, 9.2) -----------------------------
 
 
-def _pruned_count(n, sparsity, count):
-    """``round(s n)`` pruned (Python's round, half to even), or ``n - round((1 - s) n)``."""
-    return round(sparsity * n) if count == "pruned" else n - round((1.0 - sparsity) * n)
-
-
 def _smallest_first(a, ties):
     """Flat indices by increasing ``a``; equal values by index (``ties="high_index"``: reversed)."""
     if ties == "low_index":
@@ -404,7 +532,7 @@ def _smallest_first(a, ties):
 
 def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned"):
     a = jnp.abs(w).reshape(-1)
-    pruned = _smallest_first(a, ties)[:_pruned_count(a.shape[0], sparsity, count)]
+    pruned = _smallest_first(a, ties)[:pruned_count(a.shape[0], sparsity, count)]
     return jnp.ones(a.shape, dtype=bool).at[pruned].set(False).reshape(w.shape)
 
 
@@ -418,7 +546,7 @@ def dsd_masks(snapshots, sparsities, *, ties="prune_all", count="pruned"):
         if ties != "prune_all":
             masks.append(prune_magnitude(w, sparsity, ties=ties, count=count))
             continue
-        k = _pruned_count(w.size, sparsity, count)
+        k = pruned_count(w.size, sparsity, count)
         if k == 0:
             masks.append(jnp.ones(w.shape, dtype=bool))
         else:  # DSD's rule: lambda the k-th smallest magnitude, ties with it pruned too
@@ -447,12 +575,18 @@ JAX_HOUSEHOLDER_LEFT_OUT = {
 }
 
 
-def _client(forward, vjp=True, jit=True, cases=None, **fields):
-    """A jitted candidate (and jitted ``jax.vjp``), checked on cases of at most three shapes."""
+#: Candidates taking a network primal (a list of layers, not a JAX type): run without jax.jit.
+EAGER = (additive_coupling, additive_coupling_inverse, affine_coupling, affine_coupling_inverse)
+#: Candidates taking a flow primal, run eagerly too.
+FLOWS = (flow_forward, flow_inverse, log_prob, sample, counterfactual)
+
+
+def _client(forward, vjp=True, jit=True, cases=None, shapes=3, **fields):
+    """A jitted candidate (and jitted ``jax.vjp``), checked on cases of at most ``shapes`` shapes."""
     op = forward.__name__
     return Client(op, jax_jit(forward) if jit else forward,
                   jax_autodiff_vjp(op, forward, jit) if vjp else None,
-                  cases=few_shapes(cases or verify.get_op(op).cases), **fields)
+                  cases=few_shapes(cases or verify.get_op(op).cases, shapes), **fields)
 
 
 CLIENTS = {c.op: c for c in [
@@ -467,6 +601,19 @@ CLIENTS = {c.op: c for c in [
     *map(_client, [circular_conv, circular_conv_inverse, circular_conv_slogdet, periodic_conv,
                    periodic_conv_inverse, periodic_conv_slogdet, embed_kernel]),
     *map(_client, [glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet, glow_lu_weight]),
+    *map(_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
+                   lu_linear, lu_linear_inverse]),
+    # A conditioner's layers are not JAX types: the couplings and their jax.vjp run eagerly,
+    # each primitive compiled per shape, so on one drawn shape and scale convention (two take
+    # 15-17 s a check, three 20-35 s); coupling_split and coupling_scale, shared with the
+    # torch suite, are checked there on every shape and convention.
+    *[_client(f, jit=False, shapes=1) for f in EAGER],
+    *map(_client, [householder_flow, householder_flow_inverse]),
+    # The vae bound on two decoders (static params: each compiles anew), 7-9 s a check (three:
+    # 15 s); a flow (up to three layers of any kind, its couplings eager) on one drawn flow,
+    # 2-10 s a check (two: 4-36 s); the layers are checked on every shape above.
+    _client(householder_vae_bound, shapes=2),
+    *[_client(f, jit=False, shapes=1) for f in FLOWS],
     _client(advi_elbo),
     _client(advi_elbo_grad, vjp=False),
     _client(advi_fit, vjp=False),
@@ -482,6 +629,9 @@ CLIENTS = {c.op: c for c in [
     _client(shared_weights),
     _client(centroid_gradient),
 ]}
+
+vars(LAYER_OPS).update({name: c.forward for name, c in CLIENTS.items()})
+
 
 def test_jax_clients_cover_every_op_of_the_families():
     assert_every_op_accounted_for(CLIENTS)
@@ -546,6 +696,14 @@ def _centroid_gradient_mean(grad, codes, *, n_clusters):
     return jax.ops.segment_sum(kept, ids, num_segments=n_clusters) / jnp.maximum(counts, 1.0)
 
 
+def _affine_coupling_logdet_of_s(x, mask, conditioner, **params):
+    """The log-determinant as sum s, the log of the scale forgotten (exact only at s = 1)."""
+    z, _ = affine_coupling(x, mask, conditioner, **params)
+    _, s = _shift_and_scale(jax_network(conditioner, x[:, ~np.asarray(mask)]), params["scale"],
+                            params["split"], params["clamp"])
+    return z, jnp.sum(s, axis=1)
+
+
 def _tsne_affinities_precision_lost(Y, *, dof=1.0):
     """The squared distances in float32 (an accumulation dtype left at JAX's default)."""
     return student_t_affinities(Y.astype(jnp.float32), dof=dof).astype(Y.dtype)
@@ -579,6 +737,9 @@ BUGS = [
     PlantedBug("centroid_gradient", "grouped mean for the grouped sum",
                ("matches ground truth", "is the VJP of the codebook expansion"),
                forward=_centroid_gradient_mean),
+    PlantedBug("affine_coupling", "log-determinant sum s, without the scale's log",
+               ("matches ground truth", "log-determinant of the Jacobian"),
+               forward=_affine_coupling_logdet_of_s),
     PlantedBug("student_t_affinities", "float32 accumulation inside a float64 op",
                ("matches ground truth", "matches refimpl forward"),
                forward=_tsne_affinities_precision_lost),
@@ -589,6 +750,8 @@ BUGS = [
 def test_jax_planted_bug_is_caught(bug):
     client = CLIENTS[bug.op]
     if bug.forward is not None:
-        vjp = jax_autodiff_vjp(bug.op, bug.forward) if client.vjp is not None else None
-        bug = dataclasses.replace(bug, forward=jax_jit(bug.forward), vjp=bug.vjp or vjp)
+        jit = bug.op not in {f.__name__ for f in EAGER}
+        vjp = jax_autodiff_vjp(bug.op, bug.forward, jit) if client.vjp is not None else None
+        forward = jax_jit(bug.forward) if jit else bug.forward
+        bug = dataclasses.replace(bug, forward=forward, vjp=bug.vjp or vjp)
     assert_caught(bug, client, FRAMEWORK)

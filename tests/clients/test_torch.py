@@ -16,6 +16,7 @@ import dataclasses
 import math
 import pathlib
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -27,8 +28,14 @@ from _frameworks import (
     assert_caught,
     assert_every_op_accounted_for,
     assert_passes,
+    coupling_scale,
+    coupling_split,
+    flow_candidates,
     lapack_matrix_cases,
+    grid_axes,
+    kernel_on,
     least_squares_cases,
+    pruned_count,
     torch_autograd_vjp,
 )
 
@@ -37,6 +44,7 @@ from verify.strategies import lapack_reflector_cases
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+from test_torch_nn import torch_network  # noqa: E402 (after the skip without torch)
 
 FRAMEWORK = "torch"
 
@@ -125,22 +133,10 @@ def sym_cayley_apply(Vu, s, X):
 # -- conv: circular convolutions by torch.fft (section 2.2) ----------------------------------
 
 
-def _grid_axes(X, axes):
-    return tuple(range(X.ndim)) if axes is None else tuple(a % X.ndim for a in axes)
-
-
-def _kernel_on(K, X, axes):
-    """``K``'s grid axes placed at ``axes`` of ``X``, size 1 on the batch axes (broadcasting)."""
-    shape = [1] * X.ndim
-    for a, n in zip(axes, K.shape):
-        shape[a] = n
-    return K.reshape(shape)
-
-
 def _circular(X, K, axes, apply):
     """``irfftn(apply(rfftn(X), rfftn(K)))`` over the grid axes of ``X``."""
-    axes = _grid_axes(X, axes)
-    spectrum = apply(torch.fft.rfftn(X, dim=axes), torch.fft.rfftn(_kernel_on(K, X, axes), dim=axes))
+    axes = grid_axes(X, axes)
+    spectrum = apply(torch.fft.rfftn(X, dim=axes), torch.fft.rfftn(kernel_on(K, X, axes), dim=axes))
     return torch.fft.irfftn(spectrum, s=[X.shape[a] for a in axes], dim=axes)
 
 
@@ -158,7 +154,7 @@ def _sign_of_product(phases, dims):
 
 
 def circular_conv_slogdet(K, *, axes=None):
-    axes = _grid_axes(K, axes)
+    axes = grid_axes(K, axes)
     spectrum = torch.fft.fftn(K, dim=axes).movedim(axes, tuple(range(-len(axes), 0)))
     magnitude = spectrum.abs()
     dims = tuple(range(-len(axes), 0))
@@ -232,6 +228,136 @@ def glow_conv1x1_slogdet(s, *, shape, perm=None):
     return sign, pixels * torch.log(torch.abs(s)).sum()
 
 
+# -- flows: coupling, permutation, ActNorm and LU layers (sections 3.2-3.5), nflows' layout ----
+# Data (n, d) or (n, c, H, W), features on axis 1; every layer returns (output, logdet) with
+# one log-determinant per sample. A conditioner is a list of refimpl.nn layers holding torch
+# tensors: torch_network applies it by torch.nn.functional, so autograd reaches its weights.
+
+
+def _per_sample(value, x):
+    """A log-determinant shared by every sample, one entry per sample (autograd follows)."""
+    return value.expand(x.shape[0])
+
+
+def _channels(v, x):
+    """A per-channel vector shaped to broadcast over axis 1 of ``x``."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 2))
+
+
+def actnorm(x, log_scale, shift):
+    positions = math.prod(x.shape[2:])  # Glow: log|det| = H W sum log_scale
+    z = torch.exp(_channels(log_scale, x)) * x + _channels(shift, x)
+    return z, _per_sample(positions * log_scale.sum(), x)
+
+
+def actnorm_inverse(z, log_scale, shift):
+    positions = math.prod(z.shape[2:])
+    x = (z - _channels(shift, z)) * torch.exp(-_channels(log_scale, z))
+    return x, _per_sample(-positions * log_scale.sum(), z)
+
+
+def actnorm_init(x, *, ddof=1, eps=0.0):
+    values = x.movedim(1, -1).reshape(-1, x.shape[1])  # every value of a channel in a column
+    std = values.std(0, correction=ddof) + eps
+    return -torch.log(std), -values.mean(0) / std
+
+
+def permutation(x, *, perm):
+    return x[:, list(perm)], x.new_zeros(x.shape[0])
+
+
+def permutation_inverse(z, *, perm):
+    return z[:, torch.argsort(torch.tensor(perm))], z.new_zeros(z.shape[0])
+
+
+def _lu_linear_weight(lower, upper, unconstrained_diag):
+    """nflows' LULinear weight: Glow's LU with s = softplus(u) + 1e-3, and s."""
+    s = F.softplus(unconstrained_diag) + 1e-3
+    return glow_lu_weight(lower, upper, s), s
+
+
+def lu_linear(x, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    return F.linear(x, W, bias), _per_sample(torch.log(s).sum(), x)
+
+
+def lu_linear_inverse(z, lower, upper, unconstrained_diag, bias=None):
+    W, s = _lu_linear_weight(lower, upper, unconstrained_diag)
+    y = z if bias is None else z - bias
+    return torch.linalg.solve(W, y.mT).mT, _per_sample(-torch.log(s).sum(), z)
+
+
+def _coupling(x, mask, conditioner, transform):
+    """nflows' coupling: the features outside ``mask`` pass and condition the others,
+    ``transform(x[:, mask], conditioner(x[:, ~mask])) -> (out[:, mask], logdet)``."""
+    mask = torch.as_tensor(mask)  # a flow layer keeps its mask as a tuple of bools
+    identity = x[:, ~mask]
+    transformed, logdet = transform(x[:, mask], torch_network(conditioner, identity))
+    out = torch.empty_like(x)
+    out[:, ~mask], out[:, mask] = identity, transformed
+    return out, logdet
+
+
+def additive_coupling(x, mask, conditioner):
+    return _coupling(x, mask, conditioner, lambda xb, t: (xb + t, x.new_zeros(x.shape[0])))
+
+
+def additive_coupling_inverse(z, mask, conditioner):
+    return _coupling(z, mask, conditioner, lambda zb, t: (zb - t, z.new_zeros(z.shape[0])))
+
+
+def _shift_and_scale(h, scale, split, clamp):
+    t, u = coupling_split(h, split)
+    return t, coupling_scale(u, scale, clamp, torch, torch.sigmoid)
+
+
+def affine_coupling(x, mask, conditioner, *, scale="nflows", split="shift_first", clamp=2.0):
+    def transform(xb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return xb * s + t, torch.log(s).sum(1)
+
+    return _coupling(x, mask, conditioner, transform)
+
+
+def affine_coupling_inverse(z, mask, conditioner, *, scale="nflows", split="shift_first",
+                            clamp=2.0):
+    def transform(zb, h):
+        t, s = _shift_and_scale(h, scale, split, clamp)
+        return (zb - t) / s, -torch.log(s).sum(1)
+
+    return _coupling(z, mask, conditioner, transform)
+
+
+# -- flows: the Householder flow (section 3.6), flows of layers, log_prob, sample (3.8) -------
+# A flow is a refimpl layer or Sequential; run_flow reads each layer by class name and runs the
+# candidate of its op above (this module's functions), the log-determinants summed.
+
+
+def householder_flow(x, V):
+    # z_n = U^T x_n, U = H(v_1) ... H(v_K); per-sample reflectors V (n, K, d) give U (n, d, d).
+    return (x[:, None, :] @ _reflector_product(V))[:, 0], x.new_zeros(x.shape[0])
+
+
+def householder_flow_inverse(z, V):
+    return (z[:, None, :] @ _reflector_product(V).mT)[:, 0], z.new_zeros(z.shape[0])
+
+
+def _base_log_prob(z):
+    """``log N(z_n; 0, I)`` per sample."""
+    return torch.distributions.Normal(0.0, 1.0).log_prob(z).flatten(1).sum(1)
+
+
+flow_forward, flow_inverse, log_prob, sample = flow_candidates(sys.modules[__name__], torch,
+                                                               _base_log_prob)
+
+
+def counterfactual(flow, beta, x):
+    z, _ = flow_forward(flow, x)
+    u = (beta / beta.abs().max()).flatten()  # beta's direction, without overflow
+    flat = z.flatten(1)
+    return flow_inverse(flow, (flat - (flat @ u / (u @ u))[:, None] * u).reshape(z.shape))[0]
+
+
 # -- vi: ADVI (section 6.3) and the normal model's ELBO (section 6.1) -------------------------
 
 
@@ -262,6 +388,18 @@ def advi_fit(mu, omega, eps, *, step_size, n_steps=None, **target):
         trace.append(elbo.detach())
     sigma = _sigma(omega, target["parametrization"])
     return mu.detach(), omega.detach(), sigma.detach(), torch.stack(trace)
+
+
+def householder_vae_bound(mu, omega, V, eps, *, log_lik, grad_log_lik=None,
+                          parametrization="exp", entropy="sample"):
+    sigma = _sigma(omega, parametrization)
+    q0 = torch.distributions.Normal(mu, sigma)
+    z0 = mu + sigma * eps
+    zK, _ = householder_flow(z0, V)
+    terms = log_lik(zK) + _base_log_prob(zK)
+    if entropy == "sample":  # Tomczak and Welling's estimator: -log q_0 at the draws
+        return (terms - q0.log_prob(z0).sum(1)).mean()
+    return terms.mean() + q0.entropy().sum()
 
 
 def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0):
@@ -363,11 +501,6 @@ def dissection_iou(activations, masks, *, quantile=0.005):
 # -- compression: pruning and weight sharing (sections 9.1, 9.2) -----------------------------
 
 
-def _pruned_count(n, sparsity, count):
-    """``round(s n)`` as ``torch.nn.utils.prune`` counts (Python's round, half to even)."""
-    return round(sparsity * n) if count == "pruned" else n - round((1.0 - sparsity) * n)
-
-
 def _smallest_first(a, ties):
     """Flat indices by increasing ``a``; equal values by index (``ties="high_index"``: reversed)."""
     if ties == "low_index":
@@ -378,7 +511,7 @@ def _smallest_first(a, ties):
 def prune_magnitude(w, sparsity, *, ties="low_index", count="pruned"):
     a = w.abs().reshape(-1)
     keep = torch.ones(a.shape, dtype=torch.bool)
-    keep[_smallest_first(a, ties)[:_pruned_count(a.shape[0], sparsity, count)]] = False
+    keep[_smallest_first(a, ties)[:pruned_count(a.shape[0], sparsity, count)]] = False
     return keep.reshape(w.shape)
 
 
@@ -392,7 +525,7 @@ def dsd_masks(snapshots, sparsities, *, ties="prune_all", count="pruned"):
         if ties != "prune_all":
             masks.append(prune_magnitude(w, sparsity, ties=ties, count=count))
             continue
-        k = _pruned_count(w.numel(), sparsity, count)
+        k = pruned_count(w.numel(), sparsity, count)
         if k == 0:
             masks.append(torch.ones(w.shape, dtype=torch.bool))
         else:  # DSD's rule: lambda the k-th smallest magnitude, ties with it pruned too
@@ -426,6 +559,11 @@ CLIENTS = {c.op: c for c in [
     *map(_client, [circular_conv, circular_conv_inverse, circular_conv_slogdet, periodic_conv,
                    periodic_conv_inverse, periodic_conv_slogdet, embed_kernel]),
     *map(_client, [glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet, glow_lu_weight]),
+    *map(_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
+                   lu_linear, lu_linear_inverse, additive_coupling, additive_coupling_inverse,
+                   affine_coupling, affine_coupling_inverse]),
+    *map(_client, [householder_flow, householder_flow_inverse, flow_forward, flow_inverse,
+                   log_prob, sample, counterfactual, householder_vae_bound]),
     _client(advi_elbo),
     _client(advi_elbo_grad, vjp=False),
     _client(advi_fit, vjp=False),
@@ -518,6 +656,11 @@ def _glow_slogdet_per_pixel(s, *, shape, perm=None):
     return sign ** (shape[0] * shape[1]), logabsdet  # log|det W| without the factor H W
 
 
+def _actnorm_logdet_per_pixel(x, log_scale, shift):
+    z, _ = actnorm(x, log_scale, shift)
+    return z, _per_sample(log_scale.sum(), x)  # nflows' vector form, without the factor H W
+
+
 def _tsne_kl_row_softmax(P, Y, *, dof=1.0, floor=np.finfo(np.float64).eps):
     log_q = torch.log_softmax(_student_t_log_weights(Y, dof), 1)  # SNE's conditional q_j|i
     off = ~torch.eye(Y.shape[0], dtype=torch.bool)
@@ -567,6 +710,9 @@ BUGS = [
     PlantedBug("glow_conv1x1_slogdet", "log|det W| of one pixel, not times H W",
                ("matches ground truth", "log-determinant of the Jacobian"),
                forward=_glow_slogdet_per_pixel),
+    PlantedBug("actnorm", "log-determinant sum log_scale on images, not times H W",
+               ("matches ground truth", "log-determinant of the Jacobian"),
+               forward=_actnorm_logdet_per_pixel),
     PlantedBug("tsne_kl", "row-wise softmax (SNE's conditional q) for t-SNE's joint q",
                ("matches ground truth", "zero with a zero gradient at P = Q(Y)"),
                forward=_tsne_kl_row_softmax),
