@@ -486,9 +486,8 @@ def _fit_cases(draw, stopping=False):
 
 @st.composite
 def _descent_cases(draw):
-    """Longer tame runs for the monotone-KL property: N 12 .. 24, lr 0.5 .. 1.5, 30 exaggerated
-    steps, 60 more, checks every 10 (no increase in 2400 runs, float64 and float32; with lr up
-    to 3 a few in a thousand)."""
+    """Longer tame runs for the descending-KL property: N 12 .. 24, lr 0.5 .. 1.5, 30
+    exaggerated steps, 60 more, checks every 10."""
     gen = draw(rng())
     n = draw(st.integers(12, 24))
     X = clustered_points(gen, n, draw(st.integers(2, 6)), draw(st.integers(2, 4)))
@@ -516,15 +515,17 @@ def _fit(impl, case, ctx, names, primals=None, **changes):
     return run_outputs(FIT, impl, Case(primals, {**case.params, **changes}), ctx, names)
 
 
-def _kl_never_increases(impl, case, ctx):
-    """After the exaggeration phase the checked KL values and the final KL never increase
-    (relative to the KL)."""
+def _kl_never_exceeds_its_start(impl, case, ctx):
+    """After the exaggeration phase no checked KL, nor the final one, exceeds the first check's
+    (relative to the KL). Not each check below the previous: with momentum 0.8 the descent
+    overshoots now and then, in exact arithmetic too (a rise of 2 % at lr 1.2 in float64 and
+    float32 alike, thorough seed 568061115)."""
     out = _fit(impl, case, ctx, ["kl_trace", "kl_divergence", "n_iter"])
     p = case.params
     late = out["kl_trace"][p["exaggeration_iter"] // p["n_iter_check"]:]
     values = np.append(late, out["kl_divergence"])
-    rises = np.diff(values)
-    return Err(max(0.0, float(rises.max(initial=0.0))) / float(np.abs(values).max()), "kl_trace")
+    rise = float(np.max(values[1:] - values[0], initial=0.0))
+    return Err(max(0.0, rise) / float(np.abs(values).max()), "kl_trace")
 
 
 def _stops_with_sklearn(impl, case, ctx):
@@ -570,9 +571,10 @@ FIT = register(Op(
     cases=_fit_cases,
     reference=_reference_fit,
     properties=(
-        Property("KL never increases after the exaggeration phase", _kl_never_increases,
+        Property("KL never exceeds its first check after the exaggeration phase",
+                 _kl_never_exceeds_its_start,
                  "N 12 .. 24, lr 0.5 .. 1.5, 30 + 60 steps: the KL at each check (every 10 steps) after "
-                 "the exaggeration phase, then the final KL, never increase",
+                 "the exaggeration phase, and the final KL, at most the first of these checks",
                  tolerance={"float64": 1e-12, "float32": 1e-5}, cases=_descent_cases),
         Property("stops when scikit-learn stops", _stops_with_sklearn,
                  "min_grad_norm up to 0.5 (lr up to 20), or n_iter_without_progress in {-1, 0} "
