@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 import refimpl.embedding.t_sne as ts
-from verify.ops.embedding.t_sne import sklearn_affinities, sklearn_kl, sklearn_tsne
+from verify.ops.embedding.t_sne import (
+    _sklearn_underflows,
+    sklearn_affinities,
+    sklearn_kl,
+    sklearn_tsne,
+)
 from verify.strategies import clustered_points
 from verify.testing import assert_property, failing_properties, property_cases
 
@@ -94,6 +99,18 @@ def test_duplicate_points_are_nearest_neighbours(X):
     assert all(C[20 + i, i] == C[20 + i].max() for i in range(3))
     expected, _ = sklearn_affinities(X, 5.0)
     np.testing.assert_allclose(P, expected, rtol=1e-9, atol=1e-15)
+
+
+def test_a_row_beyond_sklearns_exponent_range_reaches_the_perplexity():
+    """Two close nearest neighbours far out: perplexity 1.6 needs beta d ~ 2300, where
+    scikit-learn's unshifted e^{-beta d} underflow (its last row: two subnormals, 2 : 1) and it
+    misses the entropy (the record's cases keep away); refimpl subtracts the nearest distance."""
+    X = np.array([[0.0], [3.0], [3.001], [-10.0]])
+    assert _sklearn_underflows(X, 1.6)
+    entropy = [-np.sum(C[0] * np.log(np.where(C[0] > 0, C[0], 1.0)))
+               for C in (sklearn_affinities(X, 1.6)[1], ts.tsne_affinities(X, perplexity=1.6)[1])]
+    assert abs(entropy[0] - np.log(1.6)) > 0.1
+    assert abs(entropy[1] - np.log(1.6)) <= 1.1e-5
 
 
 def test_all_equal_rows_give_uniform_conditionals():

@@ -259,8 +259,11 @@ def stabilize(z, rule):
 
 
 def apply_terms(terms, R, rule):
-    """``(R_in, slack)``: relevance below (N, in) and ``sum |f R| |1 - z / S(z)|`` per sample."""
-    out, slack = 0.0, 0.0
+    """``(R_in, slack)``: relevance below (N, in) and, per sample, the relevance the dividing
+    terms do not pass on, ``sum_j |R_j| |1 - sum_t f_t z_t / S(z_t)|``: the stabiliser's share,
+    and all of ``R_j`` where gamma's ``z_j = 0`` selects no term (bias-free, the rest is
+    conserved; alpha - beta = 1 makes the factors sum to 1 elsewhere)."""
+    out, passed, divides = 0.0, 0.0, False
     for term in terms:
         if not term.divide:
             out = out + np.einsum("nij,nj->ni", term.c, R)
@@ -268,7 +271,8 @@ def apply_terms(terms, R, rule):
         z = term.c.sum(axis=1) + (0.0 if term.bias is None else term.bias)
         s = stabilize(z, rule)
         out = out + np.einsum("nij,nj->ni", term.c, term.factor * R / s)
-        slack = slack + np.sum(np.abs(term.factor * R) * np.abs(1 - z / s), axis=1)
+        passed, divides = passed + term.factor * z / s, True
+    slack = np.sum(np.abs(R) * np.abs(1 - passed), axis=1) if divides else 0.0
     return out, slack + np.zeros(R.shape[0])
 
 

@@ -32,6 +32,7 @@ from ._networks import (
     affine,
     bench_case,
     naive_gradient,
+    naive_output,
     naive_score,
     network_cases,
 )
@@ -92,20 +93,22 @@ def _cases(draw, methods=_DRAW_ORDER, steps=(2, 6), **network_options):
 # -- properties ---------------------------------------------------------------------------
 
 
+def _scale(at_x, at_b, attribution):
+    """``|f_t(x)| + |f_t(b)| + sum |IG|`` per sample, what ``delta`` is relative to: the gap is a
+    difference of two scores, each rounded relative to its own size."""
+    return np.abs(at_x) + np.abs(at_b) + np.abs(attribution).sum(axis=1) + 1e-300
+
+
 def _run(impl, case, ctx, **params):
-    """``(attribution, delta, gap, scale)``: the implementation's outputs, the reference gap
-    ``f_t(x) - f_t(b)`` and the scale ``|f_t(x)| + |f_t(b)| + sum |IG|`` per sample (the gap
-    is a difference of two scores, each rounded relative to its own size)."""
+    """``(attribution, delta, gap, scale)``: the implementation's outputs (attribution per
+    sample, flattened), the reference gap ``f_t(x) - f_t(b)`` and :func:`_scale`."""
     changed = Case(case.primals, {**case.params, **params})
     got = run_outputs(OP, impl, changed, ctx, ["attribution", "delta"])
     p = {k: ctx.rounded(v) for k, v in case.primals.items()}
     at_x = naive_score(np, p["layers"], p["x"], p["target"])
     at_b = naive_score(np, p["layers"], _baseline(p), p["target"])
-    gap = at_x - at_b
-    n = gap.shape[0]
-    scale = (np.abs(at_x) + np.abs(at_b) + np.abs(got["attribution"].reshape(n, -1)).sum(axis=1)
-             + 1e-300)
-    return got["attribution"].reshape(n, -1), got["delta"], gap, scale
+    attribution = got["attribution"].reshape(at_x.shape[0], -1)
+    return attribution, got["delta"], at_x - at_b, _scale(at_x, at_b, attribution)
 
 
 def _completeness_gap(impl, case, ctx):
@@ -181,13 +184,19 @@ def _polynomial_cases(draw):
                           "trapezoid": "textbook" if trapezoid else "captum"})
 
 
+def _polynomial_score(layers, x, target):
+    """``f_t`` of ``Linear, Power, Linear`` per sample (the naive networks have no power layer)."""
+    first, power, last = layers
+    return naive_score(np, [last], power.forward(naive_output(np, [first], x)), target)
+
+
 def _exact_on_polynomials(impl, case, ctx):
     """``delta = 0`` on a polynomial path the rule integrates exactly, relative to
-    ``|gap| + sum |IG|`` (the gap from the outputs: the naive network has no power layer)."""
+    :func:`_scale`: in float32 a gap far below the scores is their difference's rounding."""
     got = run_outputs(OP, impl, case, ctx, ["attribution", "delta"])
-    attribution, delta = got["attribution"], got["delta"]
-    scale = np.abs(attribution.sum(axis=1) - delta) + np.abs(attribution).sum(axis=1)
-    return float(np.max(np.abs(delta) / scale))
+    p = ctx.rounded(case.primals)
+    scores = [_polynomial_score(p["layers"], at, p["target"]) for at in (p["x"], p["baseline"])]
+    return float(np.max(np.abs(got["delta"]) / _scale(*scores, got["attribution"])))
 
 
 OP = register(Op(

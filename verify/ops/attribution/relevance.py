@@ -482,11 +482,12 @@ def _lrp_methods_agree(impl, case, ctx):
 
 
 def _conservation(impl, case, ctx):
-    """Per layer and sample: ``|sum R_in - sum R_out| <= sum_j |f R_j| |1 - z_j / S(z_j)|``.
+    """Per layer and sample: ``|sum R_in - sum R_out| <= sum_j |R_j| |1 - sum_t f_t z_t / S(z_t)|``.
 
-    Bias-free network; the slack is the stabiliser's share from the reference
-    denominators (``eps / (|z| + eps)`` per unit of relevance), so alpha-beta is
-    held to it too (a branch with ``z = 0`` has slack ``|beta R_j|``).
+    Bias-free network; the slack is what the reference's terms ``t`` do not pass on: the
+    stabiliser's share (``eps / (|z| + eps)`` per unit of relevance; alpha-beta's branch with
+    ``z = 0`` leaves ``|beta R_j|``) and all of ``R_j`` where gamma's ``z_j = 0`` (a unit
+    whose inputs are all 0) passes nothing, by its convention.
     """
     layers = _without_bias(case.primals["layers"])
     got = _relevances(impl, case, ctx, layers=layers)
@@ -554,8 +555,9 @@ LRP_PROPERTIES = (
     Property("explicit and gradient methods agree", _lrp_methods_agree,
                   "method='explicit' equals method='gradient' at every layer", refimpl_only=True),
     Property("conservation (bias-free)", _conservation,
-                  "per layer and sample, abs(sum R_in - sum R_out) <= the stabiliser's share "
-                  "sum_j abs(f R_j (1 - z_j/S(z_j))), relative to the sum of abs(R)"),
+                  "per layer and sample, abs(sum R_in - sum R_out) <= what the terms t do not "
+                  "pass on, sum_j abs(R_j (1 - sum_t f_t z_t/S(z_t))) (the stabiliser's share, "
+                  "gamma's z_j = 0), relative to the sum of abs(R)"),
     Property("linear in R_out", _linear_in_R_out, "lrp(R1 + c R2) = lrp(R1) + c lrp(R2)"),
     Property("AlphaBeta(1, 0) equals ZPlus",
                   _same_relevance(AlphaBeta(alpha=1.0, beta=0.0), ZPlus()),

@@ -20,6 +20,7 @@ from numbers import Integral
 import autograd.numpy as anp
 import numpy as np
 import scipy.optimize
+from hypothesis import assume
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
@@ -93,18 +94,41 @@ def _row_entropy(shifted, beta):
     return math.log(w.sum()) + beta * float(np.dot(shifted, p)), p
 
 
-def _brentq_conditional(D, perplexity):
-    """Each row's precision solved to machine precision by ``scipy.optimize.brentq``."""
-    n = D.shape[0]
-    C = np.zeros_like(D)
+def _row_precisions(D, perplexity):
+    """``(d, s, beta)`` per row ``i``: ``d_ij`` (``j != i``), ``s = (d - min d) / (max d - min d)``
+    and the precision ``beta`` (in units of ``s``) of entropy ``log(perplexity)``, solved to
+    machine precision by ``scipy.optimize.brentq``."""
     target = math.log(perplexity)
-    for i in range(n):
+    for i in range(D.shape[0]):
         d = np.delete(D[i], i)
         s = (d - d.min()) / max(d.max() - d.min(), 1e-300)
         t = scipy.optimize.brentq(lambda t: _row_entropy(s, math.exp(t))[0] - target, -60, 60,
                                   xtol=1e-15, rtol=4 * EPS)
-        C[i, np.arange(n) != i] = _row_entropy(s, math.exp(t))[1]
+        yield d, s, math.exp(t)
+
+
+def _brentq_conditional(D, perplexity):
+    """Each row's conditional at the precision of :func:`_row_precisions`."""
+    n = D.shape[0]
+    C = np.zeros_like(D)
+    for i, (_, s, beta) in enumerate(_row_precisions(D, perplexity)):
+        C[i, np.arange(n) != i] = _row_entropy(s, beta)[1]
     return C
+
+
+#: The largest ``beta_i min_j d_ij`` of the cases compared with scikit-learn. Its search
+#: exponentiates the distances unshifted, ``e^{-beta d_ij}``, which are subnormal beyond 708
+#: and 0 beyond 745: at the precision the perplexity needs, its row is then rounding (or all
+#: zeros, the row sum replaced by 1e-8) and misses the entropy. 600 leaves a margin for
+#: where its bisection stops.
+SKLEARN_EXPONENT = 600.0
+
+
+def _sklearn_underflows(X, perplexity):
+    """Whether some row's exponent ``beta_i min_j d_ij`` exceeds :data:`SKLEARN_EXPONENT`."""
+    rows = _row_precisions(squareform(pdist(X, "sqeuclidean")), perplexity)
+    return any(beta * d.min() / max(d.max() - d.min(), 1e-300) > SKLEARN_EXPONENT
+               for d, _, beta in rows)
 
 
 def _reference_affinities(X, *, perplexity=30.0, method="sklearn", floor=EPS, **_):
@@ -127,6 +151,10 @@ def _affinity_cases(draw, method=None):
     method = draw(st.sampled_from(["sklearn", "plain"])) if method is None else method
     if method == "plain":
         params.update(method="plain", tol=1e-12)
+    else:
+        # refimpl subtracts each row's nearest distance first (the same conditional): a row
+        # beyond scikit-learn's range would compare a distribution with its row of zeros.
+        assume(not _sklearn_underflows(X, params["perplexity"]))
     return Case({"X": X}, params)
 
 
@@ -458,9 +486,8 @@ def _fit_cases(draw, stopping=False):
 
 @st.composite
 def _descent_cases(draw):
-    """Longer tame runs for the monotone-KL property: N 12 .. 24, lr 0.5 .. 1.5, 30 exaggerated
-    steps, 60 more, checks every 10 (no increase in 2400 runs, float64 and float32; with lr up
-    to 3 a few in a thousand)."""
+    """Longer tame runs for the descending-KL property: N 12 .. 24, lr 0.5 .. 1.5, 30
+    exaggerated steps, 60 more, checks every 10."""
     gen = draw(rng())
     n = draw(st.integers(12, 24))
     X = clustered_points(gen, n, draw(st.integers(2, 6)), draw(st.integers(2, 4)))
@@ -488,15 +515,17 @@ def _fit(impl, case, ctx, names, primals=None, **changes):
     return run_outputs(FIT, impl, Case(primals, {**case.params, **changes}), ctx, names)
 
 
-def _kl_never_increases(impl, case, ctx):
-    """After the exaggeration phase the checked KL values and the final KL never increase
-    (relative to the KL)."""
+def _kl_never_exceeds_its_start(impl, case, ctx):
+    """After the exaggeration phase no checked KL, nor the final one, exceeds the first check's
+    (relative to the KL). Not each check below the previous: with momentum 0.8 the descent
+    overshoots now and then, in exact arithmetic too (a rise of 2 % at lr 1.2 in float64 and
+    float32 alike, thorough seed 568061115)."""
     out = _fit(impl, case, ctx, ["kl_trace", "kl_divergence", "n_iter"])
     p = case.params
     late = out["kl_trace"][p["exaggeration_iter"] // p["n_iter_check"]:]
     values = np.append(late, out["kl_divergence"])
-    rises = np.diff(values)
-    return Err(max(0.0, float(rises.max(initial=0.0))) / float(np.abs(values).max()), "kl_trace")
+    rise = float(np.max(values[1:] - values[0], initial=0.0))
+    return Err(max(0.0, rise) / float(np.abs(values).max()), "kl_trace")
 
 
 def _stops_with_sklearn(impl, case, ctx):
@@ -542,9 +571,10 @@ FIT = register(Op(
     cases=_fit_cases,
     reference=_reference_fit,
     properties=(
-        Property("KL never increases after the exaggeration phase", _kl_never_increases,
+        Property("KL never exceeds its first check after the exaggeration phase",
+                 _kl_never_exceeds_its_start,
                  "N 12 .. 24, lr 0.5 .. 1.5, 30 + 60 steps: the KL at each check (every 10 steps) after "
-                 "the exaggeration phase, then the final KL, never increase",
+                 "the exaggeration phase, and the final KL, at most the first of these checks",
                  tolerance={"float64": 1e-12, "float32": 1e-5}, cases=_descent_cases),
         Property("stops when scikit-learn stops", _stops_with_sklearn,
                  "min_grad_norm up to 0.5 (lr up to 20), or n_iter_without_progress in {-1, 0} "
