@@ -5,7 +5,7 @@ from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from t
 
 import numpy as np
 
-from refimpl.flows import actnorm, actnorm_init, actnorm_vjp
+from refimpl.flows.activation_norm import actnorm, actnorm_init, actnorm_vjp
 
 SHAPES = [(256, 64), (32, 16, 32, 32)]
 

@@ -9,7 +9,7 @@ from ..common import repeat, rounds  # noqa: F401 (asv reads its sampling from t
 
 import numpy as np
 
-from refimpl.flows import householder_flow, householder_flow_vjp
+from refimpl.flows.householder_flows import householder_flow, householder_flow_vjp
 from refimpl.linalg import householder_matrix
 
 FEATURES = [64, 256, 1024]
