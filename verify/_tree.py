@@ -4,11 +4,14 @@ A tree is an array (a leaf), a list or tuple (NamedTuples included) or dict of
 trees, a dataclass whose init fields are trees, or any other value (static:
 ints, strings, None). :func:`tree_map` rebuilds the structure with every
 array leaf replaced, so refimpl's :mod:`refimpl.nn` layers (frozen
-dataclasses) move between array libraries field by field.
+dataclasses) move between array libraries field by field; neither function
+constructs a dataclass anew (a layer validates its arrays when made, which
+would run refimpl on a candidate's arrays).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Callable
 
@@ -34,18 +37,22 @@ def tree_map(fn: Callable, tree: Any, *others: Any) -> Any:
     if isinstance(tree, dict):
         return {k: tree_map(fn, v, *(o[k] for o in others)) for k, v in tree.items()}
     if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        changes = {f.name: tree_map(fn, getattr(tree, f.name), *(getattr(o, f.name) for o in others))
-                   for f in dataclasses.fields(tree) if f.init}
-        return dataclasses.replace(tree, **changes)
+        # A copy with its fields set, not a new instance: __init__ would validate the layer
+        # again, running refimpl on the new arrays (a candidate's arrays, autodiff tracers)
+        # where the layer's values have already been checked.
+        rebuilt = copy.copy(tree)
+        for f in dataclasses.fields(tree):
+            if f.init:
+                object.__setattr__(rebuilt, f.name, tree_map(
+                    fn, getattr(tree, f.name), *(getattr(o, f.name) for o in others)))
+        return rebuilt
     return tree
 
 
 def tree_leaves(tree: Any) -> list:
     """The array leaves of ``tree``, in the order :func:`tree_map` visits them.
 
-    Walks the structure without rebuilding it: a dataclass is never
-    constructed again (layers validate their arrays when made, which
-    would run refimpl on a candidate's arrays).
+    Walks the structure without rebuilding it.
     """
     if is_array(tree):
         return [tree]

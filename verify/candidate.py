@@ -285,7 +285,7 @@ def per_op(value, op_names, argument: str = "rtol"):
 
 def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=None, atol=None,
           seed=0, from_numpy=None, to_numpy=None, properties=None, cases=None,
-          timeout=DEFAULT_TIMEOUT) -> Report:
+          timeout=DEFAULT_TIMEOUT, shrink=True) -> Report:
     """Check a framework's implementation of ``op`` against refimpl.
 
     Parameters
@@ -334,6 +334,11 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
     timeout : float or None
         Seconds one call of the candidate may take (default 60); a longer
         call fails its check with a report that says so. ``None``: no limit.
+    shrink : bool
+        For a failure, search for the smallest failing input (hypothesis's
+        shrink phase, the default). ``False`` reports the first failing input
+        as drawn: faster where only the verdicts matter (a gate over many
+        candidates, planted-bug suites), with a larger reproducer.
 
     A candidate that modifies one of its input arrays fails the check that
     saw it, with the input named.
@@ -342,8 +347,9 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
     -------
     Report
         One result per property: examples run, largest error against the
-        tolerance, verdict, and for a failure the smallest input found with
-        a reproducer snippet (``Result.reproducer``).
+        tolerance, verdict, and for a failure the smallest input found (the
+        first failing one with ``shrink=False``) with a reproducer snippet
+        (``Result.reproducer``).
     """
     op = _op(op)
     _check_dtype_argument(dtype)
@@ -367,7 +373,7 @@ def check(candidate, op, *, vjp=None, dtype="float64", max_examples=None, rtol=N
                              max_examples=max_examples,
                              tolerance=_tolerance(op, prop, dtype, rtol), seed=seed,
                              cases=structure.cases if structure else cases, atol=atol or 0.0,
-                             tolerances=own)
+                             tolerances=own, shrink=shrink)
         if not r.passed and "case" in r.extra:
             case = _without_options(op, r.extra["case"])
             r.counterexample = case.describe()

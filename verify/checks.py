@@ -358,7 +358,7 @@ def cotangents_of(op: Op, result, primals: dict) -> dict:
     else:
         raise CheckError(f"vjp must return a tuple of {len(given)} cotangents, "
                          f"got {type(result).__name__}")
-    wanted = [p.name for p in given if p.is_differentiable]
+    wanted = differentiable(op, primals)
     missing = [n for n in wanted if values.get(n) is None]
     if missing:
         raise CheckError(f"vjp returned no cotangent of {missing[0]} "
@@ -466,7 +466,14 @@ def run_vjp(op, impl, case, ctx, cotangents) -> dict:
 
 
 def differentiable(op: Op, primals: dict) -> list[str]:
-    return [p.name for p in present(op, primals) if p.is_differentiable]
+    """The given primals that take a cotangent: differentiable, and not an integer or boolean
+    array (a boolean ``attn_mask`` where a float one is differentiable has none)."""
+    return [p.name for p in present(op, primals)
+            if p.is_differentiable and not _discrete(primals[p.name])]
+
+
+def _discrete(value) -> bool:
+    return is_array(value) and np.asarray(value).dtype.kind in "biu"
 
 
 # -- generic properties -----------------------------------------------------------------------

@@ -102,7 +102,8 @@ def tolerance_of(op: Op, prop: Property, dtype: str) -> float:
     return (prop.tolerance or op.tolerance)[dtype]
 
 
-def _settings(profile: str, max_examples: int | None, seed: int | None, database=None):
+def _settings(profile: str, max_examples: int | None, seed: int | None, database=None,
+              shrink: bool = True):
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     opts = dict(PROFILES[profile])
@@ -114,7 +115,7 @@ def _settings(profile: str, max_examples: int | None, seed: int | None, database
         deadline=None,
         database=database,
         print_blob=False,
-        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+        phases=(Phase.explicit, Phase.reuse, Phase.generate) + ((Phase.shrink,) if shrink else ()),
         suppress_health_check=list(HealthCheck),
         **opts,
     ), seed
@@ -137,6 +138,7 @@ def run_property(
     time_limit: float | None = None,
     database=None,
     tolerances: dict | None = None,
+    shrink: bool = True,
 ) -> Result:
     """Run one property through hypothesis; never raises for a failing check.
 
@@ -153,7 +155,8 @@ def run_property(
     finishes first: a hanging candidate call needs :func:`verify.check`'s
     per-call limit). ``database``: hypothesis's example database (none by
     default), keyed by (op, property, backend, dtype), whose failing examples
-    are replayed first.
+    are replayed first. ``shrink=False`` reports the first failing example as
+    drawn, not the smallest hypothesis can find from it.
     """
     ctx = context or Context(backend_namespace(backend), dtype)
     impl = impl or impl_of(op)
@@ -161,7 +164,7 @@ def run_property(
     own = dict(tolerances or {})
     result = Result(op.name, prop.name, backend, dtype, tolerance=tol, tolerances=own)
     last_failure: list = []
-    conf, seed = _settings(profile, max_examples, seed, database)
+    conf, seed = _settings(profile, max_examples, seed, database, shrink)
     start = time.perf_counter()
 
     @conf

@@ -17,11 +17,11 @@ profile's examples under ``ci``, so that the suites stay inside CI's time.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
-from _nn_frameworks import layer_arrays, with_layer_arrays
 from hypothesis import strategies as st
 
 import verify
@@ -76,6 +76,25 @@ def assert_every_op_accounted_for(clients: Mapping) -> None:
 
 
 # -- the calling convention ---------------------------------------------------------------
+# A network primal (``layers``) is a list of refimpl.nn layers, a flow a layer or a
+# Sequential of them: their array fields are the candidate's arrays, and their cotangent is
+# the same structure with every array replaced by its cotangent.
+
+
+def layer_arrays(value):
+    """What autodiff differentiates of a primal: the arrays of a network or a flow (every array
+    field of every layer, in :func:`verify._tree.tree_leaves` order, a list), any other primal
+    as it is."""
+    return value if value is None or is_array(value) else tree_leaves(value)
+
+
+def with_layer_arrays(value, arrays):
+    """``value`` with the part :func:`layer_arrays` returned replaced by ``arrays``."""
+    if value is None or is_array(value):
+        return arrays
+    leaves = iter(arrays)
+    return tree_map(lambda _: next(leaves), value)
+
 
 
 def split_vjp_call(op: Op, args: tuple, kwargs: dict) -> tuple[dict, list, dict]:
@@ -104,7 +123,14 @@ def differentiable_outputs(op: Op, result) -> list:
 
 def differentiable_primals(op: Op, primals: dict) -> list[str]:
     """Names of the given primals that take a cotangent."""
-    return [p.name for p in op.primals if p.name in primals and p.is_differentiable]
+    return [p.name for p in op.primals
+            if p.name in primals and p.is_differentiable and _floating(primals[p.name])]
+
+
+def _floating(value) -> bool:
+    """A tree, or an array of a floating dtype in any framework (``torch.float32``,
+    ``float32``): a boolean mask given for a float primal takes no cotangent."""
+    return not is_array(value) or "float" in str(value.dtype)
 
 
 # -- autodiff as the VJP -------------------------------------------------------------------
@@ -127,11 +153,13 @@ def torch_autograd_vjp(op_name: str, forward: Callable) -> Callable:
         wrt = differentiable_primals(op, primals)
         leaves = {**primals, **{n: tree_map(lambda t: t.detach().requires_grad_(), primals[n])
                                 for n in wrt}}
-        outputs = differentiable_outputs(op, call_forward(op, forward, leaves, params))
-        tracked = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
-        inputs = [t for n in wrt for t in tree_leaves(leaves[n])]
-        grads = iter(torch.autograd.grad([o for o, _ in tracked], inputs, [c for _, c in tracked],
-                                         allow_unused=True, materialize_grads=True))
+        with torch.enable_grad():  # the caller may run under no_grad (captum, inference code)
+            outputs = differentiable_outputs(op, call_forward(op, forward, leaves, params))
+            tracked = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+            inputs = [t for n in wrt for t in tree_leaves(leaves[n])]
+            grads = iter(torch.autograd.grad([o for o, _ in tracked], inputs,
+                                             [c for _, c in tracked], allow_unused=True,
+                                             materialize_grads=True))
         return {n: tree_map(lambda _: next(grads), leaves[n]) for n in wrt}
 
     vjp.__name__ = vjp.__qualname__ = f"{forward.__name__}_vjp"
@@ -196,6 +224,18 @@ def jax_jit(fn: Callable) -> Callable:
     return call
 
 
+def jax_client(forward: Callable, op: str | None = None, *, vjp: bool = True, jit: bool = True,
+               cases: Callable | None = None, shapes: int = 3, static_params: bool = True,
+               **fields) -> Client:
+    """``forward`` as the JAX client of ``op`` (default: its name): under :func:`jax_jit`, with
+    ``jax.vjp`` (jitted too) as the VJP, checked on cases of at most ``shapes`` compilation
+    keys (:func:`few_shapes`). ``jit=False`` for a candidate taking layers (not JAX types)."""
+    op = op or forward.__name__
+    pool = few_shapes(cases or verify.get_op(op).cases, shapes, static_params=static_params)
+    return Client(op, jax_jit(forward) if jit else forward,
+                  jax_autodiff_vjp(op, forward, jit) if vjp else None, cases=pool, **fields)
+
+
 # -- conv and compression: index arithmetic that reads the same in torch and JAX --------------
 
 
@@ -241,6 +281,26 @@ def coupling_scale(u, scale: str, clamp: float, xp, sigmoid: Callable):
     if scale == "tanh":  # FrEIA's soft clamp
         return xp.exp(clamp * xp.tanh(u))
     return xp.exp(clamp * 0.636 * xp.arctan(u))  # FrEIA's "ATAN" soft clamp
+
+
+# -- vi: the normal model's expected log joint (section 6.1) -----------------------------------
+
+
+def normal_expected_log_joint(x, mean, var, e_lam, e_log_lam, *, mu0, kappa0, a0, b0):
+    """``E_q`` of ``log N(x | mu, 1/lam) + log N(mu | mu0, 1/(kappa0 lam)) + log Gamma(lam | a0,
+    b0)`` from ``E[lam]``, ``E[log lam]`` and ``q(mu) = N(mean, var)``, the constants of
+    improper factors (``kappa0 = 0``, ``b0 = 0``) dropped: arithmetic and ``.sum()``, which
+    read the same on torch tensors and JAX arrays; the suites add the entropies their way."""
+    n, log_2pi = x.shape[0], math.log(2 * math.pi)
+    e_sq = ((x - mean) ** 2).sum() + n * var
+    elbo = 0.5 * n * (e_log_lam - log_2pi) - 0.5 * e_lam * e_sq
+    elbo = elbo + 0.5 * e_log_lam - 0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var)
+    if kappa0 > 0:
+        elbo = elbo + 0.5 * (math.log(kappa0) - log_2pi)
+    elbo = elbo + (a0 - 1.0) * e_log_lam - b0 * e_lam
+    if b0 > 0:
+        elbo = elbo + a0 * math.log(b0) - math.lgamma(a0)
+    return elbo
 
 
 # -- flows of refimpl layers (sections 3.6-3.8) ------------------------------------------------
@@ -365,15 +425,18 @@ def _draw(strategy, n: int) -> list:
     return drawn
 
 
-def compilation_key(case: verify.Case) -> str:
+def compilation_key(case: verify.Case, static_params: bool = True) -> str:
     """What a jit compilation depends on: the primals' shapes and dtypes, and every param
-    (static arguments: axes, shapes, step sizes, the target's bound methods)."""
+    (static arguments: axes, shapes, step sizes, the target's bound methods) unless
+    ``static_params`` is False (a candidate that passes its params as arrays)."""
     leaves = {name: [(np.shape(a), np.asarray(a).dtype.str) for a in tree_leaves(v)]
               for name, v in case.primals.items()}
-    return repr((sorted(leaves.items()), sorted(case.params.items(), key=lambda kv: kv[0])))
+    params = sorted(case.params.items(), key=lambda kv: kv[0]) if static_params else []
+    return repr((sorted(leaves.items()), params))
 
 
-def few_shapes(cases: Callable, shapes: int = 3, pool: int = 60) -> Callable:
+def few_shapes(cases: Callable, shapes: int = 3, pool: int = 60,
+               static_params: bool = True) -> Callable:
     """``cases`` drawn once, ``pool`` of them, keeping those of the first ``shapes``
     compilation keys: under ``jax.jit`` an op's check then compiles at most ``shapes``
     times per function instead of once per example (each compilation of a linear-algebra
@@ -383,7 +446,7 @@ def few_shapes(cases: Callable, shapes: int = 3, pool: int = 60) -> Callable:
         keys: list[str] = []
         kept = []
         for case in _draw(cases(), pool):
-            key = compilation_key(case)
+            key = compilation_key(case, static_params)
             if key not in keys and len(keys) < shapes:
                 keys.append(key)
             if key in keys:
@@ -402,7 +465,9 @@ class Client:
 
     ``cases`` replaces the op's strategy where the framework represents only part of the
     domain (LAPACK-form reflectors, least squares without the lasso); ``left_out`` maps
-    the checks that cannot apply to the reason, so that every other check runs.
+    the checks that cannot apply to the reason, so that every other check runs; ``rtol``
+    maps a dtype to the tolerance the framework is held to where it documents a looser one
+    than the record's (captum's float32 quadrature weights inside float64 attributions).
     """
 
     op: str
@@ -410,6 +475,7 @@ class Client:
     vjp: Callable | None = None
     cases: Callable | None = None
     left_out: Mapping[str, str] = field(default_factory=dict)
+    rtol: Mapping[str, float] = field(default_factory=dict)
 
     def properties(self, dtype: str) -> list[str]:
         """The checks of this op in ``dtype`` less those left out."""
@@ -422,11 +488,10 @@ class Client:
 
 def check_client(client: Client, framework: str, dtype: str, **changes) -> verify.Report:
     """:func:`verify.check` of ``client`` (fields replaced by ``changes``) on ``framework``'s arrays."""
-    forward = changes.pop("forward", client.forward)
-    vjp = changes.pop("vjp", client.vjp)
-    return verify.check(forward, client.op, vjp=vjp, dtype=dtype, from_numpy=framework,
-                        max_examples=max_examples(), cases=client.cases,
-                        properties=client.properties(dtype), **changes)
+    options = {"forward": client.forward, "vjp": client.vjp, "cases": client.cases,
+               "properties": client.properties(dtype), "rtol": client.rtol.get(dtype), **changes}
+    return verify.check(options.pop("forward"), client.op, dtype=dtype, from_numpy=framework,
+                        max_examples=max_examples(), **options)
 
 
 def assert_passes(client: Client, framework: str, dtype: str) -> verify.Report:
@@ -442,7 +507,8 @@ class PlantedBug:
     """A realistic mistake in a framework implementation of ``op`` and the checks that catch it.
 
     ``forward``/``vjp`` replace the client's (``None`` keeps the correct one);
-    ``caught_by`` are properties that must fail (each named in the report).
+    ``caught_by`` are properties that must fail (each named in the report); ``cases``, where
+    given, replaces the client's: the inputs on which the bug shows (one of a param's values).
     """
 
     op: str
@@ -451,11 +517,25 @@ class PlantedBug:
     forward: Callable | None = None
     vjp: Callable | None = None
     dtype: str = "float64"
+    cases: Callable | None = None
 
 
-def assert_caught(bug: PlantedBug, client: Client, framework: str) -> verify.Report:
-    changes = {k: v for k, v in (("forward", bug.forward), ("vjp", bug.vjp)) if v is not None}
-    report = check_client(client, framework, bug.dtype, **changes)
+def assert_caught(bug: PlantedBug, client: Client, framework: str,
+                  autodiff: Callable | None = None) -> verify.Report:
+    """The checks of ``bug.caught_by`` run on the client with the bug planted: each fails,
+    with a message and a counterexample (the other checks are the passing client's).
+
+    ``autodiff(op, forward)`` is the framework's VJP of a planted forward, taken where the
+    client has a VJP and the bug plants none (a wrong forward's gradient is wrong too).
+    """
+    if autodiff is not None and bug.forward is not None and bug.vjp is None and client.vjp:
+        bug = replace(bug, vjp=autodiff(bug.op, bug.forward))
+    changes = {k: v for k, v in (("forward", bug.forward), ("vjp", bug.vjp), ("cases", bug.cases))
+               if v is not None}
+    unknown = set(bug.caught_by) - set(client.properties(bug.dtype))
+    assert not unknown, f"{bug.description}: {sorted(unknown)} are not checks of the client"
+    report = check_client(client, framework, bug.dtype, properties=list(bug.caught_by),
+                          shrink=False, **changes)
     failed = {r.property for r in report.failures}
     missing = set(bug.caught_by) - failed
     assert not missing, f"{bug.description}: not caught by {sorted(missing)}\n{report}"

@@ -22,25 +22,24 @@ import pytest
 from _frameworks import (
     DTYPES,
     LAPACK_LEFT_OUT,
-    Client,
     PlantedBug,
     assert_caught,
     assert_every_op_accounted_for,
     assert_passes,
     coupling_scale,
     coupling_split,
-    few_shapes,
     flow_candidates,
     grid_axes,
     kernel_on,
     jax_autodiff_vjp,
+    jax_client,
     jax_jit,
     lapack_matrix_cases,
     least_squares_cases,
+    normal_expected_log_joint,
     pruned_count,
 )
 
-import verify
 from verify.strategies import lapack_reflector_cases
 
 jax = pytest.importorskip("jax")
@@ -426,18 +425,9 @@ def _gamma_entropy(shape, rate):
 
 
 def normal_elbo(x, mean, var, shape, rate, *, mu0=0.0, kappa0=0.0, a0=0.5, b0=0.0):
-    # E_q of log N(x | mu, 1/lam) + log N(mu | mu0, 1/(kappa0 lam)) + log Gamma(lam | a0, b0),
-    # the constants of improper factors (kappa0 = 0, b0 = 0) dropped, plus both entropies.
     e_lam, e_log_lam = shape / rate, jsp.special.digamma(shape) - jnp.log(rate)
-    n, log_2pi = x.shape[0], math.log(2 * math.pi)
-    e_sq = jnp.sum((x - mean) ** 2) + n * var
-    elbo = 0.5 * n * (e_log_lam - log_2pi) - 0.5 * e_lam * e_sq
-    elbo = elbo + 0.5 * e_log_lam - 0.5 * kappa0 * e_lam * ((mean - mu0) ** 2 + var)
-    if kappa0 > 0:
-        elbo = elbo + 0.5 * (math.log(kappa0) - log_2pi)
-    elbo = elbo + (a0 - 1.0) * e_log_lam - b0 * e_lam
-    if b0 > 0:
-        elbo = elbo + a0 * math.log(b0) - math.lgamma(a0)
+    elbo = normal_expected_log_joint(x, mean, var, e_lam, e_log_lam, mu0=mu0, kappa0=kappa0,
+                                     a0=a0, b0=b0)
     return elbo + 0.5 * jnp.log(var) + HALF_LOG_2PI_E + _gamma_entropy(shape, rate)
 
 
@@ -472,39 +462,59 @@ def _samples(A):
     return jnp.moveaxis(A, 1, -1).reshape(-1, A.shape[1])
 
 
-def _live(Z, constant):
-    """Channels that vary; a constant one is a ValueError unless ``constant="zero"`` (eager)."""
-    live = jnp.max(Z, axis=0) > jnp.min(Z, axis=0)
-    if constant == "raise" and not bool(jnp.all(live)):
-        raise ValueError(f"constant channels {np.flatnonzero(~np.asarray(live)).tolist()}")
-    return live
+def _live(Z):
+    """Channels (columns) that vary."""
+    return jnp.max(Z, axis=0) > jnp.min(Z, axis=0)
+
+
+def _require_varying(constant, *samples):
+    """A constant channel is a ValueError unless ``constant="zero"``: read eagerly, before the
+    jitted computation (a value-dependent error cannot be raised inside jax.jit)."""
+    if constant == "raise":
+        for Z in samples:
+            if not bool(jnp.all(_live(Z))):
+                constant_channels = np.flatnonzero(~np.asarray(_live(Z))).tolist()
+                raise ValueError(f"constant channels {constant_channels}")
+
+
+@jax.jit
+def _correlation(a, b):
+    live = jnp.concatenate([_live(a), _live(b)])
+    rho = jnp.corrcoef(jnp.concatenate([a, b], axis=1), rowvar=False)
+    rho = jnp.where(live[:, None] & live[None, :], rho, 0.0)
+    return rho[:a.shape[1], a.shape[1]:]
 
 
 def channel_correlation(A, B, *, constant="raise"):
     a, b = _samples(A), _samples(B)
-    live = jnp.concatenate([_live(a, constant), _live(b, constant)])
-    rho = jnp.corrcoef(jnp.concatenate([a, b], axis=1), rowvar=False)
-    rho = jnp.where(live[:, None] & live[None, :], rho, 0.0)
-    return rho[:a.shape[1], a.shape[1]:]
+    _require_varying(constant, a, b)
+    return _correlation(a, b)
 
 
 def semi_matching(rho):
     return jnp.argmax(rho, axis=1)
 
 
-def _standardised(Z, constant):
-    live = _live(Z, constant)
+def _standardised(Z):
+    live = _live(Z)
     std = jnp.where(live, jnp.std(Z, axis=0), 1.0)
     return jnp.where(live, (Z - jnp.mean(Z, axis=0)) / std, 0.0)
+
+
+@jax.jit
+def _least_squares(a, b):
+    ZA, ZB = _standardised(a), _standardised(b)
+    coef = jnp.linalg.lstsq(ZA, ZB)[0]  # minimum norm (SVD)
+    loss = jnp.mean((ZB - ZA @ coef) ** 2, axis=0)
+    return coef, loss, jnp.count_nonzero(coef, axis=0)
 
 
 def channel_regression(A, B, *, constant="raise", l1=None):
     if l1 is not None:
         raise NotImplementedError("JAX has no lasso solver")
-    ZA, ZB = _standardised(_samples(A), constant), _standardised(_samples(B), constant)
-    coef = jnp.linalg.lstsq(ZA, ZB)[0]  # minimum norm (SVD)
-    loss = jnp.mean((ZB - ZA @ coef) ** 2, axis=0)
-    return coef, loss, jnp.count_nonzero(coef, axis=0)
+    a, b = _samples(A), _samples(B)
+    _require_varying(constant, a, b)
+    return _least_squares(a, b)
 
 
 def dissection_iou(activations, masks, *, quantile=0.005):
@@ -581,53 +591,45 @@ EAGER = (additive_coupling, additive_coupling_inverse, affine_coupling, affine_c
 FLOWS = (flow_forward, flow_inverse, log_prob, sample, counterfactual)
 
 
-def _client(forward, vjp=True, jit=True, cases=None, shapes=3, **fields):
-    """A jitted candidate (and jitted ``jax.vjp``), checked on cases of at most ``shapes`` shapes."""
-    op = forward.__name__
-    return Client(op, jax_jit(forward) if jit else forward,
-                  jax_autodiff_vjp(op, forward, jit) if vjp else None,
-                  cases=few_shapes(cases or verify.get_op(op).cases, shapes), **fields)
-
-
 CLIENTS = {c.op: c for c in [
-    _client(householder_product, vjp=False, cases=lapack_reflector_cases,
-            left_out=JAX_HOUSEHOLDER_LEFT_OUT),
-    _client(householder_matrix, vjp=False, cases=lapack_matrix_cases,
-            left_out={k: NO_DIFFERENTIATION_RULE for k in ("vjp: dot-product test", "vjp: autograd",
-                                                         "vjp: matches refimpl")}),
-    *map(_client, [svd_linear, svd_linear_inverse, svd_linear_slogdet, svd_linear_matrix,
-                   spectral_norm, condition_number, spectral_normalize, sym_expm_apply,
-                   sym_cayley_apply]),
-    *map(_client, [circular_conv, circular_conv_inverse, circular_conv_slogdet, periodic_conv,
-                   periodic_conv_inverse, periodic_conv_slogdet, embed_kernel]),
-    *map(_client, [glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet, glow_lu_weight]),
-    *map(_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
-                   lu_linear, lu_linear_inverse]),
+    jax_client(householder_product, vjp=False, cases=lapack_reflector_cases,
+               left_out=JAX_HOUSEHOLDER_LEFT_OUT),
+    jax_client(householder_matrix, vjp=False, cases=lapack_matrix_cases,
+               left_out={k: NO_DIFFERENTIATION_RULE
+                         for k in ("vjp: dot-product test", "vjp: autograd", "vjp: matches refimpl")}),
+    *map(jax_client, [svd_linear, svd_linear_inverse, svd_linear_slogdet, svd_linear_matrix,
+                       spectral_norm, condition_number, spectral_normalize, sym_expm_apply,
+                       sym_cayley_apply]),
+    *map(jax_client, [circular_conv, circular_conv_inverse, circular_conv_slogdet, periodic_conv,
+                       periodic_conv_inverse, periodic_conv_slogdet, embed_kernel]),
+    *map(jax_client, [glow_conv1x1, glow_conv1x1_inverse, glow_conv1x1_slogdet, glow_lu_weight]),
+    *map(jax_client, [actnorm, actnorm_inverse, actnorm_init, permutation, permutation_inverse,
+                       lu_linear, lu_linear_inverse]),
     # A conditioner's layers are not JAX types: the couplings and their jax.vjp run eagerly,
     # each primitive compiled per shape, so on one drawn shape and scale convention (two take
     # 15-17 s a check, three 20-35 s); coupling_split and coupling_scale, shared with the
     # torch suite, are checked there on every shape and convention.
-    *[_client(f, jit=False, shapes=1) for f in EAGER],
-    *map(_client, [householder_flow, householder_flow_inverse]),
+    *[jax_client(f, jit=False, shapes=1) for f in EAGER],
+    *map(jax_client, [householder_flow, householder_flow_inverse]),
     # The vae bound on two decoders (static params: each compiles anew), 7-9 s a check (three:
     # 15 s); a flow (up to three layers of any kind, its couplings eager) on one drawn flow,
     # 2-10 s a check (two: 4-36 s); the layers are checked on every shape above.
-    _client(householder_vae_bound, shapes=2),
-    *[_client(f, jit=False, shapes=1) for f in FLOWS],
-    _client(advi_elbo),
-    _client(advi_elbo_grad, vjp=False),
-    _client(advi_fit, vjp=False),
-    _client(normal_elbo, vjp=False),
-    _client(student_t_affinities),
-    _client(tsne_kl),
-    _client(channel_correlation, vjp=False, jit=False),
-    _client(semi_matching, vjp=False),
-    _client(channel_regression, vjp=False, jit=False, cases=least_squares_cases,
-            left_out={"the lasso's optimality conditions hold": "JAX has no lasso solver"}),
-    _client(dissection_iou, vjp=False),
-    *[_client(f, vjp=False, jit=False) for f in (prune_magnitude, prune_threshold, dsd_masks)],
-    _client(shared_weights),
-    _client(centroid_gradient),
+    jax_client(householder_vae_bound, shapes=2),
+    *[jax_client(f, jit=False, shapes=1) for f in FLOWS],
+    jax_client(advi_elbo),
+    jax_client(advi_elbo_grad, vjp=False),
+    jax_client(advi_fit, vjp=False),
+    jax_client(normal_elbo, vjp=False),
+    jax_client(student_t_affinities),
+    jax_client(tsne_kl),
+    jax_client(channel_correlation, vjp=False, jit=False),  # jitted inside, after its checks
+    jax_client(semi_matching, vjp=False),
+    jax_client(channel_regression, vjp=False, jit=False, cases=least_squares_cases,
+               left_out={"the lasso's optimality conditions hold": "JAX has no lasso solver"}),
+    jax_client(dissection_iou, vjp=False),
+    *[jax_client(f, vjp=False, jit=False) for f in (prune_magnitude, prune_threshold, dsd_masks)],
+    jax_client(shared_weights),
+    jax_client(centroid_gradient),
 ]}
 
 vars(LAYER_OPS).update({name: c.forward for name, c in CLIENTS.items()})

@@ -3,77 +3,50 @@
 Written as a JAX developer checks their own code: each candidate is the
 natural JAX expression (``lax.conv_general_dilated``, ``lax.reduce_window``,
 ``jax.nn.relu``, ``jax.nn.softmax``, ...) of the arrays verify hands it
-(``from_numpy="jax"``, float64 enabled), and the VJP is ``jax.vjp`` of that
-forward for every op at once (:func:`jax_vjp`). A network is the list of
-:mod:`refimpl.nn` layers verify draws, their arrays JAX arrays; the VJP
-differentiates each layer's arrays (``layer.arrays()``) as a pytree.
+(``from_numpy="jax"``, float64 enabled), jitted, and the VJP is ``jax.vjp`` of
+that forward (``jax_autodiff_vjp``, tests/clients/_frameworks.py), checked in
+float64 and float32. A network is the list of :mod:`refimpl.nn` layers verify
+draws; as with stax or flax, it runs as ``apply_network(structure, params, x)``
+under ``jax.jit``: the layers' kinds and settings static, their arrays a pytree
+(``params``). Each check draws its inputs from a pool of at most three shapes
+(``few_shapes``), so that it compiles a few times, not once per example.
 
-Candidates run eagerly (no ``jax.jit`` around a whole check): each primitive is
-compiled once per shape and reused, so every check stays within seconds.
 Attributions are written as JAX users write them: saliency and input times
 gradient by ``jax.grad`` of the target score, integrated gradients by
 Gauss-Legendre quadrature (``numpy.polynomial.legendre.leggauss``, the
-record's default ``method``), the LRP epsilon rule as ``x * vjp(R / S(z))``
-with ``S(z) = z + eps sgn(z)``, ``sgn(0) = +1`` (the record's
-``stabilizer="sign"``; ``"zero_only"`` is ``z + eps [z = 0]``).
+record's default ``method``) with the path's gradients under ``jax.vmap``, the
+LRP epsilon rule as ``x * vjp(R / S(z))`` with ``S(z) = z + eps sgn(z)``,
+``sgn(0) = +1`` (the record's ``stabilizer="sign"``; ``"zero_only"`` is
+``z + eps [z = 0]``).
 
 Bugs a JAX port could ship are planted at the end, each caught with the failing
 property named. Skipped without JAX (``pip install "jax[cpu]"``).
 """
 
 import dataclasses
+import functools
+import types
 
 import numpy as np
 import pytest
+from _frameworks import (
+    DTYPES,
+    PlantedBug,
+    assert_caught,
+    assert_passes,
+    few_shapes,
+    jax_autodiff_vjp,
+    jax_client,
+)
 
 import verify
-from _nn_frameworks import (
-    Call,
-    failed_properties,
-    layer_arrays,
-    timed_check,
-    with_layer_arrays,
-)
+from verify._tree import is_array
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 jnp = jax.numpy
 lax = jax.lax
-
-#: float64 only: the float32 rounding is the torch suite's (the same verify checks); here
-#: the JAX-specific risks are float64 handling (x64, precision flags) and compile time.
-DTYPES = ["float64"]
-
-
-# -- jax.vjp as the VJP, for every record -------------------------------------------------------
-
-
-def _differentiable(value):
-    """The part of a primal that jax.vjp differentiates: a float array, or each layer's arrays."""
-    if isinstance(value, list):
-        return layer_arrays(value)
-    return value if jnp.issubdtype(value.dtype, jnp.floating) else None
-
-
-def jax_vjp(op_name, forward):
-    """``vjp(*primals, *cotangents, **optional primals, **params)`` of ``forward``: jax.vjp's."""
-    call = Call.of(op_name)
-
-    def vjp(*args, **kwargs):
-        primals, cotangents, params = call.split(args, kwargs)
-        names = [k for k in call.differentiable
-                 if k in primals and _differentiable(primals[k]) is not None]
-
-        def f(*parts):
-            changed = {**primals, **{k: with_layer_arrays(primals[k], p) for k, p in zip(names, parts)}}
-            return call.forward(forward, changed, params)
-
-        _, pullback = jax.vjp(f, *(_differentiable(primals[k]) for k in names))
-        grads = dict(zip(names, pullback(tuple(cotangents))))
-        return tuple(with_layer_arrays(primals[k], grads[k]) if k in grads else None
-                     for k in call.given(primals))
-
-    return vjp
+FRAMEWORK = "jax"
 
 
 # -- layers ---------------------------------------------------------------------------------------
@@ -151,10 +124,28 @@ JAX_LAYERS = {
 }
 
 
-def jax_network(layers, x):
-    for layer in layers:
-        x = JAX_LAYERS[type(layer).__name__](layer, x)
+def network_structure(layers) -> tuple:
+    """The static part of a network: each layer's class name and settings (hashable)."""
+    return tuple((type(layer).__name__,
+                  tuple((f.name, getattr(layer, f.name)) for f in dataclasses.fields(layer)
+                        if not is_array(getattr(layer, f.name))))
+                 for layer in layers)
+
+
+def network_params(layers) -> list:
+    """The arrays of a network, a pytree: one ``{field: array}`` per layer."""
+    return [layer.arrays() for layer in layers]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def apply_network(structure, params, x):
+    for (kind, settings), arrays in zip(structure, params):
+        x = JAX_LAYERS[kind](types.SimpleNamespace(**dict(settings), **arrays), x)
     return x
+
+
+def jax_network(layers, x):
+    return apply_network(network_structure(layers), network_params(layers), x)
 
 
 def jax_squash(s):
@@ -224,32 +215,45 @@ LAYER_CANDIDATES = {
 }
 
 
+#: Candidates of ops with a network primal (layers, not JAX types): called eagerly, the
+#: network inside under jax.jit (apply_network).
+TAKES_LAYERS = ("sequential",)
+LAYER_CLIENTS = {op: jax_client(f, op, jit=op not in TAKES_LAYERS)
+                 for op, f in LAYER_CANDIDATES.items()}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op_name", sorted(LAYER_CANDIDATES))
+@pytest.mark.parametrize("op_name", sorted(LAYER_CLIENTS))
 def test_jax_layer_passes(op_name, dtype):
-    forward = LAYER_CANDIDATES[op_name]
-    report, seconds = timed_check(forward, op_name, vjp=jax_vjp(op_name, forward),
-                                  from_numpy="jax", dtype=dtype)
-    assert report.passed, str(report)
-    assert not any(r.skipped for r in report.results), str(report)
-    print(f"{op_name} {dtype}: {seconds:.1f} s")
+    assert_passes(LAYER_CLIENTS[op_name], FRAMEWORK, dtype)
 
 
 # -- attributions and the LRP epsilon rule, as JAX users write them -----------------------------
 
 
-def _target_score(layers, x, target):
+def _target_score(structure, params, x, target):
     """Sum over samples of each sample's target output (samples do not interact)."""
-    return jnp.sum(jnp.take_along_axis(jax_network(layers, x), target[:, None], axis=1))
+    out = apply_network(structure, params, x)
+    return jnp.sum(jnp.take_along_axis(out, target[:, None], axis=1))
+
+
+_input_gradient = jax.grad(_target_score, argnums=2)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5))
+def _gradient_attribution(structure, params, x, target, absolute, times_input):
+    g = _input_gradient(structure, params, x, target)
+    return x * g if times_input else (jnp.abs(g) if absolute else g)
 
 
 def jax_saliency(layers, x, target, *, abs=True):
-    g = jax.grad(_target_score, argnums=1)(layers, x, target)
-    return jnp.abs(g) if abs else g
+    return _gradient_attribution(network_structure(layers), network_params(layers), x, target,
+                                 abs, False)
 
 
 def jax_input_x_gradient(layers, x, target):
-    return x * jax.grad(_target_score, argnums=1)(layers, x, target)
+    return _gradient_attribution(network_structure(layers), network_params(layers), x, target,
+                                 False, True)
 
 
 def _path_rule(method, n, trapezoid):
@@ -265,17 +269,40 @@ def _path_rule(method, n, trapezoid):
     return (np.arange(n) + offset) / n, np.full(n, 1.0 / n)
 
 
-def jax_integrated_gradients(layers, x, target, baseline=None, *, n_steps=50,
-                             method="gausslegendre", trapezoid="captum", halve=True):
-    """IG along the straight path and its completeness gap ``sum IG - (f(x) - f(b))``."""
+#: Path points per compiled call: n_steps is padded to a multiple (weights 0), so that every
+#: n_steps reuses one compilation per network and input shape (captum's internal_batch_size).
+STEPS_PER_CALL = 16
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _path_chunk(structure, params, x, baseline, target, alphas, weights, total):
+    """``total + sum_k w_k grad f(b + a_k (x - b))`` over one chunk of the path, vmapped."""
     b = jnp.zeros_like(x) if baseline is None else baseline
-    alphas, weights = _path_rule(method, n_steps, trapezoid)
-    grad = jax.grad(_target_score, argnums=1)
-    total = sum(w * grad(layers, b + a * (x - b), target) for a, w in zip(alphas, weights))
+    gradients = jax.vmap(lambda a: _input_gradient(structure, params, b + a * (x - b), target))
+    return total + jnp.tensordot(weights, gradients(alphas), axes=1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _attribution_and_delta(structure, params, x, baseline, target, total):
+    """``(x - b) total`` and its completeness gap ``sum IG - (f(x) - f(b))`` per sample."""
+    b = jnp.zeros_like(x) if baseline is None else baseline
     attribution = (x - b) * total
-    scores = jax.vmap(lambda v, t: jax_network(layers, v[None])[0, t])
-    gap = scores(x, target) - scores(b, target)
-    return attribution, jnp.sum(attribution.reshape(x.shape[0], -1), axis=1) - gap
+    n = x.shape[0]
+    scores = jnp.take_along_axis(apply_network(structure, params, jnp.concatenate([x, b])),
+                                 jnp.concatenate([target, target])[:, None], axis=1)[:, 0]
+    return attribution, jnp.sum(attribution.reshape(n, -1), axis=1) - (scores[:n] - scores[n:])
+
+
+def jax_integrated_gradients(layers, x, target, baseline=None, *, n_steps=50,
+                             method="gausslegendre", trapezoid="captum"):
+    """IG along the straight path, by chunks of STEPS_PER_CALL points, and its delta."""
+    structure, params = network_structure(layers), network_params(layers)
+    alphas, weights = (np.pad(a, (0, -n_steps % STEPS_PER_CALL)).reshape(-1, STEPS_PER_CALL)
+                       .astype(x.dtype) for a in _path_rule(method, n_steps, trapezoid))
+    total = np.zeros(x.shape, x.dtype)
+    for a, w in zip(alphas, weights):
+        total = _path_chunk(structure, params, x, baseline, target, a, w, total)
+    return _attribution_and_delta(structure, params, x, baseline, target, total)
 
 
 def stabilize(z, epsilon, stabilizer="sign"):
@@ -300,33 +327,29 @@ def jax_lrp_epsilon(x, weight, R, bias=None, *, epsilon=1e-6, zero_bias=False,
     return x * back
 
 
-ATTRIBUTION_CANDIDATES = {
-    "saliency": jax_saliency,
-    "input_x_gradient": jax_input_x_gradient,
-    "integrated_gradients": jax_integrated_gradients,
-    "lrp_epsilon": jax_lrp_epsilon,
-}
-
-
-def _dense_layer(case):
-    return case.primals["weight"].ndim == 2
-
-
-def _cases(op_name):
-    """The record's cases; for the LRP rule on Linear layers only: jax.vjp of a strided
+def _dense_layer_cases():
+    """The LRP rule's cases on Linear layers only: jax.vjp of a strided
     lax.conv_general_dilated on some of its Conv2d cases aborts the process inside XLA
     ("Window dimensions do not match RHS shape", jax 0.10.2 CPU)."""
-    cases = verify.get_op(op_name).cases
-    return (lambda: cases().filter(_dense_layer)) if op_name == "lrp_epsilon" else None
+    return verify.get_op("lrp_epsilon").cases().filter(
+        lambda case: case.primals["weight"].ndim == 2)
+
+
+ATTRIBUTION_CLIENTS = {c.op: c for c in [
+    jax_client(jax_saliency, "saliency", vjp=False, jit=False),
+    jax_client(jax_input_x_gradient, "input_x_gradient", vjp=False, jit=False),
+    # n_steps and method are arrays to the compiled path (chunks of STEPS_PER_CALL points):
+    # the pool's shapes are the inputs' alone, so it holds every method.
+    jax_client(jax_integrated_gradients, "integrated_gradients", vjp=False, jit=False,
+               static_params=False),
+    jax_client(jax_lrp_epsilon, "lrp_epsilon", vjp=False, cases=_dense_layer_cases),
+]}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op_name", sorted(ATTRIBUTION_CANDIDATES))
+@pytest.mark.parametrize("op_name", sorted(ATTRIBUTION_CLIENTS))
 def test_jax_attribution_passes(op_name, dtype):
-    report, seconds = timed_check(ATTRIBUTION_CANDIDATES[op_name], op_name, from_numpy="jax",
-                                  dtype=dtype, cases=_cases(op_name))
-    assert report.passed, str(report)
-    print(f"{op_name} {dtype}: {seconds:.1f} s")
+    assert_passes(ATTRIBUTION_CLIENTS[op_name], FRAMEWORK, dtype)
 
 
 # -- planted bugs of a JAX port: each caught, by the property named ------------------------------
@@ -363,25 +386,27 @@ def squash_textbook_bug(s):
     return sq / (1 + sq) * s / jnp.sqrt(sq)
 
 
-PLANTED = {
-    "stabiliser's sign at z = 0 (jnp.sign(0) = 0)": (
-        "lrp_epsilon", lrp_epsilon_sign_zero_bug, False, "matches ground truth"),
-    "softmax without subtracting the max": (
-        "softmax", softmax_without_max_bug, True, "logits near the float maximum"),
-    "float32 accumulation inside a float64 convolution": (
-        "conv2d", conv2d_float32_accumulation_bug, True, "matches ground truth"),
-    "Gauss-Legendre weights without the 1/2": (
-        "integrated_gradients", integrated_gradients_missing_half_bug, False,
-        "matches ground truth"),
-    "squash without scaling (NaN at 0)": (
-        "squash", squash_textbook_bug, True, "zero capsules"),
-}
+def _gauss_legendre_cases():
+    return verify.get_op("integrated_gradients").cases().filter(
+        lambda case: case.params.get("method", "gausslegendre") == "gausslegendre")
 
 
-@pytest.mark.parametrize("bug", sorted(PLANTED))
+BUGS = [
+    PlantedBug("lrp_epsilon", "stabiliser's sign at z = 0 (jnp.sign(0) = 0)",
+               ("matches ground truth",), forward=lrp_epsilon_sign_zero_bug),
+    PlantedBug("softmax", "softmax without subtracting the max",
+               ("logits near the float maximum",), forward=softmax_without_max_bug),
+    PlantedBug("conv2d", "float32 accumulation inside a float64 convolution",
+               ("matches ground truth",), forward=conv2d_float32_accumulation_bug),
+    PlantedBug("integrated_gradients", "Gauss-Legendre weights without the 1/2",
+               ("matches ground truth",), forward=integrated_gradients_missing_half_bug,
+               cases=few_shapes(_gauss_legendre_cases, static_params=False)),
+    PlantedBug("squash", "squash without scaling (NaN at 0)", ("zero capsules",),
+               forward=squash_textbook_bug),
+]
+CLIENTS = {**LAYER_CLIENTS, **ATTRIBUTION_CLIENTS}
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=lambda b: f"{b.op}-{b.description}")
 def test_jax_bug_is_caught(bug):
-    op_name, forward, with_vjp, prop = PLANTED[bug]
-    report, _ = timed_check(forward, op_name, from_numpy="jax", properties=[prop],
-                            vjp=jax_vjp(op_name, forward) if with_vjp else None,
-                            cases=_cases(op_name))
-    assert prop in failed_properties(report), str(report)
+    assert_caught(bug, CLIENTS[bug.op], FRAMEWORK, autodiff=jax_autodiff_vjp)

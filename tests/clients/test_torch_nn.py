@@ -5,7 +5,7 @@ natural torch call (``F.linear``, ``F.conv2d``, ``F.max_pool2d``, ...,
 ``F.scaled_dot_product_attention``) or captum's class, taking the torch
 tensors ``verify`` hands it (``from_numpy="torch"``), and the VJP is
 ``torch.autograd.grad`` of that forward, for every op at once
-(:func:`autograd_vjp`). A network is the list of :mod:`refimpl.nn` layers
+(``torch_autograd_vjp``, tests/clients/_frameworks.py). A network is the list of :mod:`refimpl.nn` layers
 verify draws, their arrays torch tensors: :func:`torch_module` turns it into
 an ``nn.Sequential`` (captum needs modules), :func:`torch_network` into plain
 functional calls (whose parameters autograd differentiates).
@@ -32,56 +32,13 @@ failing property named. Skipped without torch (captum's checks without captum).
 """
 
 import pytest
+from _frameworks import DTYPES, Client, PlantedBug, assert_caught, assert_passes, torch_autograd_vjp
 
 import verify
-from _nn_frameworks import Call, failed_properties, map_layer_arrays, timed_check
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-
-# -- autograd as the VJP, for every record -------------------------------------------------
-
-
-def _leaf(value):
-    """``value`` (a tensor or a layer list) detached, its float tensors requiring grad."""
-    if isinstance(value, list):
-        return map_layer_arrays(_leaf, value)
-    return value.detach().requires_grad_() if value.is_floating_point() else value
-
-
-def _tensors(value) -> list:
-    """The tensors of ``value`` that autograd differentiates."""
-    tensors = [t for layer in value for t in layer.arrays().values()] \
-        if isinstance(value, list) else [value]
-    return [t for t in tensors if t.requires_grad]
-
-
-def _rebuild(value, grads):
-    """The cotangent of ``value`` from ``grads`` (consumed in :func:`_tensors`' order);
-    None for a boolean mask."""
-    if isinstance(value, list):
-        return map_layer_arrays(lambda t: grads.pop(0) if t.requires_grad else None, value)
-    return grads.pop(0) if value.requires_grad else None
-
-
-def autograd_vjp(op_name, forward):
-    """``vjp(*primals, *cotangents, **optional primals, **params)`` of ``forward``: autograd's."""
-    call = Call.of(op_name)
-
-    def vjp(*args, **kwargs):
-        primals, cotangents, params = call.split(args, kwargs)
-        primals = {k: (_leaf(v) if k in call.differentiable else v) for k, v in primals.items()}
-        with torch.enable_grad():
-            outs = call.forward(forward, primals, params)
-            inputs = [t for k in call.differentiable if k in primals for t in _tensors(primals[k])]
-            grads = torch.autograd.grad(outs, inputs, cotangents, allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs)]
-        # In the record's order of the primals given (some properties read them by position).
-        return tuple(_rebuild(primals[k], grads) if k in call.differentiable else None
-                     for k in call.given(primals))
-
-    return vjp
+FRAMEWORK = "torch"
 
 
 # -- layers ---------------------------------------------------------------------------------
@@ -205,17 +162,13 @@ LAYER_CANDIDATES = {
     "dynamic_routing": torch_dynamic_routing,
     "distillation_loss": torch_distillation,
 }
+LAYER_CLIENTS = {op: Client(op, f, torch_autograd_vjp(op, f)) for op, f in LAYER_CANDIDATES.items()}
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("op_name", sorted(LAYER_CANDIDATES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op_name", sorted(LAYER_CLIENTS))
 def test_torch_layer_passes(op_name, dtype):
-    forward = LAYER_CANDIDATES[op_name]
-    report, seconds = timed_check(forward, op_name, vjp=autograd_vjp(op_name, forward),
-                                  from_numpy="torch", dtype=dtype)
-    assert report.passed, str(report)
-    assert not any(r.skipped for r in report.results), str(report)
-    print(f"{op_name} {dtype}: {seconds:.1f} s")
+    assert_passes(LAYER_CLIENTS[op_name], FRAMEWORK, dtype)
 
 
 # -- attributions: captum's classes on the network as torch modules -----------------------------
@@ -351,46 +304,36 @@ ATTRIBUTION_CANDIDATES = {
 }
 
 
-def _captum_trapezoid(case):
-    return case.params.get("method") != "riemann_trapezoid" or \
-        case.params.get("trapezoid", "captum") == "captum"
+def _captum_trapezoid_cases():
+    """The record's cases less the textbook trapezoid (weights 1/(n-1)), which captum lacks."""
+    return verify.get_op("integrated_gradients").cases().filter(
+        lambda case: case.params.get("method") != "riemann_trapezoid"
+        or case.params.get("trapezoid", "captum") == "captum")
 
 
 #: captum rounds to float32 inside float64 attributions: the IG quadrature weights
 #: (``torch.tensor(step_sizes)``, the record's ``float32_weights``) and occlusion's average
 #: (``total.float() / count``, ``float32_average``). Its float64 results agree to float32's
 #: precision, so they are checked at that tolerance (the records' float32 one stays).
-CAPTUM_FLOAT64_RTOL = {"integrated_gradients": 2e-7, "occlusion": 2e-7}
-
-#: Properties whose own cases leave captum's conventions: "exact on linear networks" draws
-#: the textbook trapezoid (weights 1/(n-1)), which captum does not have.
-CAPTUM_WITHOUT = {"integrated_gradients": {"exact on linear networks"}}
-
-
-def _captum_options(op_name, dtype):
-    """``verify.check`` options for captum's conventions (see the two tables above)."""
-    op = verify.get_op(op_name)
-    options = {}
-    if op_name == "integrated_gradients":
-        options["cases"] = lambda: op.cases().filter(_captum_trapezoid)
-    if dtype == "float64" and op_name in CAPTUM_FLOAT64_RTOL:
-        options["rtol"] = CAPTUM_FLOAT64_RTOL[op_name]
-    if op_name in CAPTUM_WITHOUT:
-        from verify.candidate import candidate_properties
-        options["properties"] = [p.name for p in candidate_properties(op)
-                                 if p.name not in CAPTUM_WITHOUT[op_name]]
-    return options
+CAPTUM_FLOAT64 = {"float64": 2e-7}
+CAPTUM_OPTIONS = {
+    "integrated_gradients": {
+        "cases": _captum_trapezoid_cases, "rtol": CAPTUM_FLOAT64,
+        "left_out": {"exact on linear networks": "draws the textbook trapezoid, not captum's"}},
+    "occlusion": {"rtol": CAPTUM_FLOAT64},
+}
+#: Attributions whose record has a VJP: autograd's of the candidate.
+DIFFERENTIABLE = ("cam", "upsample")
+ATTRIBUTION_CLIENTS = {
+    op: Client(op, f, torch_autograd_vjp(op, f) if op in DIFFERENTIABLE else None,
+               **CAPTUM_OPTIONS.get(op, {}))
+    for op, f in ATTRIBUTION_CANDIDATES.items()}
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("op_name", sorted(ATTRIBUTION_CANDIDATES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op_name", sorted(ATTRIBUTION_CLIENTS))
 def test_captum_attribution_passes(op_name, dtype, captum):
-    forward = ATTRIBUTION_CANDIDATES[op_name]
-    vjp = autograd_vjp(op_name, forward) if op_name == "cam" else None
-    report, seconds = timed_check(forward, op_name, vjp=vjp, from_numpy="torch", dtype=dtype,
-                                  **_captum_options(op_name, dtype))
-    assert report.passed, str(report)
-    print(f"{op_name} {dtype}: {seconds:.1f} s")
+    assert_passes(ATTRIBUTION_CLIENTS[op_name], FRAMEWORK, dtype)
 
 
 # -- captum's LRP rules, one layer at a time ----------------------------------------------------
@@ -463,19 +406,20 @@ CAPTUM_RULES = {
 }
 
 
-def _having(params):
-    return lambda case: all(case.params.get(k) == v for k, v in params.items())
+def _cases_having(op_name, convention):
+    """The record's cases in ``convention`` (params by name), captum's."""
+    return lambda: verify.get_op(op_name).cases().filter(
+        lambda case: all(case.params.get(k) == v for k, v in convention.items()))
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("op_name", sorted(CAPTUM_RULES))
+RULE_CLIENTS = {op: Client(op, f, cases=_cases_having(op, convention))
+                for op, (f, convention) in CAPTUM_RULES.items()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op_name", sorted(RULE_CLIENTS))
 def test_captum_lrp_rule_passes(op_name, dtype, captum):
-    forward, convention = CAPTUM_RULES[op_name]
-    cases = verify.get_op(op_name).cases
-    report, seconds = timed_check(forward, op_name, from_numpy="torch", dtype=dtype,
-                                  cases=lambda: cases().filter(_having(convention)))
-    assert report.passed, str(report)
-    print(f"{op_name} {dtype}: {seconds:.1f} s")
+    assert_passes(RULE_CLIENTS[op_name], FRAMEWORK, dtype)
 
 
 # -- planted framework bugs: each caught, by the property named -------------------------------
@@ -560,35 +504,27 @@ def guided_backprop_is_saliency_bug(layers, x, target):
     return captum.attr.Saliency(torch_module(layers)).attribute(x, target=target, abs=False)
 
 
-PLANTED = {
-    "stabiliser's sign at z = 0 (torch.sign(0) = 0)": (
-        "lrp_epsilon", lrp_epsilon_sign_zero_bug, False, {"stabilizer": "sign"},
-        "matches ground truth"),
-    "captum's default epsilon instead of the given one": (
-        "lrp_epsilon", lrp_epsilon_default_epsilon_bug, False,
-        {"stabilizer": "sign", "zero_bias": False}, "matches ground truth"),
-    "softmax without subtracting the max": (
-        "softmax", softmax_without_max_bug, True, None, "logits near the float maximum"),
-    "float32 accumulation inside a float64 linear": (
-        "linear", linear_float32_accumulation_bug, True, None, "matches ground truth"),
-    "batch norm's variance cotangent without its 1/2": (
-        "batch_norm", batch_norm_half_bug, True, None, "vjp: matches refimpl"),
-    "squash without scaling (NaN at 0, overflow)": (
-        "squash", squash_textbook_bug, True, None, "zero capsules"),
-    "integrated gradients ignoring the method": (
-        "integrated_gradients", integrated_gradients_right_riemann_bug, False, None,
-        "matches ground truth"),
-    "guided backprop without the ReLU rule": (
-        "guided_backprop", guided_backprop_is_saliency_bug, False, None, "matches ground truth"),
-}
+BUGS = [
+    PlantedBug("lrp_epsilon", "stabiliser's sign at z = 0 (torch.sign(0) = 0)",
+               ("matches ground truth",), forward=lrp_epsilon_sign_zero_bug),
+    PlantedBug("lrp_epsilon", "captum's default epsilon instead of the given one",
+               ("matches ground truth",), forward=lrp_epsilon_default_epsilon_bug),
+    PlantedBug("softmax", "softmax without subtracting the max",
+               ("logits near the float maximum",), forward=softmax_without_max_bug),
+    PlantedBug("linear", "float32 accumulation inside a float64 linear",
+               ("matches ground truth",), forward=linear_float32_accumulation_bug),
+    PlantedBug("batch_norm", "batch norm's variance cotangent without its 1/2",
+               ("vjp: matches refimpl",), forward=batch_norm_half_bug),
+    PlantedBug("squash", "squash without scaling (NaN at 0, overflow)", ("zero capsules",),
+               forward=squash_textbook_bug),
+    PlantedBug("integrated_gradients", "integrated gradients ignoring the method",
+               ("matches ground truth",), forward=integrated_gradients_right_riemann_bug),
+    PlantedBug("guided_backprop", "guided backprop without the ReLU rule",
+               ("matches ground truth",), forward=guided_backprop_is_saliency_bug),
+]
+CLIENTS = {**LAYER_CLIENTS, **ATTRIBUTION_CLIENTS, **RULE_CLIENTS}
 
 
-@pytest.mark.parametrize("bug", sorted(PLANTED))
+@pytest.mark.parametrize("bug", BUGS, ids=lambda b: f"{b.op}-{b.description}")
 def test_torch_bug_is_caught(bug, captum):
-    op_name, forward, with_vjp, having, prop = PLANTED[bug]
-    cases = verify.get_op(op_name).cases
-    report, _ = timed_check(forward, op_name, from_numpy="torch",
-                            vjp=autograd_vjp(op_name, forward) if with_vjp else None,
-                            cases=(lambda: cases().filter(_having(having))) if having else None,
-                            properties=[prop])
-    assert prop in failed_properties(report), str(report)
+    assert_caught(bug, CLIENTS[bug.op], FRAMEWORK, autodiff=torch_autograd_vjp)

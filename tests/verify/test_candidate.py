@@ -157,6 +157,25 @@ def test_failure_has_smallest_input_and_a_reproducer_that_replays_it():
     assert float(out.getvalue()) == namespace["error"]
 
 
+def test_without_shrinking_the_first_failing_input_is_reported():
+    """``shrink=False`` skips hypothesis's search for a smaller input: fewer calls of the
+    candidate, the same verdict, a counterexample and a reproducer all the same."""
+    calls = {True: 0, False: 0}
+
+    def counting(shrink):
+        def candidate(V, X, tau=None, *, transpose=False):
+            calls[shrink] += 1
+            return negated(V, X, tau, transpose=transpose)
+        return candidate
+
+    reports = {shrink: _report(counting(shrink), properties=["matches ground truth"],
+                               shrink=shrink) for shrink in (True, False)}
+    assert not reports[True].passed and not reports[False].passed
+    assert reports[False].failures[0].counterexample and reports[False].failures[0].reproducer
+    assert "V: shape (1, 1)" in reports[True].failures[0].counterexample
+    assert calls[False] < calls[True], calls
+
+
 def test_replay_propagates_the_candidates_exception():
     case = verify.Case({"V": np.ones((1, 2)), "X": np.ones((2, 1))}, {"transpose": False})
     with pytest.raises(RuntimeError, match="kernel not implemented"):

@@ -34,7 +34,7 @@ from refimpl.nn.attention import (
     scaled_dot_product_attention_vjp,
 )
 
-from ...checks import CheckError, call_vjp, cotangent_label, rel_error, run_outputs, worst
+from ...checks import cotangent_label, rel_error, run_outputs, run_vjp, worst
 from ...registry import Anchor, Case, Op, Output, Primal, Property, register
 from ...strategies import rng
 from .categorical import softmax_definition
@@ -215,29 +215,20 @@ def _boolean_mask_vjp(impl, case, ctx):
     """With a boolean (or causal) mask: the cotangents of q, k, v against autograd."""
     from autograd import grad
 
-    from ...checks import NotProvided
-
-    if impl.vjp is None:
-        raise NotProvided("no vjp given")
     rounded = _rounded(case, ctx)
     out = attention_reference(np, **rounded, **case.params)
     c = np.random.default_rng(7).standard_normal(out.shape)
-    result = call_vjp(SDPA, impl.vjp, case.primals, [c], case.params, ctx.put)
-    got = result._asdict() if hasattr(result, "_asdict") else dict(zip(("q", "k", "v"), result))
-    errors, expected = {}, {}
+    # In any form verify takes (tuple, NamedTuple, mapping), checked and converted by run_vjp.
+    got = run_vjp(SDPA, impl, case, ctx, [c])
+    expected = {}
     for name in ("q", "k", "v"):
-        if got.get(name) is None:
-            raise CheckError(f"vjp returned no cotangent of {name}")
-
         def pairing(x, name=name):
             return anp.sum(c * attention_reference(anp, **{**rounded, name: x}, **case.params))
 
         expected[name] = grad(pairing)(rounded[name])
-    scale = max(np.linalg.norm(e) for e in expected.values())
-    for name, e in expected.items():
-        taken = ctx.take(got[name], case.primals[name].shape, f"cotangent {cotangent_label(name)}")
-        errors[cotangent_label(name)] = rel_error(taken, e, scale=max(scale, 1e-300))
-    return worst(errors)
+    scale = max(max(np.linalg.norm(e) for e in expected.values()), 1e-300)
+    return worst({cotangent_label(name): rel_error(got[name][0], e, scale=scale)
+                  for name, e in expected.items()})
 
 
 def _sdpa_numpy(q, k, v, attn_mask=None, **params):
