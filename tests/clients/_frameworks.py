@@ -66,13 +66,13 @@ WITHOUT_COUNTERPART = {
 }
 
 
-def assert_every_op_accounted_for(clients: Mapping) -> None:
-    """Every op of FAMILIES has a client or a reason in WITHOUT_COUNTERPART, not both."""
-    ops = {op.name for op in verify.registry.ops() if op.family in FAMILIES}
-    assert not set(clients) & set(WITHOUT_COUNTERPART)
-    assert ops == set(clients) | set(WITHOUT_COUNTERPART), (
-        sorted(ops - set(clients) - set(WITHOUT_COUNTERPART)),
-        sorted(set(clients) | set(WITHOUT_COUNTERPART) - ops))
+def assert_every_op_accounted_for(clients: Mapping, families=FAMILIES,
+                                  without: Mapping = WITHOUT_COUNTERPART) -> None:
+    """Every op of ``families`` has a client or a reason in ``without``, not both."""
+    ops = {op.name for op in verify.registry.ops() if op.family in families}
+    assert not set(clients) & set(without)
+    assert ops == set(clients) | set(without), (
+        sorted(ops - set(clients) - set(without)), sorted(set(clients) | set(without) - ops))
 
 
 # -- the calling convention ---------------------------------------------------------------
@@ -256,6 +256,15 @@ def pruned_count(n: int, sparsity: float, count: str) -> int:
     """``round(s n)`` pruned as ``torch.nn.utils.prune`` counts (Python's round, half to
     even), or ``n - round((1 - s) n)`` (``count="kept"``: the kept ones rounded)."""
     return round(sparsity * n) if count == "pruned" else n - round((1.0 - sparsity) * n)
+
+
+# -- attribution: refine, arithmetic that reads the same in torch and JAX ---------------------
+
+
+def refine(attribution, probability):
+    """The attribution times its probability, one per sample broadcast over its entries."""
+    extra = attribution.ndim - probability.ndim
+    return attribution * probability.reshape(probability.shape + (1,) * extra)
 
 
 # -- flows: the affine coupling's conventions (docs/conventions.rst, section 3.2) ------------

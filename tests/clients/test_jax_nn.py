@@ -33,10 +33,12 @@ from _frameworks import (
     DTYPES,
     PlantedBug,
     assert_caught,
+    assert_every_op_accounted_for,
     assert_passes,
     few_shapes,
     jax_autodiff_vjp,
     jax_client,
+    refine,
 )
 
 import verify
@@ -336,6 +338,7 @@ def _dense_layer_cases():
 
 
 ATTRIBUTION_CLIENTS = {c.op: c for c in [
+    jax_client(refine, "refine"),
     jax_client(jax_saliency, "saliency", vjp=False, jit=False),
     jax_client(jax_input_x_gradient, "input_x_gradient", vjp=False, jit=False),
     # n_steps and method are arrays to the compiled path (chunks of STEPS_PER_CALL points):
@@ -405,6 +408,24 @@ BUGS = [
                forward=squash_textbook_bug),
 ]
 CLIENTS = {**LAYER_CLIENTS, **ATTRIBUTION_CLIENTS}
+
+_ATTRIBUTION = "no JAX attribution library: the torch suite checks captum's"
+_LRP_RULE = "the LRP rules but epsilon are captum's and zennit's (the torch suite)"
+WITHOUT_JAX_CLIENT = {
+    "scaled_dot_product_attention": "jax.nn.dot_product_attention takes (B, T, N, H) only and "
+                                    "has no convention for a query without an allowed key",
+    "multi_head_attention": "no multi-head attention in jax.nn (flax's is a module library)",
+    **{op: _ATTRIBUTION for op in (
+        "sensitivity", "smoothgrad", "vargrad", "guided_backprop", "deconvnet", "grad_cam",
+        "guided_grad_cam", "cam", "occlusion", "feature_ablation", "lime", "upsample",
+        "activation_maximization", "lrp")},
+    **{op: _LRP_RULE for op in ("lrp_gamma", "lrp_alpha_beta", "lrp_zplus", "lrp_zbox",
+                                "lrp_wsquare", "lrp_flat", "lrp_norm")},
+}
+
+
+def test_jax_clients_cover_every_op_of_nn_and_attribution():
+    assert_every_op_accounted_for(CLIENTS, ("nn", "attribution"), WITHOUT_JAX_CLIENT)
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda b: f"{b.op}-{b.description}")

@@ -32,7 +32,16 @@ failing property named. Skipped without torch (captum's checks without captum).
 """
 
 import pytest
-from _frameworks import DTYPES, Client, PlantedBug, assert_caught, assert_passes, torch_autograd_vjp
+from _frameworks import (
+    DTYPES,
+    Client,
+    PlantedBug,
+    assert_caught,
+    assert_every_op_accounted_for,
+    assert_passes,
+    refine,
+    torch_autograd_vjp,
+)
 
 import verify
 
@@ -299,6 +308,7 @@ ATTRIBUTION_CANDIDATES = {
     "occlusion": captum_occlusion,
     "feature_ablation": captum_feature_ablation,
     "upsample": captum_upsample,
+    "refine": refine,
     "cam": torch_cam,
     "activation_maximization": torch_activation_maximization,
 }
@@ -323,7 +333,7 @@ CAPTUM_OPTIONS = {
     "occlusion": {"rtol": CAPTUM_FLOAT64},
 }
 #: Attributions whose record has a VJP: autograd's of the candidate.
-DIFFERENTIABLE = ("cam", "upsample")
+DIFFERENTIABLE = ("cam", "upsample", "refine")
 ATTRIBUTION_CLIENTS = {
     op: Client(op, f, torch_autograd_vjp(op, f) if op in DIFFERENTIABLE else None,
                **CAPTUM_OPTIONS.get(op, {}))
@@ -523,6 +533,20 @@ BUGS = [
                ("matches ground truth",), forward=guided_backprop_is_saliency_bug),
 ]
 CLIENTS = {**LAYER_CLIENTS, **ATTRIBUTION_CLIENTS, **RULE_CLIENTS}
+
+_ZENNIT = "zennit's rule (captum has none); zennit needs torchvision, not installed here"
+WITHOUT_TORCH_CLIENT = {
+    "multi_head_attention": "torch.nn.MultiheadAttention gives NaN on a query without an allowed "
+                            "key, where the record's fully_masked gives zero or uniform weights",
+    "lrp": "captum's LRP picks each layer's rule by module type and seeds the target's one-hot; "
+           "its rules are checked one layer at a time (lrp_epsilon, lrp_gamma, lrp_zplus, lrp_norm)",
+    "lime": "captum's Lime draws its own perturbations and fits its own surrogate model",
+    "lrp_alpha_beta": _ZENNIT, "lrp_zbox": _ZENNIT, "lrp_wsquare": _ZENNIT, "lrp_flat": _ZENNIT,
+}
+
+
+def test_torch_clients_cover_every_op_of_nn_and_attribution():
+    assert_every_op_accounted_for(CLIENTS, ("nn", "attribution"), WITHOUT_TORCH_CLIENT)
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda b: f"{b.op}-{b.description}")
