@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 import refimpl.analysis.correspondence as co
+import verify
+from verify.registry import Case
 from verify.testing import assert_property, failing_properties, property_cases
 
 
@@ -99,18 +101,25 @@ def test_matching_bad_input(rho, error, match):
 # -- planted bugs ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the per-shard seeds' ci draws no longer reach the "
-                   "dropped dual step: needs a directed case")
 def test_dual_step_dropped_is_caught(monkeypatch):
-    """Without the path's length in the dual update the reduced costs go wrong."""
+    """Without the path's length in the dual update the reduced costs go wrong: on a directed
+    case (the ci draws no longer reach it), the matching is no longer the optimal one."""
     original = co._augmenting_path
 
     def no_dual_step(xp, cost, u, v, row4col, start):
         sink, shortest, path, rows_seen, cols_seen, distance = original(xp, cost, u, v, row4col, start)
         return sink, shortest, path, rows_seen, cols_seen, 0.0 * distance
 
+    case = Case({"rho": np.array([[-0.2, 0.8, -0.9], [0.6, -0.2, 0.7], [-1.0, -0.3, -0.8]])})
+    tolerance = verify.get_op("bipartite_matching").tolerance["float64"]
+
+    def error():
+        return verify.replay(co.bipartite_matching, "bipartite_matching", "matches ground truth",
+                             case)
+
+    assert error() <= tolerance
     monkeypatch.setattr(co, "_augmenting_path", no_dual_step)
-    assert "matches ground truth" in failing_properties("bipartite_matching")
+    assert error() > tolerance
 
 
 def test_biased_least_squares_is_caught(monkeypatch):

@@ -18,6 +18,7 @@ from refimpl.nn import (
     ReLU,
     sequential,
 )
+import verify
 from verify import get_op
 from verify._tree import tree_map
 from verify.checks import Context, impl_of
@@ -405,16 +406,26 @@ def _negative_at_zero(xp, z, eps, mode):
     return xp.where(z > 0, z + eps, z - eps) if mode == "sign" else xp.where(z == 0, z + eps, z)
 
 
-@pytest.mark.parametrize("function", [
-    "lrp_epsilon",
-    pytest.param("lrp_zbox", marks=pytest.mark.xfail(
-        strict=True, reason="the per-shard seeds' ci draws hold no z = 0 for z-box: needs a "
-        "directed case")),
-    "lrp_norm"])
+@pytest.mark.parametrize("function", ["lrp_epsilon", "lrp_norm"])
 def test_planted_sign_at_zero_is_caught(monkeypatch, function):
     """The exact cases have a zero denominator: sgn(0) = -1 flips its relevance."""
     monkeypatch.setattr(L, "_stabilize", _negative_at_zero)
     assert "matches ground truth" in failing_properties(function, profile="ci")
+
+
+def test_planted_sign_at_zero_is_caught_by_the_zbox_rule(monkeypatch):
+    """A directed case, as the ci draws hold no z = 0 for z-box: with l = h = 0 the
+    denominator is sum_i a_i w_i = 1 - 1 = 0, and sgn(0) = -1 flips the relevance."""
+    case = Case({"x": np.array([[1.0, 1.0]]), "weight": np.array([[1.0, -1.0]]),
+                 "R": np.array([[1.0]])}, {"low": 0.0, "high": 0.0})
+    tolerance = get_op("lrp_zbox").tolerance["float64"]
+
+    def error():
+        return verify.replay(A.lrp_zbox, "lrp_zbox", "matches ground truth", case)
+
+    assert error() <= tolerance
+    monkeypatch.setattr(L, "_stabilize", _negative_at_zero)
+    assert error() > tolerance
 
 
 def test_planted_gamma_mask_at_zero_is_caught(monkeypatch):
