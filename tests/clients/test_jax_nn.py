@@ -141,6 +141,8 @@ def network_params(layers) -> list:
 
 @functools.partial(jax.jit, static_argnums=0)
 def apply_network(structure, params, x):
+    """The layers in order, each by its JAX expression (JAX_LAYERS), compiled once per
+    structure and input shape."""
     for (kind, settings), arrays in zip(structure, params):
         x = JAX_LAYERS[kind](types.SimpleNamespace(**dict(settings), **arrays), x)
     return x
